@@ -1,0 +1,431 @@
+//! Jobs and the options and filters that describe them.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+/// The queue a job goes to when none is given.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// Where a job is in its life: `inactive → active → finished | failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Waiting to be claimed (possibly delayed, or waiting for parents).
+    Inactive,
+    /// Claimed by a worker and running.
+    Active,
+    /// Performed successfully.
+    Finished,
+    /// Failed on its last attempt.
+    Failed,
+}
+
+impl JobState {
+    /// Every state, in life-cycle order.
+    pub const ALL: [JobState; 4] = [
+        JobState::Inactive,
+        JobState::Active,
+        JobState::Finished,
+        JobState::Failed,
+    ];
+
+    /// The state's name as stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Inactive => "inactive",
+            JobState::Active => "active",
+            JobState::Finished => "finished",
+            JobState::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobState {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "inactive" => Ok(JobState::Inactive),
+            "active" => Ok(JobState::Active),
+            "finished" => Ok(JobState::Finished),
+            "failed" => Ok(JobState::Failed),
+            other => Err(Error::UnknownState(other.to_string())),
+        }
+    }
+}
+
+/// Everything stored about one job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Ascending id.
+    pub id: i64,
+    /// The task name.
+    pub task: String,
+    /// The queue it is in.
+    pub queue: String,
+    /// Its JSON arguments.
+    pub args: Value,
+    /// Its state.
+    pub state: JobState,
+    /// Higher runs first.
+    pub priority: i32,
+    /// How many times it may be tried in all.
+    pub attempts: i32,
+    /// How many times it has been retried so far.
+    pub retries: i32,
+    /// When it was enqueued.
+    pub created: DateTime<Utc>,
+    /// When it becomes due.
+    pub delayed: DateTime<Utc>,
+    /// When its current attempt started.
+    pub started: Option<DateTime<Utc>>,
+    /// When its last attempt ended.
+    pub finished: Option<DateTime<Utc>>,
+    /// When it was last retried.
+    pub retried: Option<DateTime<Utc>>,
+    /// After this time an inactive job is removed instead of run.
+    pub expires: Option<DateTime<Utc>>,
+    /// With `lax`, a failed parent counts as done too.
+    pub lax: bool,
+    /// The worker running (or that last ran) it.
+    pub worker_id: Option<i64>,
+    /// The result of a finished job, or the error of a failed attempt.
+    pub result: Option<Value>,
+    /// Free-form metadata (a JSON object).
+    pub notes: Map<String, Value>,
+    /// Ids of the jobs this job waits for. Filled by [`crate::Queue::job`]; empty on claimed jobs.
+    pub parents: Vec<i64>,
+    /// Ids of the jobs that wait for this job. Filled by [`crate::Queue::job`]; empty on claimed jobs.
+    pub children: Vec<i64>,
+}
+
+/// How to enqueue a job. Build it with the chainable setters:
+///
+/// ```
+/// use std::time::Duration;
+/// use underling::EnqueueOptions;
+///
+/// let opts = EnqueueOptions::new()
+///     .queue("mail")
+///     .priority(5)
+///     .delay(Duration::from_secs(60))
+///     .attempts(3);
+/// assert_eq!(opts.queue, "mail");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnqueueOptions {
+    /// Queue name (default `default`).
+    pub queue: String,
+    /// Higher runs first (default 0).
+    pub priority: i32,
+    /// Run no earlier than this long from now.
+    pub delay: Option<Duration>,
+    /// Run no earlier than this time (overrides `delay`).
+    pub run_at: Option<DateTime<Utc>>,
+    /// Maximum number of tries, at least 1 (default 1).
+    pub attempts: i32,
+    /// Jobs that must finish first.
+    pub parents: Vec<i64>,
+    /// Also run when a parent failed.
+    pub lax: bool,
+    /// Remove the job if it has not started this long after it was enqueued.
+    pub expire: Option<Duration>,
+    /// Initial notes; must be a JSON object.
+    pub notes: Option<Value>,
+}
+
+impl Default for EnqueueOptions {
+    fn default() -> Self {
+        EnqueueOptions {
+            queue: DEFAULT_QUEUE.to_string(),
+            priority: 0,
+            delay: None,
+            run_at: None,
+            attempts: 1,
+            parents: Vec::new(),
+            lax: false,
+            expire: None,
+            notes: None,
+        }
+    }
+}
+
+impl EnqueueOptions {
+    /// The defaults: queue `default`, priority 0, one attempt, no delay.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the queue.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = queue.into();
+        self
+    }
+    /// Sets the priority (higher runs first).
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+    /// Delays the job.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self
+    }
+    /// Runs the job no earlier than `at`.
+    pub fn run_at(mut self, at: DateTime<Utc>) -> Self {
+        self.run_at = Some(at);
+        self
+    }
+    /// Sets the maximum number of tries.
+    pub fn attempts(mut self, attempts: i32) -> Self {
+        self.attempts = attempts;
+        self
+    }
+    /// Adds a parent the job waits for.
+    pub fn parent(mut self, id: i64) -> Self {
+        self.parents.push(id);
+        self
+    }
+    /// Sets the parents the job waits for.
+    pub fn parents(mut self, ids: impl IntoIterator<Item = i64>) -> Self {
+        self.parents = ids.into_iter().collect();
+        self
+    }
+    /// Lets the job run when a parent failed.
+    pub fn lax(mut self, lax: bool) -> Self {
+        self.lax = lax;
+        self
+    }
+    /// Removes the job if it has not started within `after`.
+    pub fn expire(mut self, after: Duration) -> Self {
+        self.expire = Some(after);
+        self
+    }
+    /// Sets the initial notes (a JSON object).
+    pub fn notes(mut self, notes: Value) -> Self {
+        self.notes = Some(notes);
+        self
+    }
+}
+
+/// A job ready to be written: validated input for [`crate::Backend::enqueue`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    /// Task name (non-empty).
+    pub task: String,
+    /// JSON arguments.
+    pub args: Value,
+    /// Queue name (non-empty).
+    pub queue: String,
+    /// Priority.
+    pub priority: i32,
+    /// Due time; `None` means now (the database's clock).
+    pub delay: Option<Duration>,
+    /// Absolute due time; wins over `delay`.
+    pub run_at: Option<DateTime<Utc>>,
+    /// At least 1.
+    pub attempts: i32,
+    /// Parent ids (deduplicated).
+    pub parents: Vec<i64>,
+    /// Lax dependencies.
+    pub lax: bool,
+    /// Expiry relative to now.
+    pub expire: Option<Duration>,
+    /// Notes (an object).
+    pub notes: Map<String, Value>,
+}
+
+impl NewJob {
+    /// Validates a task name, arguments and options. Nothing is written.
+    pub fn new(task: &str, args: Value, opts: EnqueueOptions) -> Result<NewJob> {
+        validate_task(task)?;
+        validate_queue(&opts.queue)?;
+        if opts.attempts < 1 {
+            return Err(Error::InvalidOption(format!(
+                "attempts must be at least 1, got {}",
+                opts.attempts
+            )));
+        }
+        let notes = match opts.notes {
+            None => Map::new(),
+            Some(Value::Object(map)) => map,
+            Some(other) => {
+                return Err(Error::InvalidNotes(format!(
+                    "notes must be a JSON object, got {}",
+                    json_kind(&other)
+                )));
+            }
+        };
+        let mut parents = opts.parents;
+        parents.sort_unstable();
+        parents.dedup();
+        Ok(NewJob {
+            task: task.to_string(),
+            args,
+            queue: opts.queue,
+            priority: opts.priority,
+            delay: opts.delay,
+            run_at: opts.run_at,
+            attempts: opts.attempts,
+            parents,
+            lax: opts.lax,
+            expire: opts.expire,
+            notes,
+        })
+    }
+}
+
+/// Checks a task name.
+pub(crate) fn validate_task(task: &str) -> Result<()> {
+    if task.is_empty() || task.trim() != task {
+        return Err(Error::InvalidTask(task.to_string()));
+    }
+    Ok(())
+}
+
+/// Checks a queue name.
+pub(crate) fn validate_queue(queue: &str) -> Result<()> {
+    if queue.is_empty() || queue.trim() != queue {
+        return Err(Error::InvalidOption(format!(
+            "invalid queue name {queue:?}: a queue name must be a non-empty string without surrounding spaces"
+        )));
+    }
+    Ok(())
+}
+
+/// The JSON type of a value, for error messages.
+pub(crate) fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Changes to apply when retrying a job. Unset fields keep their value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RetryOptions {
+    /// Move to another queue.
+    pub queue: Option<String>,
+    /// New priority.
+    pub priority: Option<i32>,
+    /// Delay from now (default: due now).
+    pub delay: Option<Duration>,
+    /// New maximum number of tries.
+    pub attempts: Option<i32>,
+    /// Replace the parents.
+    pub parents: Option<Vec<i64>>,
+    /// New lax flag.
+    pub lax: Option<bool>,
+    /// New expiry, relative to now.
+    pub expire: Option<Duration>,
+}
+
+impl RetryOptions {
+    /// Checks the options. Nothing is written.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if let Some(queue) = &self.queue {
+            validate_queue(queue)?;
+        }
+        if let Some(attempts) = self.attempts
+            && attempts < 1
+        {
+            return Err(Error::InvalidOption(format!(
+                "attempts must be at least 1, got {attempts}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Which jobs to list, retry or purge. Empty fields match everything.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobFilter {
+    /// Only these ids.
+    pub ids: Vec<i64>,
+    /// Only jobs in these states.
+    pub states: Vec<JobState>,
+    /// Only jobs in these queues.
+    pub queues: Vec<String>,
+    /// Only jobs of these tasks.
+    pub tasks: Vec<String>,
+    /// Only jobs whose notes have all of these keys.
+    pub notes: Vec<String>,
+    /// Only jobs that ended (finished or failed) before this time.
+    pub finished_before: Option<DateTime<Utc>>,
+}
+
+/// One page of a job listing, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobList {
+    /// The jobs on this page.
+    pub jobs: Vec<Job>,
+    /// How many jobs match the filter in all.
+    pub total: u64,
+}
+
+/// What a worker reports when an attempt ends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The task succeeded with this result.
+    Finished(Value),
+    /// The task failed with this error; with tries left the job is retried after `retry_delay`.
+    Failed {
+        /// The error, stored as the job's result.
+        error: Value,
+        /// The backoff before the next try.
+        retry_delay: Duration,
+    },
+}
+
+/// One settlement for [`crate::Backend::settle`]: the attempt is identified by id and retries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settle {
+    /// The job.
+    pub id: i64,
+    /// The job's retry count when it was claimed; a later attempt makes this settle stale.
+    pub retries: i32,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// What a settlement did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Settled {
+    /// The job is finished.
+    Finished,
+    /// The job failed for good.
+    Failed,
+    /// The job failed and will be retried.
+    Retried,
+    /// Nothing changed: the attempt was no longer current (the job was retried, rescued or removed).
+    Stale,
+}
+
+/// The Minion default backoff: `retries⁴ + 15` seconds.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(underling::default_backoff(0), Duration::from_secs(15));
+/// assert_eq!(underling::default_backoff(3), Duration::from_secs(96));
+/// ```
+pub fn default_backoff(retries: i32) -> Duration {
+    let r = u64::try_from(retries.max(0)).unwrap_or(0);
+    Duration::from_secs(r.saturating_pow(4).saturating_add(15))
+}

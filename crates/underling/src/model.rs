@@ -1,0 +1,153 @@
+//! Workers, commands, locks, queues and statistics as stored in the database.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A registered worker process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    /// Worker id.
+    pub id: i64,
+    /// Host name.
+    pub host: String,
+    /// Process id.
+    pub pid: i32,
+    /// When it registered.
+    pub started: DateTime<Utc>,
+    /// Its last heartbeat.
+    pub last_heartbeat: DateTime<Utc>,
+    /// What it last reported about itself (queues, concurrency, ...).
+    pub status: Value,
+    /// Ids of the jobs it is running.
+    pub jobs: Vec<i64>,
+}
+
+/// A remote command sent to a worker's inbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Command {
+    /// Command name, e.g. `stop`, `kill`, `jobs`.
+    pub command: String,
+    /// Its arguments.
+    pub args: Value,
+}
+
+/// One holder of a named lock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LockInfo {
+    /// Lock row id.
+    pub id: i64,
+    /// Lock name.
+    pub name: String,
+    /// When this hold expires.
+    pub expires: DateTime<Utc>,
+}
+
+/// A named queue and its job counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueInfo {
+    /// Queue name.
+    pub name: String,
+    /// A paused queue is not claimed from.
+    pub paused: bool,
+    /// Jobs waiting.
+    pub inactive: u64,
+    /// Jobs running.
+    pub active: u64,
+    /// Jobs failed.
+    pub failed: u64,
+    /// Jobs finished.
+    pub finished: u64,
+}
+
+/// Counts across the whole store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Inactive jobs (including delayed ones).
+    pub inactive_jobs: u64,
+    /// Active jobs.
+    pub active_jobs: u64,
+    /// Finished jobs.
+    pub finished_jobs: u64,
+    /// Failed jobs.
+    pub failed_jobs: u64,
+    /// Inactive jobs that are not yet due.
+    pub delayed_jobs: u64,
+    /// Workers running at least one job.
+    pub active_workers: u64,
+    /// Workers running none.
+    pub inactive_workers: u64,
+    /// Locks currently held.
+    pub active_locks: u64,
+    /// Jobs ever enqueued (the highest id handed out).
+    pub enqueued_jobs: u64,
+    /// Seconds the database server has been up (PostgreSQL), or `None`.
+    pub uptime: Option<u64>,
+}
+
+/// Finished and failed jobs in one hour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryPoint {
+    /// The start of the hour (UTC).
+    pub hour: DateTime<Utc>,
+    /// Jobs that finished in that hour.
+    pub finished: u64,
+    /// Jobs that failed for good in that hour.
+    pub failed: u64,
+}
+
+/// How [`crate::Queue::repair`] decides what is missing, old or stuck.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepairOptions {
+    /// A worker whose last heartbeat is older than this is gone.
+    pub missing_after: Duration,
+    /// Finished jobs older than this are removed.
+    pub remove_after: Duration,
+    /// Inactive jobs due longer ago than this are failed as stuck.
+    pub stuck_after: Duration,
+}
+
+impl Default for RepairOptions {
+    fn default() -> Self {
+        RepairOptions {
+            missing_after: Duration::from_secs(30),
+            remove_after: Duration::from_secs(2 * 24 * 3600),
+            stuck_after: Duration::from_secs(2 * 24 * 3600),
+        }
+    }
+}
+
+/// What [`crate::Queue::repair`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairReport {
+    /// Workers removed for missing heartbeats.
+    pub missing_workers: u64,
+    /// Active jobs of those workers that were failed (and retried where tries were left).
+    pub abandoned_jobs: u64,
+    /// Old finished jobs removed.
+    pub removed_jobs: u64,
+    /// Expired inactive jobs removed.
+    pub expired_jobs: u64,
+    /// Jobs failed as stuck in queue.
+    pub stuck_jobs: u64,
+}
+
+/// Which jobs a worker can claim.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClaimSpec {
+    /// Queues to claim from (must not be empty).
+    pub queues: Vec<String>,
+    /// Tasks the worker can perform; empty means any task.
+    pub tasks: Vec<String>,
+}
+
+/// A migration that [`crate::Queue::migrate`] applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedMigration {
+    /// Version number.
+    pub version: i64,
+    /// Description.
+    pub description: String,
+}

@@ -1,0 +1,6 @@
+//! The behaviour suite: every test runs on SQLite in memory and on PostgreSQL.
+
+#[macro_use]
+mod common;
+
+mod smoke;
