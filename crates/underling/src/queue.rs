@@ -117,7 +117,7 @@ impl Queue {
                         "a schema can only be given for PostgreSQL".into(),
                     ));
                 }
-                { let _b = SqliteBackend::connect(&opts.url, opts.max_connections).await?; unimplemented!() }
+                Arc::new(SqliteBackend::connect(&opts.url, opts.max_connections).await?)
             }
         };
         let queue = Queue { backend };
