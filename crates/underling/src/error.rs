@@ -7,7 +7,9 @@
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The database URL could not be understood.
-    #[error("invalid database URL {url:?}: {reason} (expected postgres://user@host/db, sqlite://path or sqlite::memory:)")]
+    #[error(
+        "invalid database URL {url:?}: {reason} (expected postgres://user@host/db, sqlite://path or sqlite::memory:)"
+    )]
     InvalidUrl {
         /// The URL, with any password masked.
         url: String,
@@ -30,7 +32,9 @@ pub enum Error {
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A task name was empty or otherwise unusable.
-    #[error("invalid task name {0:?}: a task name must be a non-empty string without surrounding spaces")]
+    #[error(
+        "invalid task name {0:?}: a task name must be a non-empty string without surrounding spaces"
+    )]
     InvalidTask(String),
     /// Job arguments could not be turned into JSON, or were not valid JSON.
     #[error("invalid job arguments: {0}")]

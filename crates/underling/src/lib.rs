@@ -23,7 +23,9 @@ mod error;
 mod job;
 mod model;
 mod queue;
+pub mod task;
 mod url;
+pub mod worker;
 
 pub use backend::{Backend, BackendKind};
 pub use error::{Error, Result};
@@ -36,4 +38,17 @@ pub use model::{
     RepairReport, Stats, WorkerInfo,
 };
 pub use queue::{ConnectOptions, DEFAULT_DATABASE_URL, Queue, parse_args};
+pub use task::{
+    DynTask, JobContext, Registry, Task, TaskError, TaskOptions, TaskRegistration, TaskResult,
+};
 pub use url::mask_password;
+pub use worker::{
+    ForegroundRun, Worker, WorkerControl, WorkerOptions, WorkerSummary, perform_jobs,
+};
+
+/// Re-exported for [`register_task!`].
+#[doc(hidden)]
+pub use inventory;
+
+/// Re-exported so that task crates need no direct dependency on `async-trait`.
+pub use async_trait::async_trait;

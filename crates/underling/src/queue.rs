@@ -187,9 +187,7 @@ impl Queue {
             .ok_or_else(|| {
                 Error::InvalidOption("enqueue_in_postgres needs a PostgreSQL queue".into())
             })?;
-        let ids = backend
-            .enqueue_in(conn, std::slice::from_ref(&job))
-            .await?;
+        let ids = backend.enqueue_in(conn, std::slice::from_ref(&job)).await?;
         ids.first()
             .copied()
             .ok_or_else(|| Error::Database(sqlx::Error::RowNotFound))
@@ -209,12 +207,8 @@ impl Queue {
             .backend
             .as_any()
             .downcast_ref::<SqliteBackend>()
-            .ok_or_else(|| {
-                Error::InvalidOption("enqueue_in_sqlite needs a SQLite queue".into())
-            })?;
-        let ids = backend
-            .enqueue_in(conn, std::slice::from_ref(&job))
-            .await?;
+            .ok_or_else(|| Error::InvalidOption("enqueue_in_sqlite needs a SQLite queue".into()))?;
+        let ids = backend.enqueue_in(conn, std::slice::from_ref(&job)).await?;
         ids.first()
             .copied()
             .ok_or_else(|| Error::Database(sqlx::Error::RowNotFound))
@@ -343,7 +337,9 @@ impl Queue {
     /// Sends a remote command to the workers given (all when empty); returns how many got it.
     pub async fn broadcast(&self, command: &str, args: Value, ids: &[i64]) -> Result<u64> {
         if command.is_empty() {
-            return Err(Error::InvalidOption("a command name must not be empty".into()));
+            return Err(Error::InvalidOption(
+                "a command name must not be empty".into(),
+            ));
         }
         self.backend.broadcast(command, &args, ids).await
     }

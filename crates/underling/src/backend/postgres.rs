@@ -264,7 +264,9 @@ impl PostgresBackend {
                             }
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "cannot LISTEN; workers fall back to polling"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot LISTEN; workers fall back to polling")
+                    }
                 }
                 if pool.is_closed() {
                     return;
@@ -312,7 +314,10 @@ async fn insert_jobs(conn: &mut PgConnection, channel: &str, jobs: &[NewJob]) ->
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
-    let mut all_parents: Vec<i64> = jobs.iter().flat_map(|j| j.parents.iter().copied()).collect();
+    let mut all_parents: Vec<i64> = jobs
+        .iter()
+        .flat_map(|j| j.parents.iter().copied())
+        .collect();
     if !all_parents.is_empty() {
         all_parents.sort_unstable();
         all_parents.dedup();
@@ -900,17 +905,24 @@ impl Backend for PostgresBackend {
     }
 
     async fn workers(&self, ids: &[i64]) -> Result<Vec<WorkerInfo>> {
-        let rows: Vec<(i64, String, i32, DateTime<Utc>, DateTime<Utc>, Value, Vec<i64>)> =
-            sqlx::query_as(
-                "SELECT w.id, w.host, w.pid, w.started, w.notified, w.status, \
+        let rows: Vec<(
+            i64,
+            String,
+            i32,
+            DateTime<Utc>,
+            DateTime<Utc>,
+            Value,
+            Vec<i64>,
+        )> = sqlx::query_as(
+            "SELECT w.id, w.host, w.pid, w.started, w.notified, w.status, \
                    ARRAY(SELECT j.id FROM underling_jobs j \
                          WHERE j.state = 'active' AND j.worker_id = w.id ORDER BY j.id) \
                  FROM underling_workers w \
                  WHERE cardinality($1::bigint[]) = 0 OR w.id = ANY($1) ORDER BY w.id",
-            )
-            .bind(ids)
-            .fetch_all(&self.pool)
-            .await?;
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .into_iter()
             .map(
@@ -1077,12 +1089,11 @@ impl Backend for PostgresBackend {
         .execute(&self.pool)
         .await?
         .rows_affected();
-        report.expired_jobs = sqlx::query(
-            "DELETE FROM underling_jobs WHERE state = 'inactive' AND expires <= now()",
-        )
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        report.expired_jobs =
+            sqlx::query("DELETE FROM underling_jobs WHERE state = 'inactive' AND expires <= now()")
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
         report.stuck_jobs = sqlx::query(
             "UPDATE underling_jobs SET state = 'failed', finished = now(), \
                result = to_jsonb('Job appears stuck in queue'::text) \

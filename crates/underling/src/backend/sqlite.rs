@@ -38,6 +38,14 @@ macro_rules! job_columns {
     };
 }
 
+/// The columns of a job row for `RETURNING`, which cannot name a table alias in SQLite.
+macro_rules! returning_columns {
+    () => {
+        "id, task, queue, args, state, priority, attempts, retries, created, \
+         delayed, started, finished, retried, expires, lax, worker_id, result, notes"
+    };
+}
+
 /// The `WHERE` clause of job filters; parameters `?1..?6` (JSON arrays, and a time).
 macro_rules! filter_where {
     () => {
@@ -277,7 +285,10 @@ async fn insert_jobs(conn: &mut SqliteConnection, jobs: &[NewJob]) -> Result<Vec
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
-    let mut parents: Vec<i64> = jobs.iter().flat_map(|j| j.parents.iter().copied()).collect();
+    let mut parents: Vec<i64> = jobs
+        .iter()
+        .flat_map(|j| j.parents.iter().copied())
+        .collect();
     if !parents.is_empty() {
         parents.sort_unstable();
         parents.dedup();
@@ -417,7 +428,7 @@ impl Backend for SqliteBackend {
                ORDER BY c.priority DESC, c.id \
                LIMIT ?5) \
              RETURNING ",
-            job_columns!()
+            returning_columns!()
         ))
         .bind(now_ms())
         .bind(worker_id)
@@ -444,7 +455,7 @@ impl Backend for SqliteBackend {
                  WHERE d.child_id = j.id AND p.state <> 'finished' \
                    AND NOT (j.lax AND p.state = 'failed'))) \
              RETURNING ",
-            job_columns!()
+            returning_columns!()
         ))
         .bind(now_ms())
         .bind(worker_id)
@@ -490,7 +501,7 @@ impl Backend for SqliteBackend {
                               THEN ?2 + i.delay ELSE j.delayed END \
              FROM i \
              WHERE j.id = i.id AND j.retries = i.retries AND j.state = 'active' \
-             RETURNING j.id, j.state",
+             RETURNING id, state",
         )
         .bind(Value::Array(input).to_string())
         .bind(now)
@@ -1053,13 +1064,12 @@ impl Backend for SqliteBackend {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        report.expired_jobs = sqlx::query(
-            "DELETE FROM underling_jobs WHERE state = 'inactive' AND expires <= ?1",
-        )
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        report.expired_jobs =
+            sqlx::query("DELETE FROM underling_jobs WHERE state = 'inactive' AND expires <= ?1")
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         report.stuck_jobs = sqlx::query(
             "UPDATE underling_jobs SET state = 'failed', finished = ?1, \
                result = '\"Job appears stuck in queue\"' \

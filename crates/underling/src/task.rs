@@ -1,0 +1,340 @@
+//! Tasks: named, typed units of work, and the registry that finds them by name.
+//!
+//! A task is a type that implements [`Task`], registered with [`register_task!`] so that any
+//! worker binary linking its crate can perform it:
+//!
+//! ```
+//! use serde::Deserialize;
+//! use underling::{JobContext, Task, TaskResult};
+//!
+//! #[derive(Deserialize)]
+//! struct Greet { name: String }
+//!
+//! #[derive(Default)]
+//! struct GreetTask;
+//!
+//! #[async_trait::async_trait]
+//! impl Task for GreetTask {
+//!     type Args = Greet;
+//!     fn name(&self) -> &'static str { "example.greet" }
+//!     async fn run(&self, _ctx: &JobContext, args: Greet) -> TaskResult {
+//!         Ok(serde_json::json!(format!("hello, {}", args.name)))
+//!     }
+//! }
+//! underling::register_task!(GreetTask);
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+use crate::job::Job;
+use crate::queue::Queue;
+
+/// What a task returns: a JSON result, or an error.
+pub type TaskResult = std::result::Result<Value, TaskError>;
+
+/// A task's failure. Stored as the job's result: a plain message as a JSON string, or any JSON.
+///
+/// Any `std::error::Error` converts into it, so `?` works inside [`Task::run`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskError(pub Value);
+
+impl TaskError {
+    /// A failure with a plain message.
+    pub fn msg(message: impl fmt::Display) -> Self {
+        TaskError(Value::String(message.to_string()))
+    }
+    /// A failure with structured JSON.
+    pub fn json(value: Value) -> Self {
+        TaskError(value)
+    }
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Value::String(s) => f.write_str(s),
+            other => write!(f, "{other}"),
+        }
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for TaskError {
+    fn from(e: E) -> Self {
+        TaskError::msg(e)
+    }
+}
+
+/// Per-task settings.
+#[derive(Clone)]
+pub struct TaskOptions {
+    /// The queue [`Queue::enqueue_task`] uses when the caller gives none.
+    pub queue: Option<String>,
+    /// The attempts [`Queue::enqueue_task`] uses when the caller gives none.
+    pub attempts: Option<i32>,
+    /// A job running longer than this is cancelled and failed.
+    pub timeout: Option<Duration>,
+    /// The delay before retry number `retries + 1` (default: [`crate::default_backoff`]).
+    pub backoff: fn(i32) -> Duration,
+}
+
+impl Default for TaskOptions {
+    fn default() -> Self {
+        TaskOptions {
+            queue: None,
+            attempts: None,
+            timeout: None,
+            backoff: crate::job::default_backoff,
+        }
+    }
+}
+
+impl fmt::Debug for TaskOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskOptions")
+            .field("queue", &self.queue)
+            .field("attempts", &self.attempts)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A named task with typed arguments.
+#[async_trait]
+pub trait Task: Send + Sync + 'static {
+    /// The arguments, deserialized from the job's JSON args. A payload that does not parse
+    /// fails the job with a message naming the task and the parse error.
+    type Args: DeserializeOwned + Send;
+
+    /// The name jobs are enqueued under, e.g. `mail.send`.
+    fn name(&self) -> &'static str;
+
+    /// Per-task settings (default queue and attempts, timeout, backoff).
+    fn options(&self) -> TaskOptions {
+        TaskOptions::default()
+    }
+
+    /// Performs the job.
+    async fn run(&self, ctx: &JobContext, args: Self::Args) -> TaskResult;
+}
+
+/// A task with its argument type erased, as the registry holds it.
+#[async_trait]
+pub trait DynTask: Send + Sync + 'static {
+    /// The task name.
+    fn name(&self) -> &'static str;
+    /// Per-task settings.
+    fn options(&self) -> TaskOptions;
+    /// Parses the arguments and runs the task.
+    async fn run_json(&self, ctx: &JobContext, args: Value) -> TaskResult;
+}
+
+#[async_trait]
+impl<T: Task> DynTask for T {
+    fn name(&self) -> &'static str {
+        Task::name(self)
+    }
+    fn options(&self) -> TaskOptions {
+        Task::options(self)
+    }
+    async fn run_json(&self, ctx: &JobContext, args: Value) -> TaskResult {
+        let parsed: T::Args = serde_json::from_value(args).map_err(|e| {
+            TaskError::msg(format!(
+                "invalid arguments for task {}: {e}",
+                Task::name(self)
+            ))
+        })?;
+        self.run(ctx, parsed).await
+    }
+}
+
+/// A registration collected by `inventory`; create it with [`register_task!`].
+pub struct TaskRegistration {
+    /// Builds the task.
+    pub make: fn() -> Arc<dyn DynTask>,
+}
+
+inventory::collect!(TaskRegistration);
+
+/// Builds a task of type `T` for the registry.
+#[doc(hidden)]
+pub fn make_task<T: Task + Default>() -> Arc<dyn DynTask> {
+    Arc::new(T::default())
+}
+
+/// Registers a task type (which must implement [`Task`] and `Default`) by its name, so that
+/// every worker binary linking this crate can perform it.
+#[macro_export]
+macro_rules! register_task {
+    ($task:ty) => {
+        $crate::inventory::submit! {
+            $crate::TaskRegistration { make: $crate::task::make_task::<$task> }
+        }
+    };
+}
+
+/// The tasks a worker can perform, by name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    tasks: BTreeMap<String, Arc<dyn DynTask>>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.tasks.keys()).finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every task registered with [`register_task!`] in the crates linked into this binary.
+    ///
+    /// Fails on two tasks with one name. (A crate whose tasks should be found must be named
+    /// in the binary, e.g. `use my_tasks as _;`, or the linker drops its registrations.)
+    pub fn from_inventory() -> Result<Self> {
+        let mut registry = Registry::new();
+        for registration in inventory::iter::<TaskRegistration> {
+            registry.add((registration.make)())?;
+        }
+        Ok(registry)
+    }
+
+    /// Adds a task; fails if its name is taken or invalid.
+    pub fn add(&mut self, task: Arc<dyn DynTask>) -> Result<&mut Self> {
+        let name = task.name();
+        crate::job::validate_task(name)?;
+        if self.tasks.contains_key(name) {
+            return Err(Error::InvalidOption(format!(
+                "two tasks are registered as {name:?}: task names must be unique"
+            )));
+        }
+        self.tasks.insert(name.to_string(), task);
+        Ok(self)
+    }
+
+    /// Adds a task value; fails if its name is taken or invalid.
+    pub fn register<T: Task>(&mut self, task: T) -> Result<&mut Self> {
+        self.add(Arc::new(task))
+    }
+
+    /// The task of that name.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn DynTask>> {
+        self.tasks.get(name)
+    }
+
+    /// Task names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.tasks.keys().cloned().collect()
+    }
+
+    /// Whether no task is registered.
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+}
+
+/// What a running task can see and do.
+#[derive(Clone)]
+pub struct JobContext {
+    job: Arc<Job>,
+    queue: Queue,
+    cancel: CancellationToken,
+}
+
+impl JobContext {
+    /// A context for `job`.
+    pub(crate) fn new(job: Job, queue: Queue, cancel: CancellationToken) -> Self {
+        JobContext {
+            job: Arc::new(job),
+            queue,
+            cancel,
+        }
+    }
+
+    /// The job's id.
+    pub fn id(&self) -> i64 {
+        self.job.id
+    }
+
+    /// The job as it was claimed.
+    pub fn job(&self) -> &Job {
+        &self.job
+    }
+
+    /// Which try this is, starting at 1.
+    pub fn attempt(&self) -> i32 {
+        self.job.retries + 1
+    }
+
+    /// The queue, to enqueue follow-up jobs or read other jobs.
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    /// The job as stored now (with parents and children).
+    pub async fn info(&self) -> Result<Job> {
+        self.queue
+            .job(self.job.id)
+            .await?
+            .ok_or(Error::JobNotFound(self.job.id))
+    }
+
+    /// Merges notes (a JSON object) into the job's notes; a null value deletes its key.
+    pub async fn note(&self, notes: Value) -> Result<()> {
+        self.queue.note(self.job.id, notes).await
+    }
+
+    /// Records progress in the `progress` note (any JSON, e.g. a percentage).
+    pub async fn progress(&self, progress: Value) -> Result<()> {
+        self.queue.note_key(self.job.id, "progress", progress).await
+    }
+
+    /// Whether the worker asked this job to stop (a `stop` command, a timeout or shutdown).
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Completes when the worker asks this job to stop; use it in `tokio::select!`.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
+    }
+}
+
+impl Queue {
+    /// Enqueues a job for the task type `T` with typed arguments. With `opts` `None`, the
+    /// task's default queue and attempts apply.
+    pub async fn enqueue_task<T: Task + Default>(
+        &self,
+        args: T::Args,
+        opts: Option<crate::EnqueueOptions>,
+    ) -> Result<i64>
+    where
+        T::Args: serde::Serialize,
+    {
+        let task = T::default();
+        let opts = opts.unwrap_or_else(|| {
+            let defaults = Task::options(&task);
+            let mut opts = crate::EnqueueOptions::new();
+            if let Some(queue) = defaults.queue {
+                opts.queue = queue;
+            }
+            if let Some(attempts) = defaults.attempts {
+                opts.attempts = attempts;
+            }
+            opts
+        });
+        self.enqueue(Task::name(&task), args, opts).await
+    }
+}

@@ -1,0 +1,793 @@
+//! The worker runtime: claims jobs in batches sized to its free slots, runs their tasks
+//! concurrently, settles results in batches, heartbeats, obeys remote commands and repairs.
+//!
+//! ```no_run
+//! # async fn run() -> underling::Result<()> {
+//! use underling::{Queue, Registry, Worker, WorkerOptions};
+//!
+//! let queue = Queue::connect_and_migrate("postgres://localhost/jobs").await?;
+//! let registry = Registry::from_inventory()?;
+//! let worker = Worker::new(queue, registry, WorkerOptions::default());
+//! let control = worker.control();
+//! tokio::spawn(async move {
+//!     let _ = tokio::signal::ctrl_c().await;
+//!     control.stop();
+//! });
+//! let summary = worker.run().await?;
+//! println!("performed {} jobs", summary.performed);
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::job::{DEFAULT_QUEUE, Job, JobState, Outcome, Settle, Settled};
+use crate::model::{ClaimSpec, RepairOptions};
+use crate::queue::Queue;
+use crate::task::{DynTask, JobContext, Registry, TaskError};
+
+/// How a worker behaves. The defaults are the fast path: use them unless you know better.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerOptions {
+    /// Queues to claim from (default `["default"]`).
+    pub queues: Vec<String>,
+    /// How many jobs run at once (default 32).
+    pub concurrency: usize,
+    /// How often the worker records that it is alive (default 5 s).
+    pub heartbeat_interval: Duration,
+    /// How often the worker reads its inbox of remote commands (default 1 s).
+    pub command_interval: Duration,
+    /// How often an idle worker looks for jobs without being woken (default 2 s).
+    pub poll_interval: Duration,
+    /// About how often the worker runs repair; each run is jittered by ±50% so that many
+    /// workers do not repair at once (default 30 s).
+    pub repair_interval: Duration,
+    /// What repair considers missing, old or stuck.
+    pub repair: RepairOptions,
+    /// On a graceful stop, how long running jobs may take to finish before they are failed
+    /// (and retried where tries are left) (default 30 s).
+    pub shutdown_grace: Duration,
+    /// Exit once no job this worker can run is ready.
+    pub burst: bool,
+    /// The most outcomes written in one statement (default 1,000).
+    pub settle_batch: usize,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            queues: vec![DEFAULT_QUEUE.to_string()],
+            concurrency: 32,
+            heartbeat_interval: Duration::from_secs(5),
+            command_interval: Duration::from_secs(1),
+            poll_interval: Duration::from_secs(2),
+            repair_interval: Duration::from_secs(30),
+            repair: RepairOptions::default(),
+            shutdown_grace: Duration::from_secs(30),
+            burst: false,
+            settle_batch: 1000,
+        }
+    }
+}
+
+/// Stops a running worker from another task (or a signal handler).
+#[derive(Debug, Clone, Default)]
+pub struct WorkerControl {
+    graceful: CancellationToken,
+    immediate: CancellationToken,
+}
+
+impl WorkerControl {
+    /// Stops claiming; running jobs get `shutdown_grace` to finish.
+    pub fn stop(&self) {
+        self.graceful.cancel();
+    }
+    /// Stops at once: running jobs are failed now (and retried where tries are left).
+    pub fn stop_now(&self) {
+        self.graceful.cancel();
+        self.immediate.cancel();
+    }
+    /// Whether a stop was asked for.
+    pub fn is_stopping(&self) -> bool {
+        self.graceful.is_cancelled()
+    }
+}
+
+/// What a worker did, returned when it exits.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerSummary {
+    /// The worker's id (the last one, if it had to register again).
+    pub worker_id: i64,
+    /// Jobs it ran to an end.
+    pub performed: u64,
+    /// Of those, how many succeeded.
+    pub finished: u64,
+    /// Of those, how many failed (including ones that will be retried).
+    pub failed: u64,
+}
+
+/// The outcome of running one job in the foreground.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForegroundRun {
+    /// The job after it was settled.
+    pub job: Job,
+    /// What the settle did.
+    pub settled: Settled,
+}
+
+/// A job that ended, on its way to the main loop.
+struct Done {
+    id: i64,
+    settle: Settle,
+}
+
+/// What the settler is asked to do.
+enum SettleMsg {
+    /// Write this outcome.
+    Settle(Settle),
+    /// Answer once everything sent before has been written.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// A job that is running.
+struct Running {
+    /// Asks the task to stop (it sees it through [`JobContext::cancelled`]).
+    stop: CancellationToken,
+    /// Drops the task's future, with the reason recorded as its error.
+    kill: watch::Sender<Option<String>>,
+}
+
+/// A worker process's runtime.
+pub struct Worker {
+    queue: Queue,
+    registry: Arc<Registry>,
+    options: WorkerOptions,
+    control: WorkerControl,
+}
+
+impl Worker {
+    /// A worker that performs the tasks in `registry`.
+    pub fn new(queue: Queue, registry: Registry, options: WorkerOptions) -> Self {
+        Worker {
+            queue,
+            registry: Arc::new(registry),
+            options,
+            control: WorkerControl::default(),
+        }
+    }
+
+    /// A handle that stops this worker.
+    pub fn control(&self) -> WorkerControl {
+        self.control.clone()
+    }
+
+    fn status(&self, concurrency: usize, running: usize, performed: u64) -> Value {
+        json!({
+            "queues": self.options.queues,
+            "jobs": concurrency,
+            "running": running,
+            "performed": performed,
+            "tasks": self.registry.names(),
+        })
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.registry.is_empty() {
+            return Err(Error::InvalidOption(
+                "the worker has no tasks: register tasks with register_task! and link their crate"
+                    .into(),
+            ));
+        }
+        if self.options.queues.is_empty() {
+            return Err(Error::InvalidOption(
+                "the worker needs at least one queue".into(),
+            ));
+        }
+        for queue in &self.options.queues {
+            crate::job::validate_queue(queue)?;
+        }
+        Ok(())
+    }
+
+    /// Runs until stopped (or, with `burst`, until nothing is ready), then unregisters.
+    pub async fn run(self) -> Result<WorkerSummary> {
+        self.validate()?;
+        let backend = self.queue.backend().clone();
+        let host = hostname::get()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "unknown".into());
+        let pid = std::process::id() as i32;
+        let mut concurrency = self.options.concurrency;
+        let paused_concurrency = concurrency;
+        let mut summary = WorkerSummary {
+            worker_id: backend
+                .register_worker(&host, pid, &self.status(concurrency, 0, 0))
+                .await?,
+            ..WorkerSummary::default()
+        };
+        tracing::info!(
+            worker = summary.worker_id,
+            queues = ?self.options.queues,
+            jobs = concurrency,
+            tasks = self.registry.names().len(),
+            "worker started"
+        );
+        let spec = ClaimSpec {
+            queues: self.options.queues.clone(),
+            tasks: self.registry.names(),
+        };
+        // Subscribe before the first claim, so that no wake-up falls between a claim that
+        // found nothing and the wait that follows it.
+        let mut wakeups = backend.subscribe().await?;
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+        let (settle_tx, settle_rx) = mpsc::unbounded_channel::<SettleMsg>();
+        let settler = tokio::spawn(settle_loop(
+            backend.clone(),
+            settle_rx,
+            self.options.settle_batch.max(1),
+        ));
+        let mut running: HashMap<i64, Running> = HashMap::new();
+        let mut maybe_ready = true;
+        let mut next_poll = tokio::time::Instant::now() + self.options.poll_interval;
+        let mut heartbeat = tokio::time::interval(self.options.heartbeat_interval);
+        let mut commands = tokio::time::interval(self.options.command_interval);
+        let mut next_repair = tokio::time::Instant::now() + jitter(self.options.repair_interval);
+        heartbeat.reset();
+        commands.reset();
+
+        loop {
+            if self.control.is_stopping() {
+                break;
+            }
+            let free = concurrency.saturating_sub(running.len());
+            if free > 0 && maybe_ready {
+                match backend.claim(summary.worker_id, &spec, free).await {
+                    Ok(jobs) => {
+                        maybe_ready = jobs.len() == free;
+                        if jobs.is_empty() {
+                            next_poll = self.next_poll_time(&*backend, &spec).await;
+                        }
+                        for job in jobs {
+                            let id = job.id;
+                            let entry = self.spawn_job(job, done_tx.clone());
+                            running.insert(id, entry);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "claim failed; retrying");
+                        maybe_ready = false;
+                        next_poll = tokio::time::Instant::now() + Duration::from_secs(1);
+                    }
+                }
+                if self.options.burst && running.is_empty() && !maybe_ready {
+                    // Results still on their way may make children ready: write them, then
+                    // look once more before leaving.
+                    if flush(&settle_tx).await {
+                        match backend.claim(summary.worker_id, &spec, free).await {
+                            Ok(jobs) if !jobs.is_empty() => {
+                                maybe_ready = jobs.len() == free;
+                                for job in jobs {
+                                    let id = job.id;
+                                    let entry = self.spawn_job(job, done_tx.clone());
+                                    running.insert(id, entry);
+                                }
+                                continue;
+                            }
+                            Ok(_) => break,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    break;
+                }
+            }
+            let can_claim = concurrency > running.len();
+            tokio::select! {
+                biased;
+                _ = self.control.graceful.cancelled() => break,
+                Some(done) = done_rx.recv() => {
+                    self.record_done(done, &mut running, &settle_tx, &mut summary);
+                    while let Ok(done) = done_rx.try_recv() {
+                        self.record_done(done, &mut running, &settle_tx, &mut summary);
+                    }
+                    if self.options.burst {
+                        // A finished parent may have made children ready.
+                        maybe_ready = true;
+                    }
+                }
+                woken = next_wakeup(&mut wakeups), if can_claim => {
+                    if woken.as_deref().is_none_or(|q| q == "*" || self.options.queues.iter().any(|x| x == q)) {
+                        maybe_ready = true;
+                    }
+                    if woken.is_none() {
+                        // The stream ended: fall back to polling.
+                        wakeups = None;
+                    }
+                }
+                _ = tokio::time::sleep_until(next_poll) => {
+                    maybe_ready = true;
+                    next_poll = tokio::time::Instant::now() + self.options.poll_interval;
+                }
+                _ = heartbeat.tick() => {
+                    let status = self.status(concurrency, running.len(), summary.performed);
+                    match backend.heartbeat(summary.worker_id, &status).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            // Someone's repair took us for dead; our running attempts are stale
+                            // now (their settles will change nothing). Register again.
+                            tracing::warn!(worker = summary.worker_id, "worker was removed; registering again");
+                            if let Ok(id) = backend.register_worker(&host, pid, &status).await {
+                                summary.worker_id = id;
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+                    }
+                }
+                _ = commands.tick() => {
+                    match backend.receive(summary.worker_id).await {
+                        Ok(cmds) => {
+                            for cmd in cmds {
+                                self.obey(&cmd.command, &cmd.args, &running, &mut concurrency, paused_concurrency);
+                                maybe_ready = true;
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "reading the inbox failed"),
+                    }
+                }
+                _ = tokio::time::sleep_until(next_repair) => {
+                    match backend.repair(&self.options.repair).await {
+                        Ok(report) => tracing::debug!(?report, "repair"),
+                        Err(e) => tracing::warn!(error = %e, "repair failed"),
+                    }
+                    next_repair = tokio::time::Instant::now() + jitter(self.options.repair_interval);
+                }
+            }
+        }
+
+        // Shutdown: no more claims. Let running jobs finish within the grace period.
+        if !running.is_empty() {
+            tracing::info!(
+                running = running.len(),
+                "stopping: waiting for running jobs"
+            );
+            let deadline = tokio::time::Instant::now() + self.options.shutdown_grace;
+            while !running.is_empty() {
+                tokio::select! {
+                    Some(done) = done_rx.recv() => {
+                        self.record_done(done, &mut running, &settle_tx, &mut summary);
+                    }
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = self.control.immediate.cancelled() => break,
+                }
+            }
+            for job in running.values() {
+                job.stop.cancel();
+                let _ = job
+                    .kill
+                    .send(Some("Worker shut down before the job finished".into()));
+            }
+            while !running.is_empty() {
+                match done_rx.recv().await {
+                    Some(done) => self.record_done(done, &mut running, &settle_tx, &mut summary),
+                    None => break,
+                }
+            }
+        }
+        drop(settle_tx);
+        if let Err(e) = settler.await {
+            tracing::error!(error = %e, "the settler stopped abnormally");
+        }
+        backend.unregister_worker(summary.worker_id).await?;
+        tracing::info!(
+            worker = summary.worker_id,
+            performed = summary.performed,
+            "worker stopped"
+        );
+        Ok(summary)
+    }
+
+    /// When to look again after a claim found nothing: the poll interval, or sooner when a
+    /// delayed job falls due.
+    async fn next_poll_time(
+        &self,
+        backend: &dyn Backend,
+        spec: &ClaimSpec,
+    ) -> tokio::time::Instant {
+        let mut wait = self.options.poll_interval;
+        if let Ok(Some(due)) = backend.next_due(spec).await {
+            let until = (due - chrono::Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO);
+            wait = wait.min(until + Duration::from_millis(1));
+        }
+        tokio::time::Instant::now() + wait
+    }
+
+    fn record_done(
+        &self,
+        done: Done,
+        running: &mut HashMap<i64, Running>,
+        settle_tx: &mpsc::UnboundedSender<SettleMsg>,
+        summary: &mut WorkerSummary,
+    ) {
+        running.remove(&done.id);
+        summary.performed += 1;
+        match done.settle.outcome {
+            Outcome::Finished(_) => summary.finished += 1,
+            Outcome::Failed { .. } => summary.failed += 1,
+        }
+        if settle_tx.send(SettleMsg::Settle(done.settle)).is_err() {
+            tracing::error!(
+                job = done.id,
+                "the settler is gone; the job will be rescued by repair"
+            );
+        }
+    }
+
+    /// Carries out a remote command.
+    fn obey(
+        &self,
+        command: &str,
+        args: &Value,
+        running: &HashMap<i64, Running>,
+        concurrency: &mut usize,
+        configured: usize,
+    ) {
+        let first = args.as_array().and_then(|a| a.first()).or(Some(args));
+        let job_id = first.and_then(Value::as_i64);
+        match command {
+            "stop" | "kill" => {
+                let Some(id) = job_id else {
+                    tracing::warn!(command, ?args, "command needs a job id");
+                    return;
+                };
+                let Some(job) = running.get(&id) else {
+                    tracing::info!(command, job = id, "job is not running here");
+                    return;
+                };
+                tracing::info!(command, job = id, "stopping job");
+                job.stop.cancel();
+                let reason = if command == "kill" {
+                    "Job was killed"
+                } else {
+                    "Job was stopped"
+                };
+                let _ = job.kill.send(Some(reason.into()));
+            }
+            "jobs" => match first.and_then(Value::as_u64) {
+                Some(n) => {
+                    tracing::info!(jobs = n, "concurrency changed");
+                    *concurrency = usize::try_from(n).unwrap_or(usize::MAX);
+                }
+                None => tracing::warn!(?args, "the jobs command needs a number"),
+            },
+            "pause" => {
+                tracing::info!("paused");
+                *concurrency = 0;
+            }
+            "resume" => {
+                tracing::info!(jobs = configured, "resumed");
+                *concurrency = configured;
+            }
+            other => tracing::warn!(command = other, "unknown remote command"),
+        }
+    }
+
+    fn spawn_job(&self, job: Job, done_tx: mpsc::UnboundedSender<Done>) -> Running {
+        let stop = CancellationToken::new();
+        let (kill, kill_rx) = watch::channel(None);
+        let task = self.registry.get(&job.task).cloned();
+        let queue = self.queue.clone();
+        let span = tracing::info_span!(
+            "job",
+            id = job.id,
+            task = %job.task,
+            queue = %job.queue,
+            attempt = job.retries + 1
+        );
+        let ctx_stop = stop.clone();
+        tokio::spawn(
+            async move {
+                let id = job.id;
+                let retries = job.retries;
+                let outcome = perform(task, job, queue, ctx_stop, kill_rx).await;
+                let _ = done_tx.send(Done {
+                    id,
+                    settle: Settle {
+                        id,
+                        retries,
+                        outcome,
+                    },
+                });
+            }
+            .instrument(span),
+        );
+        Running { stop, kill }
+    }
+
+    /// Runs one job in this process, now, and settles it (what Minion's `-f` does).
+    ///
+    /// A job that cannot run (missing, not inactive, delayed, waiting for parents, expired, or
+    /// of a task this worker does not know) gives [`Error::NotReady`] saying why.
+    pub async fn run_foreground(&self, id: i64) -> Result<ForegroundRun> {
+        let backend = self.queue.backend().clone();
+        let Some(job) = backend.job(id).await? else {
+            return Err(Error::JobNotFound(id));
+        };
+        if self.registry.get(&job.task).is_none() {
+            return Err(Error::NotReady {
+                id,
+                reason: format!("this worker has no task named {:?}", job.task),
+            });
+        }
+        let host = hostname::get()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "unknown".into());
+        let worker_id = backend
+            .register_worker(&host, std::process::id() as i32, &json!({"foreground": id}))
+            .await?;
+        let result = async {
+            let Some(claimed) = backend.claim_by_id(worker_id, id).await? else {
+                return Err(Error::NotReady {
+                    id,
+                    reason: not_ready_reason(&*backend, id).await?,
+                });
+            };
+            let task = self.registry.get(&claimed.task).cloned();
+            let retries = claimed.retries;
+            let (_kill, kill_rx) = watch::channel(None);
+            let outcome = perform(
+                task,
+                claimed,
+                self.queue.clone(),
+                CancellationToken::new(),
+                kill_rx,
+            )
+            .await;
+            let settled = backend
+                .settle(&[Settle {
+                    id,
+                    retries,
+                    outcome,
+                }])
+                .await?
+                .first()
+                .copied()
+                .unwrap_or(Settled::Stale);
+            let job = backend.job(id).await?.ok_or(Error::JobNotFound(id))?;
+            Ok(ForegroundRun { job, settled })
+        }
+        .await;
+        backend.unregister_worker(worker_id).await?;
+        result
+    }
+}
+
+/// Explains why a job could not be claimed by id.
+async fn not_ready_reason(backend: &dyn Backend, id: i64) -> Result<String> {
+    let Some(job) = backend.job(id).await? else {
+        return Err(Error::JobNotFound(id));
+    };
+    let now = chrono::Utc::now();
+    Ok(if job.state != JobState::Inactive {
+        format!("it is {}, not inactive", job.state)
+    } else if job.expires.is_some_and(|e| e <= now) {
+        "it has expired".to_string()
+    } else if job.delayed > now {
+        format!("it is delayed until {}", job.delayed.to_rfc3339())
+    } else if !job.parents.is_empty() {
+        format!("it waits for parent jobs {:?}", job.parents)
+    } else {
+        "another worker claimed it".to_string()
+    })
+}
+
+/// Runs a task to an outcome: a result, an error, a panic, a timeout or a kill.
+async fn perform(
+    task: Option<Arc<dyn DynTask>>,
+    job: Job,
+    queue: Queue,
+    stop: CancellationToken,
+    mut kill: watch::Receiver<Option<String>>,
+) -> Outcome {
+    let started = Instant::now();
+    let Some(task) = task else {
+        let error = TaskError::msg(Error::UnknownTask(job.task.clone()));
+        tracing::info!(error = %error, "job failed");
+        return Outcome::Failed {
+            error: error.0,
+            retry_delay: crate::job::default_backoff(job.retries),
+        };
+    };
+    let options = task.options();
+    let retries = job.retries;
+    let args = job.args.clone();
+    let ctx = JobContext::new(job, queue, stop.clone());
+    let run = AssertUnwindSafe(task.run_json(&ctx, args)).catch_unwind();
+    let timeout = options.timeout;
+    let timed = async {
+        match timeout {
+            Some(limit) => tokio::time::timeout(limit, run).await.map_err(|_| limit),
+            None => Ok(run.await),
+        }
+    };
+    let result: std::result::Result<Value, TaskError> = tokio::select! {
+        outcome = timed => match outcome {
+            Ok(Ok(result)) => result,
+            Ok(Err(panic)) => Err(TaskError::msg(format!("Task panicked: {}", panic_message(&panic)))),
+            Err(limit) => {
+                stop.cancel();
+                Err(TaskError::msg(format!("Job timed out after {}", humanize(limit))))
+            }
+        },
+        reason = kill.wait_for(Option::is_some) => {
+            let reason = reason.ok().and_then(|r| r.clone()).unwrap_or_else(|| "Job was killed".into());
+            Err(TaskError::msg(reason))
+        }
+    };
+    let elapsed = started.elapsed();
+    match result {
+        Ok(value) => {
+            tracing::info!(elapsed_ms = elapsed.as_millis() as u64, "job finished");
+            Outcome::Finished(value)
+        }
+        Err(error) => {
+            tracing::info!(elapsed_ms = elapsed.as_millis() as u64, error = %error, "job failed");
+            Outcome::Failed {
+                error: error.0,
+                retry_delay: (options.backoff)(retries),
+            }
+        }
+    }
+}
+
+/// The message of a caught panic.
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
+/// A duration for people: `1.5s`, `250ms`.
+fn humanize(d: Duration) -> String {
+    if d.as_millis() < 1000 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}s", d.as_secs_f64())
+    }
+}
+
+/// Writes outcomes in batches: whatever has piled up while the last write was in flight goes
+/// in the next statement (group commit, with no added delay when idle).
+async fn settle_loop(
+    backend: Arc<dyn Backend>,
+    mut rx: mpsc::UnboundedReceiver<SettleMsg>,
+    max_batch: usize,
+) {
+    let mut batch = Vec::with_capacity(max_batch);
+    let mut flushes = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                SettleMsg::Settle(settle) => batch.push(settle),
+                SettleMsg::Flush(reply) => flushes.push(reply),
+            }
+            if batch.len() < max_batch {
+                next = rx.try_recv().ok();
+            }
+        }
+        if batch.is_empty() {
+            for reply in flushes.drain(..) {
+                let _ = reply.send(());
+            }
+            continue;
+        }
+        let mut tries = 0;
+        loop {
+            match backend.settle(&batch).await {
+                Ok(results) => {
+                    for (settle, result) in batch.iter().zip(results) {
+                        if result == Settled::Stale {
+                            tracing::warn!(
+                                job = settle.id,
+                                "result ignored: the job was retried, rescued or removed meanwhile"
+                            );
+                        }
+                    }
+                    break;
+                }
+                Err(e) if tries < 30 => {
+                    tries += 1;
+                    tracing::warn!(error = %e, jobs = batch.len(), "saving results failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, jobs = batch.len(), "saving results failed; giving up (repair will rescue the jobs)");
+                    break;
+                }
+            }
+        }
+        batch.clear();
+        for reply in flushes.drain(..) {
+            let _ = reply.send(());
+        }
+    }
+}
+
+/// Waits until every outcome sent so far is written; `false` if the settler is gone.
+async fn flush(settle_tx: &mpsc::UnboundedSender<SettleMsg>) -> bool {
+    let (reply, done) = tokio::sync::oneshot::channel();
+    if settle_tx.send(SettleMsg::Flush(reply)).is_err() {
+        return false;
+    }
+    done.await.is_ok()
+}
+
+/// The next wake-up: a queue name, `*` for "anything", or `None` when the stream ended.
+async fn next_wakeup(rx: &mut Option<broadcast::Receiver<String>>) -> Option<String> {
+    match rx {
+        Some(rx) => match rx.recv().await {
+            Ok(queue) => Some(queue),
+            Err(broadcast::error::RecvError::Lagged(_)) => Some("*".into()),
+            Err(broadcast::error::RecvError::Closed) => None,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// `base` ± 50%, so that many workers spread their repairs.
+fn jitter(base: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let seed = u64::from(nanos) ^ (u64::from(std::process::id()) << 20);
+    let fraction = (seed % 1000) as f64 / 1000.0; // 0.0 .. 1.0
+    base.mul_f64(0.5 + fraction)
+}
+
+/// Runs every ready job in this process until none is left, one at a time, and returns how
+/// many ran. For application tests on SQLite in memory: no worker process needed.
+///
+/// With `queues` empty, jobs in every queue run.
+pub async fn perform_jobs(queue: &Queue, registry: &Registry, queues: &[String]) -> Result<u64> {
+    let mut total = 0;
+    loop {
+        let queues: Vec<String> = if queues.is_empty() {
+            queue.queues().await?.into_iter().map(|q| q.name).collect()
+        } else {
+            queues.to_vec()
+        };
+        if queues.is_empty() {
+            return Ok(total);
+        }
+        let options = WorkerOptions {
+            queues,
+            concurrency: 1,
+            burst: true,
+            ..WorkerOptions::default()
+        };
+        let summary = Worker::new(queue.clone(), registry.clone(), options)
+            .run()
+            .await?;
+        total += summary.performed;
+        if summary.performed == 0 {
+            return Ok(total);
+        }
+    }
+}
