@@ -3,4 +3,22 @@
 #[macro_use]
 mod common;
 
+mod bad_input;
+mod claim;
+mod claim_by_id;
+mod concurrency;
+mod dependencies;
+mod enqueue;
+mod list;
+mod locks;
+mod notes;
+mod notify;
+mod queues;
+mod remove;
+mod repair;
+mod retry;
+mod settle;
 mod smoke;
+mod stats;
+mod transactions;
+mod workers;

@@ -1,0 +1,77 @@
+//! Notes: free-form metadata on a job.
+
+use serde_json::json;
+use underling::{EnqueueOptions, Error};
+
+use crate::common::*;
+
+behaviour! {
+    async fn note_merges_keys_into_the_notes(queue) {
+        let id = enqueue_with(&queue, "add", EnqueueOptions::new().notes(json!({"a": 1, "b": 2}))).await;
+        queue.note(id, json!({"b": {"nested": [3]}, "c": "three"})).await.unwrap();
+        assert_eq!(json!(job(&queue, id).await.notes), json!({"a": 1, "b": {"nested": [3]}, "c": "three"}));
+    }
+
+    async fn note_with_null_deletes_the_key(queue) {
+        let id = enqueue_with(&queue, "add", EnqueueOptions::new().notes(json!({"a": 1, "b": 2}))).await;
+        queue.note(id, json!({"a": null, "c": 3, "missing": null})).await.unwrap();
+        assert_eq!(json!(job(&queue, id).await.notes), json!({"b": 2, "c": 3}));
+    }
+
+    async fn note_key_sets_one_key(queue) {
+        let id = enqueue(&queue, "add").await;
+        queue.note_key(id, "progress", json!(50)).await.unwrap();
+        queue.note_key(id, "progress", json!(75)).await.unwrap();
+        assert_eq!(json!(job(&queue, id).await.notes), json!({"progress": 75}));
+        queue.note_key(id, "progress", json!(null)).await.unwrap();
+        assert!(job(&queue, id).await.notes.is_empty());
+    }
+
+    async fn note_is_allowed_on_active_finished_and_failed_jobs(queue) {
+        let active = enqueue(&queue, "add").await;
+        let finished = enqueue(&queue, "add").await;
+        let failed = enqueue(&queue, "add").await;
+        let w = worker(&queue).await;
+        run_to_finish(&queue, w, finished).await;
+        run_to_failure(&queue, w, failed).await;
+        claim_one(&queue, w).await;
+        for id in [active, finished, failed] {
+            queue.note(id, json!({"seen": true})).await.unwrap();
+            assert_eq!(json!(job(&queue, id).await.notes), json!({"seen": true}));
+        }
+    }
+
+    async fn note_on_a_missing_job_is_job_not_found(queue) {
+        let err = queue.note(42, json!({"a": 1})).await.unwrap_err();
+        assert!(matches!(err, Error::JobNotFound(42)), "{err:?}");
+        assert_eq!(err.to_string(), "job 42 not found");
+    }
+
+    async fn note_that_is_not_an_object_is_refused(queue) {
+        let id = enqueue_with(&queue, "add", EnqueueOptions::new().notes(json!({"a": 1}))).await;
+        let err = queue.note(id, json!(["a", 1])).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidNotes(_)), "{err:?}");
+        assert_eq!(err.to_string(), "invalid notes: notes must be a JSON object, got an array");
+        let err = queue.note(id, json!("text")).await.unwrap_err();
+        assert_eq!(err.to_string(), "invalid notes: notes must be a JSON object, got a string");
+        assert_eq!(json!(job(&queue, id).await.notes), json!({"a": 1}));
+    }
+
+    async fn enqueue_with_notes_that_are_not_an_object_is_refused(queue) {
+        let err = queue
+            .enqueue("add", json!({}), EnqueueOptions::new().notes(json!(5)))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidNotes(_)), "{err:?}");
+        assert_eq!(err.to_string(), "invalid notes: notes must be a JSON object, got a number");
+        assert_eq!(job_count(&queue).await, 0);
+    }
+
+    async fn note_does_not_change_anything_else(queue) {
+        let id = enqueue(&queue, "add").await;
+        let mut before = job(&queue, id).await;
+        queue.note(id, json!({"k": "v"})).await.unwrap();
+        before.notes.insert("k".into(), json!("v"));
+        assert_eq!(job(&queue, id).await, before);
+    }
+}

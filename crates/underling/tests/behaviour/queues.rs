@@ -1,0 +1,100 @@
+//! Queues: pausing, resuming and counting.
+
+use serde_json::json;
+use underling::{EnqueueOptions, Error, JobState, QueueInfo};
+
+use crate::common::*;
+
+behaviour! {
+    async fn paused_queue_is_not_claimed_from(queue) {
+        let paused = enqueue_with(&queue, "add", EnqueueOptions::new().queue("mail")).await;
+        let other = enqueue(&queue, "add").await;
+        queue.pause_queue("mail").await.unwrap();
+        let w = worker(&queue).await;
+        assert_eq!(claim_ids(&queue, w, &["mail", "default"], 10).await, vec![other]);
+        assert_eq!(state(&queue, paused).await, JobState::Inactive);
+    }
+
+    async fn resumed_queue_is_claimed_from_again(queue) {
+        let id = enqueue_with(&queue, "add", EnqueueOptions::new().queue("mail")).await;
+        queue.pause_queue("mail").await.unwrap();
+        let w = worker(&queue).await;
+        assert!(claim_ids(&queue, w, &["mail"], 10).await.is_empty());
+        queue.resume_queue("mail").await.unwrap();
+        assert_eq!(claim_ids(&queue, w, &["mail"], 10).await, vec![id]);
+    }
+
+    async fn pausing_twice_and_resuming_once_resumes(queue) {
+        let id = enqueue(&queue, "add").await;
+        queue.pause_queue("default").await.unwrap();
+        queue.pause_queue("default").await.unwrap();
+        queue.resume_queue("default").await.unwrap();
+        let w = worker(&queue).await;
+        assert_eq!(claim_ids(&queue, w, &["default"], 10).await, vec![id]);
+    }
+
+    async fn a_queue_paused_before_it_has_jobs_stays_paused(queue) {
+        queue.pause_queue("later").await.unwrap();
+        let _id = enqueue_with(&queue, "add", EnqueueOptions::new().queue("later")).await;
+        let w = worker(&queue).await;
+        assert!(claim_ids(&queue, w, &["later"], 10).await.is_empty());
+    }
+
+    async fn pausing_does_not_stop_running_jobs_from_settling(queue) {
+        let id = enqueue(&queue, "add").await;
+        let w = worker(&queue).await;
+        let claimed = claim_one(&queue, w).await;
+        queue.pause_queue("default").await.unwrap();
+        assert_eq!(finish(&queue, &claimed, json!(1)).await, underling::Settled::Finished);
+        assert_eq!(state(&queue, id).await, JobState::Finished);
+    }
+
+    async fn pause_with_an_empty_queue_name_is_invalid(queue) {
+        assert!(matches!(queue.pause_queue("").await, Err(Error::InvalidOption(_))));
+        assert!(matches!(queue.resume_queue(" x").await, Err(Error::InvalidOption(_))));
+        assert_eq!(queue.queues().await.unwrap(), vec![]);
+    }
+
+    async fn queues_lists_counts_per_state_by_name(queue) {
+        let w = worker(&queue).await;
+        enqueue_with(&queue, "add", EnqueueOptions::new().queue("b")).await;
+        enqueue_with(&queue, "add", EnqueueOptions::new().queue("b")).await;
+        let active = enqueue_with(&queue, "add", EnqueueOptions::new().queue("b")).await;
+        let finished = enqueue_with(&queue, "add", EnqueueOptions::new().queue("a")).await;
+        let failed = enqueue_with(&queue, "add", EnqueueOptions::new().queue("a")).await;
+        run_to_finish(&queue, w, finished).await;
+        run_to_failure(&queue, w, failed).await;
+        queue.backend().claim_by_id(w, active).await.unwrap().unwrap();
+        queue.pause_queue("c").await.unwrap();
+        queue.pause_queue("b").await.unwrap();
+
+        let info = |name: &str, paused, inactive, active, failed, finished| QueueInfo {
+            name: name.to_string(),
+            paused,
+            inactive,
+            active,
+            failed,
+            finished,
+        };
+        assert_eq!(
+            queue.queues().await.unwrap(),
+            vec![
+                info("a", false, 0, 0, 1, 1),
+                info("b", true, 2, 1, 0, 0),
+                info("c", true, 0, 0, 0, 0),
+            ]
+        );
+    }
+
+    async fn queues_shows_a_resumed_queue_as_not_paused(queue) {
+        enqueue(&queue, "add").await;
+        queue.pause_queue("default").await.unwrap();
+        assert!(queue.queues().await.unwrap()[0].paused);
+        queue.resume_queue("default").await.unwrap();
+        let queues = queue.queues().await.unwrap();
+        assert_eq!(queues.len(), 1);
+        assert_eq!(queues[0].name, "default");
+        assert!(!queues[0].paused);
+        assert_eq!(queues[0].inactive, 1);
+    }
+}
