@@ -1,1 +1,51 @@
-fn main() {}
+//! `underling`: the admin command line for underling job queues.
+//!
+//! Parses the command line ([`cli`]), calls the library ([`commands`]) and prints the result
+//! ([`output`]). Exit codes: 0 on success, 1 on a runtime error (one line on stderr,
+//! `error: <message>`), 2 on a usage error.
+
+mod cli;
+mod commands;
+mod output;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("UNDERLING_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(commands::run(cli)));
+    match result {
+        Ok(text) => {
+            let mut stdout = std::io::stdout().lock();
+            match stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                // `underling job list | head` is not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => fail(&anyhow::Error::from(e)),
+            }
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+/// Prints a runtime error as one line and returns exit code 1.
+fn fail(error: &anyhow::Error) -> ExitCode {
+    let message = error.to_string().replace(['\r', '\n'], " ");
+    eprintln!("error: {message}");
+    ExitCode::from(1)
+}

@@ -1,0 +1,301 @@
+//! The command line, as clap types. Names and flags here are a contract that scripts rely on.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use underling::JobState;
+
+/// Manage underling job queues: enqueue, inspect, retry, remove and purge jobs, and see
+/// queues, workers, locks and statistics.
+#[derive(Debug, Parser)]
+#[command(name = "underling", version)]
+pub struct Cli {
+    /// Database URL: postgres://user@host/db, sqlite://path or sqlite::memory:.
+    #[arg(
+        long,
+        global = true,
+        display_order = 900,
+        value_name = "URL",
+        env = "UNDERLING_DATABASE_URL",
+        hide_env_values = true,
+        default_value = underling::DEFAULT_DATABASE_URL
+    )]
+    pub database: String,
+
+    /// PostgreSQL schema that holds the underling tables.
+    #[arg(
+        long,
+        global = true,
+        display_order = 901,
+        value_name = "NAME",
+        env = "UNDERLING_SCHEMA",
+        hide_env_values = true
+    )]
+    pub schema: Option<String>,
+
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true, display_order = 902)]
+    pub json: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending migrations and say which were applied.
+    Migrate,
+    /// Enqueue, list, show, retry, remove and purge jobs.
+    #[command(subcommand)]
+    Job(JobCommand),
+    /// List, pause and resume queues.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+    /// List and show workers, and send them remote commands.
+    #[command(subcommand)]
+    Worker(WorkerCommand),
+    /// List and release named locks.
+    #[command(subcommand)]
+    Lock(LockCommand),
+    /// Show job, worker and lock counts.
+    Stats,
+    /// Show finished and failed jobs per hour over the last 24 hours.
+    History,
+}
+
+/// `underling job …`
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Enqueue a job and print its id.
+    Enqueue(EnqueueArgs),
+    /// List jobs, newest first.
+    List(ListArgs),
+    /// Show every field of one job.
+    Show {
+        /// The job id.
+        id: i64,
+    },
+    /// Retry jobs by id, or every job in the given states (`--state failed`).
+    Retry(RetryArgs),
+    /// Remove jobs that are not active.
+    Remove {
+        /// The job ids.
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<i64>,
+    },
+    /// Remove matching jobs in bounded batches (finished and failed ones by default).
+    Purge(PurgeArgs),
+}
+
+/// `underling job enqueue`
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// The task name.
+    pub task: String,
+    /// Job arguments as JSON (default `{}`).
+    #[arg(long, value_name = "JSON")]
+    pub args: Option<String>,
+    /// The queue.
+    #[arg(long, value_name = "Q", default_value = underling::DEFAULT_QUEUE)]
+    pub queue: String,
+    /// Priority; higher runs first.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub priority: i32,
+    /// Run no earlier than this long from now (90s, 5m, 2h, 1d).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub delay: Option<Duration>,
+    /// How many times the job may be tried in all.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        allow_negative_numbers = true
+    )]
+    pub attempts: i32,
+    /// A job that must finish first (repeatable).
+    #[arg(long = "parent", value_name = "ID")]
+    pub parents: Vec<i64>,
+    /// Also run when a parent failed.
+    #[arg(long)]
+    pub lax: bool,
+    /// Remove the job if it has not started this long after it was enqueued.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub expire: Option<Duration>,
+    /// Initial notes, a JSON object.
+    #[arg(long, value_name = "JSON")]
+    pub notes: Option<String>,
+}
+
+/// `underling job list`
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only jobs in this state (repeatable): inactive, active, finished, failed.
+    #[arg(long = "state", value_name = "S", value_parser = parse_state)]
+    pub states: Vec<JobState>,
+    /// Only jobs in this queue (repeatable).
+    #[arg(long = "queue", value_name = "Q")]
+    pub queues: Vec<String>,
+    /// Only jobs of this task (repeatable).
+    #[arg(long = "task", value_name = "T")]
+    pub tasks: Vec<String>,
+    /// Only jobs whose notes have this key (repeatable).
+    #[arg(long = "note", value_name = "KEY")]
+    pub notes: Vec<String>,
+    /// How many jobs to show.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: u64,
+    /// How many jobs to skip.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub offset: u64,
+}
+
+/// `underling job retry`
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// The jobs to retry.
+    #[arg(value_name = "ID", required_unless_present = "states")]
+    pub ids: Vec<i64>,
+    /// Retry every job in this state instead (repeatable), e.g. `--state failed`.
+    #[arg(long = "state", value_name = "S", value_parser = parse_state, conflicts_with = "ids")]
+    pub states: Vec<JobState>,
+    /// With ids: move the jobs to this queue. With `--state`: only jobs in this queue.
+    #[arg(long, value_name = "Q")]
+    pub queue: Option<String>,
+    /// With `--state`: only jobs of this task.
+    #[arg(long, value_name = "T", requires = "states", conflicts_with = "ids")]
+    pub task: Option<String>,
+    /// New priority.
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        conflicts_with = "states"
+    )]
+    pub priority: Option<i32>,
+    /// Run no earlier than this long from now (90s, 5m, 2h, 1d).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "states")]
+    pub delay: Option<Duration>,
+    /// New maximum number of tries.
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        conflicts_with = "states"
+    )]
+    pub attempts: Option<i32>,
+}
+
+/// `underling job purge`
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// Only jobs in this state (repeatable; default finished and failed).
+    #[arg(long = "state", value_name = "S", value_parser = parse_state)]
+    pub states: Vec<JobState>,
+    /// Only jobs in this queue.
+    #[arg(long, value_name = "Q")]
+    pub queue: Option<String>,
+    /// Only jobs of this task.
+    #[arg(long, value_name = "T")]
+    pub task: Option<String>,
+    /// Only jobs that ended longer ago than this (90s, 5m, 2h, 1d).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub older_than: Option<Duration>,
+    /// Allow purging inactive and active jobs.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `underling queue …`
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// List queues with their job counts.
+    List,
+    /// Pause a queue: its jobs are not claimed until it is resumed.
+    Pause {
+        /// The queue name.
+        queue: String,
+    },
+    /// Resume a paused queue.
+    Resume {
+        /// The queue name.
+        queue: String,
+    },
+}
+
+/// `underling worker …`
+#[derive(Debug, Subcommand)]
+pub enum WorkerCommand {
+    /// List registered workers.
+    List,
+    /// Show one worker.
+    Show {
+        /// The worker id.
+        id: i64,
+    },
+    /// Send a remote command to workers (all when no id is given).
+    Command {
+        /// The command name, e.g. `stop` or `jobs`.
+        name: String,
+        /// Command arguments as JSON (default `[]`).
+        #[arg(long, value_name = "JSON")]
+        args: Option<String>,
+        /// The workers to send it to.
+        #[arg(value_name = "ID")]
+        ids: Vec<i64>,
+    },
+}
+
+/// `underling lock …`
+#[derive(Debug, Subcommand)]
+pub enum LockCommand {
+    /// List live lock holds (all, or those of the names given).
+    List {
+        /// Lock names.
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
+    },
+    /// Release the hold on a lock that expires first.
+    Release {
+        /// The lock name.
+        name: String,
+    },
+}
+
+/// Parses a job state with the library's message, which lists the valid ones.
+fn parse_state(text: &str) -> Result<JobState, String> {
+    text.parse::<JobState>().map_err(|e| e.to_string())
+}
+
+/// Parses a duration such as `90s`, `5m`, `2h`, `1d` or `1h 30m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{e}; expected a number and a unit, like 90s, 5m, 2h or 1d"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_take_seconds_minutes_hours_and_days() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("10").is_err());
+    }
+}

@@ -1,0 +1,53 @@
+//! `underling queue …`: list, pause and resume queues.
+
+use serde_json::json;
+use underling::Queue;
+
+use crate::cli::QueueCommand;
+use crate::output;
+
+/// Runs a `queue` subcommand.
+pub async fn run(queue: &Queue, command: QueueCommand, json: bool) -> anyhow::Result<String> {
+    match command {
+        QueueCommand::List => list(queue, json).await,
+        QueueCommand::Pause { queue: name } => set_paused(queue, &name, true, json).await,
+        QueueCommand::Resume { queue: name } => set_paused(queue, &name, false, json).await,
+    }
+}
+
+async fn list(queue: &Queue, json: bool) -> anyhow::Result<String> {
+    let queues = queue.queues().await?;
+    if json {
+        return output::json(&queues);
+    }
+    let mut table = output::table(
+        &["name", "paused", "inactive", "active", "failed", "finished"],
+        &["inactive", "active", "failed", "finished"],
+    );
+    for q in &queues {
+        table.add_row(vec![
+            q.name.clone(),
+            if q.paused { "yes" } else { "no" }.to_string(),
+            q.inactive.to_string(),
+            q.active.to_string(),
+            q.failed.to_string(),
+            q.finished.to_string(),
+        ]);
+    }
+    Ok(output::render(&table))
+}
+
+async fn set_paused(queue: &Queue, name: &str, paused: bool, json: bool) -> anyhow::Result<String> {
+    if paused {
+        queue.pause_queue(name).await?;
+    } else {
+        queue.resume_queue(name).await?;
+    }
+    if json {
+        output::json(&json!({ "queue": name, "paused": paused }))
+    } else if paused {
+        Ok(format!("paused queue {name}\n"))
+    } else {
+        Ok(format!("resumed queue {name}\n"))
+    }
+}
