@@ -718,9 +718,14 @@ impl Backend for PostgresBackend {
         }
         if let Some(parents) = &opts.parents {
             sqlx::query(
-                "WITH del AS (DELETE FROM underling_job_deps WHERE child_id = $1) \
+                // The DELETE and the INSERT touch disjoint keys: the sub-statements of one
+                // statement run in no defined order, so deleting a pair and inserting it again
+                // would violate the primary key.
+                "WITH del AS (DELETE FROM underling_job_deps \
+                   WHERE child_id = $1 AND parent_id <> ALL($2::bigint[])) \
                  INSERT INTO underling_job_deps (child_id, parent_id) \
-                 SELECT $1, p FROM unnest($2::bigint[]) AS p",
+                 SELECT DISTINCT $1::bigint, p FROM unnest($2::bigint[]) AS p \
+                 ON CONFLICT DO NOTHING",
             )
             .bind(id)
             .bind(parents)

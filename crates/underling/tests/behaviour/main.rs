@@ -7,6 +7,7 @@ mod bad_input;
 mod claim;
 mod claim_by_id;
 mod concurrency;
+mod connect;
 mod dependencies;
 mod enqueue;
 mod list;

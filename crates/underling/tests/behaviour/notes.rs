@@ -41,6 +41,28 @@ behaviour! {
         }
     }
 
+    async fn note_keys_may_contain_dots_quotes_brackets_and_spaces(queue) {
+        let keys = ["a.b", "say \"hi\"", "[0]", "with space", "$", "ünï"];
+        let id = enqueue_with(&queue, "add", EnqueueOptions::new().notes(json!({"a": {"b": 0}}))).await;
+        for (i, key) in keys.iter().enumerate() {
+            queue.note_key(id, key, json!(i)).await.unwrap();
+        }
+        let mut expected = serde_json::Map::new();
+        expected.insert("a".into(), json!({"b": 0}));
+        for (i, key) in keys.iter().enumerate() {
+            expected.insert(key.to_string(), json!(i));
+        }
+        assert_eq!(job(&queue, id).await.notes, expected);
+        for key in keys {
+            let filter = underling::JobFilter { notes: vec![key.to_string()], ..Default::default() };
+            let list = queue.list_jobs(&filter, 10, 0).await.unwrap();
+            assert_eq!(list.total, 1, "filter on note key {key:?}");
+        }
+        queue.note_key(id, "a.b", json!(null)).await.unwrap();
+        expected.remove("a.b");
+        assert_eq!(job(&queue, id).await.notes, expected, "deleting \"a.b\" keeps \"a\"");
+    }
+
     async fn note_on_a_missing_job_is_job_not_found(queue) {
         let err = queue.note(42, json!({"a": 1})).await.unwrap_err();
         assert!(matches!(err, Error::JobNotFound(42)), "{err:?}");

@@ -86,6 +86,14 @@ behaviour! {
         );
     }
 
+    async fn queues_lists_only_queues_with_jobs_or_a_pause_flag(queue) {
+        let gone = enqueue_with(&queue, "add", EnqueueOptions::new().queue("gone")).await;
+        enqueue_with(&queue, "add", EnqueueOptions::new().queue("kept")).await;
+        queue.remove_job(gone).await.unwrap();
+        let names: Vec<String> = queue.queues().await.unwrap().into_iter().map(|q| q.name).collect();
+        assert_eq!(names, vec!["kept"]);
+    }
+
     async fn queues_shows_a_resumed_queue_as_not_paused(queue) {
         enqueue(&queue, "add").await;
         queue.pause_queue("default").await.unwrap();

@@ -105,6 +105,28 @@ behaviour! {
         assert_eq!(claim_ids(&queue, w, &["default"], 10).await, vec![id]);
     }
 
+    async fn retry_with_duplicate_parents_stores_them_once(queue) {
+        let parent = enqueue_with(&queue, "parent", EnqueueOptions::new().queue("parents")).await;
+        let id = enqueue(&queue, "add").await;
+        let opts = RetryOptions { parents: Some(vec![parent, parent]), ..Default::default() };
+        queue.retry_job(id, opts).await.unwrap();
+        assert_eq!(job(&queue, id).await.parents, vec![parent]);
+        assert_eq!(job(&queue, parent).await.children, vec![id]);
+    }
+
+    async fn retry_with_the_same_parents_keeps_them(queue) {
+        let p1 = enqueue_with(&queue, "parent", EnqueueOptions::new().queue("parents")).await;
+        let p2 = enqueue_with(&queue, "parent", EnqueueOptions::new().queue("parents")).await;
+        let id = enqueue_with(&queue, "child", EnqueueOptions::new().parents([p1, p2])).await;
+        let opts = RetryOptions { parents: Some(vec![p2, p1]), ..Default::default() };
+        queue.retry_job(id, opts).await.unwrap();
+        assert_eq!(job(&queue, id).await.parents, vec![p1, p2]);
+        let opts = RetryOptions { parents: Some(vec![p2]), ..Default::default() };
+        queue.retry_job(id, opts).await.unwrap();
+        assert_eq!(job(&queue, id).await.parents, vec![p2]);
+        assert!(job(&queue, p1).await.children.is_empty());
+    }
+
     async fn retry_with_no_parents_drops_the_old_ones(queue) {
         let parent = enqueue_with(&queue, "parent", EnqueueOptions::new().queue("parents")).await;
         let id = enqueue_with(&queue, "child", EnqueueOptions::new().parent(parent)).await;

@@ -1,0 +1,133 @@
+//! Connecting and migrating: clear errors for wrong URLs and unmigrated databases.
+
+use std::time::{Duration, Instant};
+
+use underling::backend::postgres::PostgresBackend;
+use underling::{ConnectOptions, Error, Queue};
+
+use crate::common;
+
+#[tokio::test]
+async fn url_with_an_unknown_scheme_is_refused_with_the_password_masked() {
+    let err = Queue::connect("mysql://app:secret@db/jobs")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidUrl { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.starts_with("invalid database URL \"mysql://app:***@db/jobs\": unknown scheme"),
+        "{message}"
+    );
+    assert!(!message.contains("secret"), "{message}");
+}
+
+#[tokio::test]
+async fn unreachable_postgres_is_a_connect_error_with_the_password_masked() {
+    let started = Instant::now();
+    let err = Queue::connect("postgres://app:secret@127.0.0.1:1/jobs")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.starts_with("cannot connect to postgres://app:***@127.0.0.1:1/jobs: "),
+        "{message}"
+    );
+    assert!(!message.contains("secret"), "{message}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn sqlite_without_migrations_is_not_migrated() {
+    let err = Queue::connect("sqlite::memory:").await.unwrap_err();
+    assert!(matches!(err, Error::NotMigrated(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn postgres_schema_without_migrations_is_not_migrated() {
+    let Some(db) = common::postgres().await else {
+        return;
+    };
+    let opts = ConnectOptions::new(common::postgres_url()).schema(common::unique_schema());
+    let err = Queue::connect_with(opts).await.unwrap_err();
+    assert!(matches!(err, Error::NotMigrated(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "the database is not migrated: no underling tables were found (run `underling migrate` or call Queue::migrate())"
+    );
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_schema_cannot_be_given_for_sqlite() {
+    let err = Queue::connect_with(
+        ConnectOptions::new("sqlite::memory:")
+            .schema("s")
+            .migrate(true),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidOption(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "invalid option: a schema can only be given for PostgreSQL"
+    );
+}
+
+#[tokio::test]
+async fn postgres_schema_name_must_be_a_plain_identifier() {
+    let opts = ConnectOptions::new(common::postgres_url())
+        .schema("x\"; DROP TABLE y; --")
+        .migrate(true);
+    let err = Queue::connect_with(opts).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidOption(_)), "{err:?}");
+}
+
+behaviour! {
+    async fn migrate_again_applies_nothing(queue) {
+        assert_eq!(queue.migrate().await.unwrap(), vec![]);
+        queue.backend().check_migrated().await.unwrap();
+    }
+}
+
+/// What a fresh database reports when migrated: every migration once.
+fn check_first_migration(applied: &[underling::AppliedMigration]) {
+    let versions: Vec<i64> = applied.iter().map(|m| m.version).collect();
+    assert_eq!(versions, vec![20261123000001]);
+    assert_eq!(applied[0].description, "init");
+}
+
+#[tokio::test]
+async fn migrate_on_a_fresh_sqlite_database_reports_the_migrations_applied() {
+    let backend = underling::backend::sqlite::SqliteBackend::connect("sqlite::memory:", 1)
+        .await
+        .unwrap();
+    let queue = Queue::from_backend(std::sync::Arc::new(backend));
+    assert!(matches!(
+        queue.backend().check_migrated().await,
+        Err(Error::NotMigrated(_))
+    ));
+    check_first_migration(&queue.migrate().await.unwrap());
+    assert_eq!(queue.migrate().await.unwrap(), vec![]);
+    queue.backend().check_migrated().await.unwrap();
+}
+
+#[tokio::test]
+async fn migrate_on_a_fresh_postgres_schema_reports_the_migrations_applied() {
+    let Some(db) = common::postgres().await else {
+        return;
+    };
+    let schema = common::unique_schema();
+    let backend = PostgresBackend::connect(&common::postgres_url(), Some(&schema), 2)
+        .await
+        .unwrap();
+    let queue = Queue::from_backend(std::sync::Arc::new(backend));
+    check_first_migration(&queue.migrate().await.unwrap());
+    assert_eq!(queue.migrate().await.unwrap(), vec![]);
+    common::PgTestDb { queue }.cleanup().await;
+    db.cleanup().await;
+}
