@@ -173,10 +173,10 @@ behaviour! {
     }
 
     async fn delayed_job_is_claimed_once_due(queue) {
-        let id = enqueue_with(&queue, "add", EnqueueOptions::new().delay(Duration::from_millis(200))).await;
+        let id = enqueue_with(&queue, "add", EnqueueOptions::new().delay(Duration::from_millis(1000))).await;
         let w = worker(&queue).await;
         assert!(claim_ids(&queue, w, &["default"], 10).await.is_empty());
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        tokio::time::sleep(Duration::from_millis(1300)).await;
         assert_eq!(claim_ids(&queue, w, &["default"], 10).await, vec![id]);
     }
 
@@ -225,11 +225,11 @@ behaviour! {
     }
 
     async fn a_job_that_started_before_expiry_is_not_removed_by_repair(queue) {
-        let id = enqueue_with(&queue, "add", EnqueueOptions::new().expire(Duration::from_millis(300))).await;
+        let id = enqueue_with(&queue, "add", EnqueueOptions::new().expire(Duration::from_millis(1000))).await;
         let w = worker(&queue).await;
         let job = claim_one(&queue, w).await;
         assert_eq!(job.id, id);
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        tokio::time::sleep(Duration::from_millis(1300)).await;
         let report = queue.repair(&Default::default()).await.unwrap();
         assert_eq!(report.expired_jobs, 0);
         assert_eq!(state(&queue, id).await, JobState::Active);

@@ -23,6 +23,16 @@ behaviour! {
         assert_eq!(claim_ids(&queue, w, &["default"], 10).await, vec![child]);
     }
 
+    async fn child_of_parents_that_already_finished_is_claimed_at_once(queue) {
+        let p1 = enqueue(&queue, "parent").await;
+        let p2 = enqueue(&queue, "parent").await;
+        let w = worker(&queue).await;
+        run_to_finish(&queue, w, p1).await;
+        run_to_finish(&queue, w, p2).await;
+        let child = enqueue_with(&queue, "child", EnqueueOptions::new().parents([p1, p2])).await;
+        assert_eq!(claim_ids(&queue, w, &["default"], 10).await, vec![child]);
+    }
+
     async fn waiting_child_does_not_block_other_jobs(queue) {
         let parent = enqueue_with(&queue, "parent", EnqueueOptions::new().queue("parents")).await;
         let _child = enqueue_with(&queue, "child", EnqueueOptions::new().parent(parent).priority(10)).await;

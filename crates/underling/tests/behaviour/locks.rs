@@ -72,9 +72,9 @@ behaviour! {
     }
 
     async fn lock_expires_after_its_duration(queue) {
-        assert!(queue.lock("short", Duration::from_millis(300), 1).await.unwrap());
+        assert!(queue.lock("short", Duration::from_millis(1000), 1).await.unwrap());
         assert!(!queue.lock("short", MINUTE, 1).await.unwrap());
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(1300)).await;
         assert!(!queue.is_locked("short").await.unwrap());
         assert!(queue.lock("short", MINUTE, 1).await.unwrap());
     }

@@ -1,22 +1,23 @@
-//! PostgreSQL wakes workers with LISTEN/NOTIFY when jobs become ready.
+//! Workers are woken (PostgreSQL: LISTEN/NOTIFY; SQLite: in-process) when jobs become ready.
 
 use std::time::Duration;
 
 use serde_json::json;
 use tokio::sync::broadcast::Receiver;
-use underling::{EnqueueOptions, Queue, RetryOptions};
+use tokio::sync::broadcast::error::RecvError;
+use underling::backend::postgres::PostgresBackend;
+use underling::{BackendKind, EnqueueOptions, JobFilter, JobState, Queue, RetryOptions};
 
-use crate::common;
+use crate::common::*;
 
-/// Waits up to five seconds for a wake-up naming `queue_name` (ignoring the catch-all `*`).
+/// Waits up to five seconds for a wake-up naming `queue_name` (ignoring others and `*`).
 async fn woken_for(rx: &mut Receiver<String>, queue_name: &str) -> bool {
     let wait = async {
         loop {
             match rx.recv().await {
                 Ok(name) if name == queue_name => return true,
-                Ok(_) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(_) => return false,
+                Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return false,
             }
         }
     };
@@ -25,33 +26,76 @@ async fn woken_for(rx: &mut Receiver<String>, queue_name: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Subscribes and waits until the listener is connected (it announces itself with `*`).
+/// Subscribes; on PostgreSQL also waits until the listener is connected (it announces itself
+/// with `*`), since notifications sent before that are lost by design.
 async fn subscribe(queue: &Queue) -> Receiver<String> {
     let mut rx = queue
         .backend()
         .subscribe()
         .await
         .unwrap()
-        .expect("PostgreSQL can push wake-ups");
-    let first = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
-    assert!(matches!(first, Ok(Ok(ref s)) if s == "*"), "{first:?}");
+        .expect("both backends push wake-ups");
+    if queue.kind() == BackendKind::Postgres {
+        let first = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        assert!(matches!(first, Ok(Ok(ref s)) if s == "*"), "{first:?}");
+    }
     rx
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_enqueue_wakes_workers_of_that_queue() {
-    let Some(db) = common::postgres().await else {
-        return;
-    };
-    let mut rx = subscribe(&db.queue).await;
-    common::enqueue_with(&db.queue, "add", EnqueueOptions::new().queue("mail")).await;
-    assert!(woken_for(&mut rx, "mail").await);
-    db.cleanup().await;
+behaviour! {
+    async fn enqueue_wakes_workers_of_that_queue(queue) {
+        let mut rx = subscribe(&queue).await;
+        enqueue_with(&queue, "add", EnqueueOptions::new().queue("mail")).await;
+        assert!(woken_for(&mut rx, "mail").await);
+    }
+
+    async fn finishing_a_parent_wakes_the_childs_queue(queue) {
+        let parent = enqueue_with(&queue, "p", EnqueueOptions::new().queue("parents")).await;
+        enqueue_with(&queue, "c", EnqueueOptions::new().queue("children").parent(parent)).await;
+        let w = worker(&queue).await;
+        let mut rx = subscribe(&queue).await;
+        run_to_finish(&queue, w, parent).await;
+        assert!(woken_for(&mut rx, "children").await);
+    }
+
+    async fn failing_a_parent_wakes_the_childs_queue(queue) {
+        let parent = enqueue_with(&queue, "p", EnqueueOptions::new().queue("parents")).await;
+        enqueue_with(&queue, "c", EnqueueOptions::new().queue("lax").parent(parent).lax(true)).await;
+        let w = worker(&queue).await;
+        let mut rx = subscribe(&queue).await;
+        run_to_failure(&queue, w, parent).await;
+        assert!(woken_for(&mut rx, "lax").await);
+    }
+
+    async fn retry_job_wakes_workers_of_its_queue(queue) {
+        let id = enqueue(&queue, "add").await;
+        let mut rx = subscribe(&queue).await;
+        let opts = RetryOptions { queue: Some("moved".into()), ..Default::default() };
+        queue.retry_job(id, opts).await.unwrap();
+        assert!(woken_for(&mut rx, "moved").await);
+    }
+
+    async fn retry_jobs_wakes_workers_of_their_queues(queue) {
+        let w = worker(&queue).await;
+        let id = enqueue_with(&queue, "add", EnqueueOptions::new().queue("again")).await;
+        run_to_failure(&queue, w, id).await;
+        let mut rx = subscribe(&queue).await;
+        let filter = JobFilter { states: vec![JobState::Failed], ..Default::default() };
+        assert_eq!(queue.retry_jobs(&filter).await.unwrap(), 1);
+        assert!(woken_for(&mut rx, "again").await);
+    }
+
+    async fn resume_wakes_workers_of_that_queue(queue) {
+        queue.pause_queue("paused").await.unwrap();
+        let mut rx = subscribe(&queue).await;
+        queue.resume_queue("paused").await.unwrap();
+        assert!(woken_for(&mut rx, "paused").await);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_committed_transactional_enqueue_wakes_workers() {
-    let Some(db) = common::postgres().await else {
+    let Some(db) = crate::common::postgres().await else {
         return;
     };
     let mut rx = subscribe(&db.queue).await;
@@ -59,7 +103,7 @@ async fn postgres_committed_transactional_enqueue_wakes_workers() {
         .queue
         .backend()
         .as_any()
-        .downcast_ref::<underling::backend::postgres::PostgresBackend>()
+        .downcast_ref::<PostgresBackend>()
         .unwrap();
     let mut tx = pg.pool().begin().await.unwrap();
     db.queue
@@ -73,41 +117,5 @@ async fn postgres_committed_transactional_enqueue_wakes_workers() {
         .unwrap();
     tx.commit().await.unwrap();
     assert!(woken_for(&mut rx, "txq").await);
-    db.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_finishing_a_parent_wakes_the_childs_queue() {
-    let Some(db) = common::postgres().await else {
-        return;
-    };
-    let queue = &db.queue;
-    let parent = common::enqueue_with(queue, "p", EnqueueOptions::new().queue("parents")).await;
-    common::enqueue_with(
-        queue,
-        "c",
-        EnqueueOptions::new().queue("children").parent(parent),
-    )
-    .await;
-    let w = common::worker(queue).await;
-    let mut rx = subscribe(queue).await;
-    common::run_to_finish(queue, w, parent).await;
-    assert!(woken_for(&mut rx, "children").await);
-    db.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_retry_and_resume_wake_workers() {
-    let Some(db) = common::postgres().await else {
-        return;
-    };
-    let queue = &db.queue;
-    let id = common::enqueue_with(queue, "add", EnqueueOptions::new().queue("r")).await;
-    queue.pause_queue("p").await.unwrap();
-    let mut rx = subscribe(queue).await;
-    queue.retry_job(id, RetryOptions::default()).await.unwrap();
-    assert!(woken_for(&mut rx, "r").await);
-    queue.resume_queue("p").await.unwrap();
-    assert!(woken_for(&mut rx, "p").await);
     db.cleanup().await;
 }

@@ -89,9 +89,9 @@ behaviour! {
     async fn heartbeat_keeps_a_worker_from_being_missing(queue) {
         let stale = worker(&queue).await;
         let fresh = worker(&queue).await;
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        tokio::time::sleep(Duration::from_millis(1300)).await;
         assert!(queue.backend().heartbeat(fresh, &json!({})).await.unwrap());
-        let opts = RepairOptions { missing_after: Duration::from_millis(200), ..Default::default() };
+        let opts = RepairOptions { missing_after: Duration::from_millis(1000), ..Default::default() };
         let report = queue.repair(&opts).await.unwrap();
         assert_eq!(report.missing_workers, 1);
         let ids: Vec<i64> = queue.workers().await.unwrap().iter().map(|w| w.id).collect();
