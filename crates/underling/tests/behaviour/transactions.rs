@@ -243,3 +243,38 @@ async fn sqlite_job_enqueued_in_a_committed_transaction_exists() {
     queue.close().await;
     app.close().await;
 }
+
+fn sqlite_backend(queue: &Queue) -> &underling::backend::sqlite::SqliteBackend {
+    queue
+        .backend()
+        .as_any()
+        .downcast_ref::<underling::backend::sqlite::SqliteBackend>()
+        .expect("a SQLite queue")
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_job_enqueued_in_a_rolled_back_transaction_does_not_exist() {
+    let queue = common::sqlite().await;
+    // In memory the pool has one connection: the transaction must come from it.
+    let mut tx = sqlite_backend(&queue).pool().begin().await.unwrap();
+    let id = queue
+        .enqueue_in_sqlite(&mut tx, "add", json!({}), EnqueueOptions::new())
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(queue.job(id).await.unwrap(), None);
+    assert_eq!(common::job_count(&queue).await, 0);
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_job_enqueued_in_a_committed_transaction_exists() {
+    let queue = common::sqlite().await;
+    let mut tx = sqlite_backend(&queue).pool().begin().await.unwrap();
+    let id = queue
+        .enqueue_in_sqlite(&mut tx, "add", json!({"a": 1}), EnqueueOptions::new())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(common::job(&queue, id).await.args, json!({"a": 1}));
+    assert_eq!(common::job_count(&queue).await, 1);
+}
