@@ -273,10 +273,18 @@ fn parse_state(text: &str) -> Result<JobState, String> {
     text.parse::<JobState>().map_err(|e| e.to_string())
 }
 
-/// Parses a duration such as `90s`, `5m`, `2h`, `1d` or `1h 30m`.
+/// The longest duration accepted: it keeps every computed time within what both databases
+/// (and RFC 3339) can store.
+const MAX_DURATION: Duration = Duration::from_secs(1000 * 31_557_600);
+
+/// Parses a duration such as `90s`, `5m`, `2h`, `1d` or `1h 30m`, up to 1000 years.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("{e}; expected a number and a unit, like 90s, 5m, 2h or 1d"))
+    let duration = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{e}; expected a number and a unit, like 90s, 5m, 2h or 1d"))?;
+    if duration > MAX_DURATION {
+        return Err("durations longer than 1000 years are not supported".to_string());
+    }
+    Ok(duration)
 }
 
 #[cfg(test)]
@@ -297,5 +305,7 @@ mod tests {
         assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("10").is_err());
+        assert!(parse_duration("1000y").is_ok());
+        assert!(parse_duration("1001y").is_err());
     }
 }

@@ -194,6 +194,12 @@ on_both! {
         assert_eq!(db.job_count().await, 0);
     }
 
+    async fn enqueue_rejects_durations_beyond_1000_years(db: migrated) {
+        let stderr = db.run(&["job", "enqueue", "t", "--expire", "5000y"]).usage_error();
+        assert!(stderr.contains("durations longer than 1000 years are not supported"), "{stderr}");
+        assert_eq!(db.job_count().await, 0);
+    }
+
     // -- job list -------------------------------------------------------------------------------
 
     async fn job_list_shows_newest_first_with_the_total(db: migrated) {

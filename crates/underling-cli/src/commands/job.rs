@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{anyhow, bail};
 use serde_json::{Value, json};
 use underling::{
     BackendKind, EnqueueOptions, Error, Job, JobFilter, JobState, Queue, RetryOptions,
@@ -227,7 +227,17 @@ async fn purge(queue: &Queue, a: PurgeArgs, json: bool) -> anyhow::Result<String
         );
     }
     let finished_before = match a.older_than {
-        Some(age) => Some(chrono::Utc::now() - chrono::Duration::from_std(age)?),
+        Some(age) => Some(
+            chrono::Duration::from_std(age)
+                .ok()
+                .and_then(|age| chrono::Utc::now().checked_sub_signed(age))
+                .ok_or_else(|| {
+                    anyhow!(
+                        "--older-than {} reaches before the earliest time that can be stored",
+                        humantime::format_duration(age)
+                    )
+                })?,
+        ),
         None => None,
     };
     let filter = JobFilter {
