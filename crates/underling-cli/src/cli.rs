@@ -8,7 +8,12 @@ use underling::JobState;
 /// Manage underling job queues: enqueue, inspect, retry, remove and purge jobs, and see
 /// queues, workers, locks and statistics.
 #[derive(Debug, Parser)]
-#[command(name = "underling", version)]
+#[command(
+    name = "underling",
+    version,
+    after_help = "Exit codes: 0 success, 1 runtime error (one `error: …` line on stderr), 2 usage error.\n\
+                  Set UNDERLING_LOG=debug (a tracing filter) to log to stderr."
+)]
 pub struct Cli {
     /// Database URL: postgres://user@host/db, sqlite://path or sqlite::memory:.
     #[arg(

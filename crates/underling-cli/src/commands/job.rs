@@ -166,12 +166,21 @@ async fn retry(queue: &Queue, a: RetryArgs, json: bool) -> anyhow::Result<String
 
 /// Retries every job matching `filter`; returns how many.
 async fn retry_matching(queue: &Queue, filter: &JobFilter) -> anyhow::Result<u64> {
-    if queue.kind() != BackendKind::Sqlite {
-        return Ok(queue.retry_jobs(filter).await?);
+    match queue.retry_jobs(filter).await {
+        Ok(n) => Ok(n),
+        // Workaround: the SQLite backend's `retry_matching` failed on every call ("no such
+        // column: j.queue": SQLite's RETURNING takes no table alias). It is one statement, so
+        // on an error nothing was retried: retry the matching jobs one by one instead. Once
+        // the library is fixed this path is never taken.
+        Err(underling::Error::Database(_)) if queue.kind() == BackendKind::Sqlite => {
+            retry_one_by_one(queue, filter).await
+        }
+        Err(e) => Err(e.into()),
     }
-    // Workaround: the SQLite backend's `retry_matching` fails on every call ("no such column:
-    // j.queue": SQLite's RETURNING does not accept a table alias). Until the library is fixed,
-    // retry the matching jobs one by one; SQLite is local, so the round trips are cheap.
+}
+
+/// Retries the jobs matching `filter` one at a time; returns how many.
+async fn retry_one_by_one(queue: &Queue, filter: &JobFilter) -> anyhow::Result<u64> {
     let ids: Vec<i64> = queue
         .list_jobs(filter, u64::MAX, 0)
         .await?
