@@ -287,6 +287,21 @@ impl NewJob {
     }
 }
 
+impl NewJob {
+    /// Checks a job built field by field (not through [`NewJob::new`]). Nothing is written.
+    pub fn check(&self) -> Result<()> {
+        validate_task(&self.task)?;
+        validate_queue(&self.queue)?;
+        if self.attempts < 1 {
+            return Err(Error::InvalidOption(format!(
+                "attempts must be at least 1, got {}",
+                self.attempts
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Checks a task name.
 pub(crate) fn validate_task(task: &str) -> Result<()> {
     if task.is_empty() || task.trim() != task {

@@ -19,6 +19,7 @@
 //! ```
 
 pub mod backend;
+pub mod bench;
 mod error;
 mod job;
 mod model;

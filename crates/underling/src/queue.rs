@@ -167,6 +167,9 @@ impl Queue {
     ///
     /// Every job is validated first: if one is invalid, none is written.
     pub async fn enqueue_batch(&self, jobs: &[NewJob]) -> Result<Vec<i64>> {
+        for job in jobs {
+            job.check()?;
+        }
         self.backend.enqueue(jobs).await
     }
 

@@ -37,6 +37,10 @@ use crate::model::{ClaimSpec, RepairOptions};
 use crate::queue::Queue;
 use crate::task::{DynTask, JobContext, Registry, TaskError};
 
+/// How long a worker with few free slots waits for more running jobs to finish before it
+/// claims, so that claims come in batches.
+const CLAIM_GATHER: Duration = Duration::from_millis(1);
+
 /// How a worker behaves. The defaults are the fast path: use them unless you know better.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerOptions {
@@ -189,6 +193,12 @@ impl Worker {
                     .into(),
             ));
         }
+        if self.options.concurrency == 0 {
+            // It would never claim a job (and in burst mode never exit): pause it instead.
+            return Err(Error::InvalidOption(
+                "the worker needs a concurrency of at least 1".into(),
+            ));
+        }
         if self.options.queues.is_empty() {
             return Err(Error::InvalidOption(
                 "the worker needs at least one queue".into(),
@@ -245,6 +255,8 @@ impl Worker {
         let mut next_repair = tokio::time::Instant::now() + jitter(self.options.repair_interval);
         heartbeat.reset();
         commands.reset();
+        // An error that ends a burst run; reported after the worker has cleaned up.
+        let mut failure = None;
 
         loop {
             if self.control.is_stopping() {
@@ -284,21 +296,54 @@ impl Worker {
                                 }
                                 continue;
                             }
-                            Ok(_) => break,
-                            Err(e) => return Err(e),
+                            Ok(_) => {}
+                            Err(e) => failure = Some(e),
                         }
                     }
                     break;
                 }
             }
             let can_claim = concurrency > running.len();
+            // Biased, with the rare timers first: under a steady stream of finished jobs the
+            // `done` branch is always ready, and listed first it would starve heartbeats (then
+            // repair elsewhere takes this busy worker for dead), commands and repair.
             tokio::select! {
                 biased;
                 _ = self.control.graceful.cancelled() => break,
+                _ = heartbeat.tick() => {
+                    let status = self.status(concurrency, running.len(), summary.performed);
+                    self.beat(&*backend, &mut summary, &host, pid, &status).await;
+                }
+                _ = commands.tick() => {
+                    if self.read_inbox(&*backend, summary.worker_id, &running, &mut concurrency, paused_concurrency).await {
+                        maybe_ready = true;
+                    }
+                }
+                _ = tokio::time::sleep_until(next_repair) => {
+                    match backend.repair(&self.options.repair).await {
+                        Ok(report) => tracing::debug!(?report, "repair"),
+                        Err(e) => tracing::warn!(error = %e, "repair failed"),
+                    }
+                    next_repair = tokio::time::Instant::now() + jitter(self.options.repair_interval);
+                }
                 Some(done) = done_rx.recv() => {
                     self.record_done(done, &mut running, &settle_tx, &mut summary);
                     while let Ok(done) = done_rx.try_recv() {
                         self.record_done(done, &mut running, &settle_tx, &mut summary);
+                    }
+                    // Claim in batches, not one statement per finished job: while fewer than
+                    // half the slots are free, give other running jobs a moment to finish too.
+                    let half = concurrency.div_ceil(2);
+                    if maybe_ready && !running.is_empty() && concurrency - running.len().min(concurrency) < half {
+                        let deadline = tokio::time::Instant::now() + CLAIM_GATHER;
+                        while concurrency - running.len().min(concurrency) < half {
+                            tokio::select! {
+                                Some(done) = done_rx.recv() => {
+                                    self.record_done(done, &mut running, &settle_tx, &mut summary);
+                                }
+                                _ = tokio::time::sleep_until(deadline) => break,
+                            }
+                        }
                     }
                     if self.options.burst {
                         // A finished parent may have made children ready.
@@ -318,43 +363,12 @@ impl Worker {
                     maybe_ready = true;
                     next_poll = tokio::time::Instant::now() + self.options.poll_interval;
                 }
-                _ = heartbeat.tick() => {
-                    let status = self.status(concurrency, running.len(), summary.performed);
-                    match backend.heartbeat(summary.worker_id, &status).await {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            // Someone's repair took us for dead; our running attempts are stale
-                            // now (their settles will change nothing). Register again.
-                            tracing::warn!(worker = summary.worker_id, "worker was removed; registering again");
-                            if let Ok(id) = backend.register_worker(&host, pid, &status).await {
-                                summary.worker_id = id;
-                            }
-                        }
-                        Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
-                    }
-                }
-                _ = commands.tick() => {
-                    match backend.receive(summary.worker_id).await {
-                        Ok(cmds) => {
-                            for cmd in cmds {
-                                self.obey(&cmd.command, &cmd.args, &running, &mut concurrency, paused_concurrency);
-                                maybe_ready = true;
-                            }
-                        }
-                        Err(e) => tracing::warn!(error = %e, "reading the inbox failed"),
-                    }
-                }
-                _ = tokio::time::sleep_until(next_repair) => {
-                    match backend.repair(&self.options.repair).await {
-                        Ok(report) => tracing::debug!(?report, "repair"),
-                        Err(e) => tracing::warn!(error = %e, "repair failed"),
-                    }
-                    next_repair = tokio::time::Instant::now() + jitter(self.options.repair_interval);
-                }
             }
         }
 
-        // Shutdown: no more claims. Let running jobs finish within the grace period.
+        // Shutdown: no more claims. Let running jobs finish within the grace period, still
+        // heartbeating (or a repair elsewhere would rescue jobs that are running fine) and
+        // still obeying commands (an operator may stop a job that would hold the worker up).
         if !running.is_empty() {
             tracing::info!(
                 running = running.len(),
@@ -363,11 +377,19 @@ impl Worker {
             let deadline = tokio::time::Instant::now() + self.options.shutdown_grace;
             while !running.is_empty() {
                 tokio::select! {
+                    biased;
+                    _ = self.control.immediate.cancelled() => break,
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = heartbeat.tick() => {
+                        let status = self.status(concurrency, running.len(), summary.performed);
+                        self.beat(&*backend, &mut summary, &host, pid, &status).await;
+                    }
+                    _ = commands.tick() => {
+                        self.read_inbox(&*backend, summary.worker_id, &running, &mut concurrency, paused_concurrency).await;
+                    }
                     Some(done) = done_rx.recv() => {
                         self.record_done(done, &mut running, &settle_tx, &mut summary);
                     }
-                    _ = tokio::time::sleep_until(deadline) => break,
-                    _ = self.control.immediate.cancelled() => break,
                 }
             }
             for job in running.values() {
@@ -393,7 +415,59 @@ impl Worker {
             performed = summary.performed,
             "worker stopped"
         );
-        Ok(summary)
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(summary),
+        }
+    }
+
+    /// Records that this worker is alive; registers it again if a repair removed it.
+    async fn beat(
+        &self,
+        backend: &dyn Backend,
+        summary: &mut WorkerSummary,
+        host: &str,
+        pid: i32,
+        status: &Value,
+    ) {
+        match backend.heartbeat(summary.worker_id, status).await {
+            Ok(true) => {}
+            Ok(false) => {
+                // Someone's repair took us for dead; our running attempts are stale now (their
+                // settles will change nothing). Register again.
+                tracing::warn!(
+                    worker = summary.worker_id,
+                    "worker was removed; registering again"
+                );
+                if let Ok(id) = backend.register_worker(host, pid, status).await {
+                    summary.worker_id = id;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+        }
+    }
+
+    /// Reads the inbox and obeys every command in it; `true` if there was any.
+    async fn read_inbox(
+        &self,
+        backend: &dyn Backend,
+        worker_id: i64,
+        running: &HashMap<i64, Running>,
+        concurrency: &mut usize,
+        configured: usize,
+    ) -> bool {
+        match backend.receive(worker_id).await {
+            Ok(cmds) => {
+                for cmd in &cmds {
+                    self.obey(&cmd.command, &cmd.args, running, concurrency, configured);
+                }
+                !cmds.is_empty()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the inbox failed");
+                false
+            }
+        }
     }
 
     /// When to look again after a claim found nothing: the poll interval, or sooner when a

@@ -383,6 +383,7 @@ async fn insert_jobs(conn: &mut PgConnection, channel: &str, jobs: &[NewJob]) ->
            INSERT INTO underling_job_deps (child_id, parent_id) \
            SELECT n.id, d.parent FROM numbered n \
            JOIN unnest($12::bigint[], $13::bigint[]) AS d(ord, parent) ON d.ord = n.ord \
+           ON CONFLICT DO NOTHING \
          ), wake AS ( \
            SELECT pg_notify($14, queue) FROM (SELECT DISTINCT queue FROM ins \
              WHERE delayed <= now() AND NOT has_parents) s \

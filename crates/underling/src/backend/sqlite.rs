@@ -53,8 +53,8 @@ macro_rules! filter_where {
          AND (json_array_length(?2) = 0 OR j.state IN (SELECT value FROM json_each(?2))) \
          AND (json_array_length(?3) = 0 OR j.queue IN (SELECT value FROM json_each(?3))) \
          AND (json_array_length(?4) = 0 OR j.task IN (SELECT value FROM json_each(?4))) \
-         AND NOT EXISTS (SELECT 1 FROM json_each(?5) k \
-                         WHERE json_type(j.notes, '$.\"' || k.value || '\"') IS NULL) \
+         AND NOT EXISTS (SELECT 1 FROM json_each(?5) k WHERE NOT EXISTS ( \
+                           SELECT 1 FROM json_each(j.notes) n WHERE n.key = k.value)) \
          AND (?6 IS NULL OR j.finished < ?6)"
     };
 }
@@ -349,7 +349,7 @@ async fn insert_jobs(conn: &mut SqliteConnection, jobs: &[NewJob]) -> Result<Vec
         .collect();
     if !deps.is_empty() {
         sqlx::query(
-            "INSERT INTO underling_job_deps (child_id, parent_id) \
+            "INSERT OR IGNORE INTO underling_job_deps (child_id, parent_id) \
              SELECT d.value ->> 0, d.value ->> 1 FROM json_each(?1) d",
         )
         .bind(serde_json::to_string(&deps).unwrap_or_else(|_| "[]".into()))
@@ -645,7 +645,7 @@ impl Backend for SqliteBackend {
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(
-                "INSERT INTO underling_job_deps (child_id, parent_id) \
+                "INSERT OR IGNORE INTO underling_job_deps (child_id, parent_id) \
                  SELECT ?1, p.value FROM json_each(?2) p",
             )
             .bind(id)
@@ -666,7 +666,7 @@ impl Backend for SqliteBackend {
                 "UPDATE underling_jobs AS j SET state = 'inactive', retries = j.retries + 1, \
                    retried = ?7, delayed = ?7 WHERE ",
                 filter_where!(),
-                " RETURNING j.queue"
+                " RETURNING queue"
             )),
             filter
         )
