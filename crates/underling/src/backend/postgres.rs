@@ -1,8 +1,9 @@
 //! The PostgreSQL backend: claims with `FOR UPDATE SKIP LOCKED`, wakes workers with
 //! LISTEN/NOTIFY, and settles many attempts per statement.
 
+use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -156,6 +157,77 @@ pub struct PostgresBackend {
     schema: Option<String>,
     wakeups: OnceCell<broadcast::Sender<String>>,
     listener_task: Mutex<Option<JoinHandle<()>>>,
+    notifier: Arc<Notifier>,
+}
+
+/// How long after a NOTIFY for a queue further single enqueues to it skip their own.
+const NOTIFY_WINDOW: Duration = Duration::from_millis(2);
+
+/// Debounces NOTIFY for single enqueues. Every transaction that sends NOTIFY takes a global
+/// lock at commit, so a busy producer sends at most one per queue per [`NOTIFY_WINDOW`]: an
+/// enqueue inside the window skips its own, and one trailing NOTIFY is sent after the window
+/// (after the skipped enqueues committed), so no wake-up is lost.
+struct Notifier {
+    pool: PgPool,
+    channel: String,
+    queues: Mutex<HashMap<String, NotifyState>>,
+}
+
+#[derive(Default)]
+struct NotifyState {
+    last_sent: Option<std::time::Instant>,
+    trailing_scheduled: bool,
+}
+
+impl Notifier {
+    /// Whether this enqueue should send its own NOTIFY (and records that it does).
+    fn notify_inline(&self, queue: &str) -> bool {
+        let Ok(mut queues) = self.queues.lock() else {
+            return true;
+        };
+        let state = queues.entry(queue.to_string()).or_default();
+        let now = std::time::Instant::now();
+        match state.last_sent {
+            Some(at) if now.duration_since(at) < NOTIFY_WINDOW => false,
+            _ => {
+                state.last_sent = Some(now);
+                true
+            }
+        }
+    }
+
+    /// Called after an enqueue that skipped its NOTIFY has committed: makes sure one is sent
+    /// once the window is over.
+    fn notify_later(self: &Arc<Self>, queue: &str) {
+        {
+            let Ok(mut queues) = self.queues.lock() else {
+                return;
+            };
+            let state = queues.entry(queue.to_string()).or_default();
+            if state.trailing_scheduled {
+                return;
+            }
+            state.trailing_scheduled = true;
+        }
+        let this = Arc::clone(self);
+        let queue = queue.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(NOTIFY_WINDOW).await;
+            if let Ok(mut queues) = this.queues.lock() {
+                let state = queues.entry(queue.clone()).or_default();
+                state.trailing_scheduled = false;
+                state.last_sent = Some(std::time::Instant::now());
+            }
+            if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(&this.channel)
+                .bind(&queue)
+                .execute(&this.pool)
+                .await
+            {
+                tracing::warn!(error = %e, "NOTIFY failed; workers will find the jobs by polling");
+            }
+        });
+    }
 }
 
 impl PostgresBackend {
@@ -182,9 +254,15 @@ impl PostgresBackend {
                 url: masked,
                 source,
             })?;
+        let channel = format!("underling.{}", schema.unwrap_or("public"));
         Ok(PostgresBackend {
+            notifier: Arc::new(Notifier {
+                pool: pool.clone(),
+                channel: channel.clone(),
+                queues: Mutex::new(HashMap::new()),
+            }),
             pool,
-            channel: format!("underling.{}", schema.unwrap_or("public")),
+            channel,
             schema: schema.map(str::to_string),
             wakeups: OnceCell::new(),
             listener_task: Mutex::new(None),
@@ -308,11 +386,53 @@ fn validate_schema(schema: &str) -> Result<()> {
     }
 }
 
+/// Inserts one job without parents: the hot path of single enqueues, one short statement.
+/// With `channel`, workers are woken (at commit) when the job is due now.
+async fn insert_one(conn: &mut PgConnection, channel: Option<&str>, job: &NewJob) -> Result<i64> {
+    let id: i64 = sqlx::query_scalar(
+        "WITH ins AS ( \
+           INSERT INTO underling_jobs \
+             (task, args, queue, priority, attempts, delayed, expires, lax, notes) \
+           VALUES ($1, $2, $3, $4, $5, \
+                   COALESCE($6, now() + make_interval(secs => COALESCE($7, 0))), \
+                   CASE WHEN $8::float8 IS NULL THEN NULL ELSE now() + make_interval(secs => $8) END, \
+                   $9, $10) \
+           RETURNING id, queue, delayed \
+         ), wake AS ( \
+           SELECT pg_notify($11, queue) FROM ins WHERE $11::text IS NOT NULL AND delayed <= now() \
+         ) \
+         SELECT id FROM ins WHERE (SELECT count(*) FROM wake) >= 0",
+    )
+    .bind(&job.task)
+    .bind(&job.args)
+    .bind(&job.queue)
+    .bind(job.priority)
+    .bind(job.attempts)
+    .bind(job.run_at)
+    .bind(job.delay.map(secs))
+    .bind(job.expire.map(secs))
+    .bind(job.lax)
+    .bind(Value::Object(job.notes.clone()))
+    .bind(channel)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(id)
+}
+
 /// Inserts jobs on one connection: one statement (plus a parent check when there are parents).
 /// Used by the pool path and by [`enqueue_in`] for the caller's own transaction.
-async fn insert_jobs(conn: &mut PgConnection, channel: &str, jobs: &[NewJob]) -> Result<Vec<i64>> {
+async fn insert_jobs(
+    conn: &mut PgConnection,
+    channel: Option<&str>,
+    jobs: &[NewJob],
+) -> Result<Vec<i64>> {
     if jobs.is_empty() {
         return Ok(Vec::new());
+    }
+    if let [job] = jobs
+        && job.parents.is_empty()
+    {
+        return insert_one(conn, channel, job).await.map(|id| vec![id]);
     }
     let mut all_parents: Vec<i64> = jobs
         .iter()
@@ -386,7 +506,7 @@ async fn insert_jobs(conn: &mut PgConnection, channel: &str, jobs: &[NewJob]) ->
            ON CONFLICT DO NOTHING \
          ), wake AS ( \
            SELECT pg_notify($14, queue) FROM (SELECT DISTINCT queue FROM ins \
-             WHERE delayed <= now() AND NOT has_parents) s \
+             WHERE $14::text IS NOT NULL AND delayed <= now() AND NOT has_parents) s \
          ) \
          SELECT id FROM ins WHERE (SELECT count(*) FROM wake) >= 0 ORDER BY id",
     )
@@ -413,7 +533,7 @@ impl PostgresBackend {
     /// Enqueues jobs on the caller's connection or transaction (`&mut *tx`): the jobs exist if
     /// and only if that transaction commits, and workers are woken at commit.
     pub async fn enqueue_in(&self, conn: &mut PgConnection, jobs: &[NewJob]) -> Result<Vec<i64>> {
-        insert_jobs(conn, &self.channel, jobs).await
+        insert_jobs(conn, Some(&self.channel), jobs).await
     }
 }
 
@@ -472,12 +592,22 @@ impl Backend for PostgresBackend {
         if jobs.iter().any(|j| !j.parents.is_empty()) {
             // The parent check and the insert must see the same parents.
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            let ids = insert_jobs(&mut tx, &self.channel, jobs).await?;
+            let ids = insert_jobs(&mut tx, Some(&self.channel), jobs).await?;
             tx.commit().await?;
-            Ok(ids)
-        } else {
-            insert_jobs(&mut conn, &self.channel, jobs).await
+            return Ok(ids);
         }
+        if let [job] = jobs {
+            // Single enqueues are debounced per queue: see `Notifier`.
+            let due_now = job.run_at.is_none() && job.delay.is_none();
+            let inline = !due_now || self.notifier.notify_inline(&job.queue);
+            let channel = inline.then_some(self.channel.as_str());
+            let id = insert_one(&mut conn, channel, job).await?;
+            if !inline {
+                self.notifier.notify_later(&job.queue);
+            }
+            return Ok(vec![id]);
+        }
+        insert_jobs(&mut conn, Some(&self.channel), jobs).await
     }
 
     async fn claim(&self, worker_id: i64, spec: &ClaimSpec, limit: usize) -> Result<Vec<Job>> {
