@@ -114,23 +114,17 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let control = worker.control();
+    // Listen before the worker claims anything: until then a SIGTERM would kill the process
+    // the default way, with no graceful stop. A worker that cannot listen does not start.
+    let mut signals = Signals::listen().context("listening for SIGINT and SIGTERM")?;
     tokio::spawn(async move {
         // First signal: stop claiming and let running jobs finish. Second: stop now.
-        let mut first = true;
-        loop {
-            if wait_for_signal().await.is_err() {
-                return;
-            }
-            if first {
-                tracing::info!("stopping gracefully (send the signal again to stop at once)");
-                control.stop();
-                first = false;
-            } else {
-                tracing::info!("stopping now");
-                control.stop_now();
-                return;
-            }
-        }
+        signals.recv().await;
+        tracing::info!("stopping gracefully (send the signal again to stop at once)");
+        control.stop();
+        signals.recv().await;
+        tracing::info!("stopping now");
+        control.stop_now();
     });
     let summary = worker.run().await?;
     tracing::info!(
@@ -143,14 +137,26 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits for SIGINT or SIGTERM.
-async fn wait_for_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGINT and SIGTERM, caught from the moment they are created.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn listen() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
-    Ok(())
+
+    /// Waits for the next SIGINT or SIGTERM.
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }

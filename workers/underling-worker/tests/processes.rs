@@ -1,0 +1,566 @@
+//! Real `underling-worker` processes against one PostgreSQL database: jobs survive a worker
+//! killed with SIGKILL, no job runs in two places at once, SIGTERM stops gracefully, and the
+//! binary's one-shot modes (`--list-tasks`, `--foreground`) do what they say.
+//!
+//! PostgreSQL is found at `UNDERLING_TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`); each test uses a fresh schema. When no server is
+//! reachable the tests fail under CI (`CI` set) and are skipped loudly elsewhere.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use underling::backend::postgres::PostgresBackend;
+use underling::{ConnectOptions, EnqueueOptions, JobState, NewJob, Queue};
+
+const WORKER: &str = env!("CARGO_BIN_EXE_underling-worker");
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+
+fn postgres_url() -> String {
+    std::env::var("UNDERLING_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// A fresh schema, migrated, with a scratch directory for logs and record files.
+struct TestDb {
+    queue: Queue,
+    url: String,
+    schema: String,
+    dir: PathBuf,
+}
+
+impl TestDb {
+    /// A fresh schema, or `None` (with a loud message) when PostgreSQL is unreachable outside CI.
+    async fn new(name: &str) -> Option<TestDb> {
+        let url = postgres_url();
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let schema = format!("p_{name}_{}_{nanos}", std::process::id());
+        let opts = ConnectOptions::new(&url)
+            .schema(&schema)
+            .max_connections(4)
+            .migrate(true);
+        let queue = match Queue::connect_with(opts).await {
+            Ok(queue) => queue,
+            Err(e) => {
+                if std::env::var_os("CI").is_some() {
+                    panic!("PostgreSQL is required in CI but {url} failed: {e}");
+                }
+                eprintln!(
+                    "\n!!!! SKIPPING the multi-process test {name}: {url} is not reachable ({e}).\n\
+                     !!!! Start PostgreSQL or set UNDERLING_TEST_DATABASE_URL to run it.\n"
+                );
+                return None;
+            }
+        };
+        let dir = std::env::temp_dir().join(&schema);
+        std::fs::create_dir_all(&dir).expect("create the scratch directory");
+        Some(TestDb {
+            queue,
+            url,
+            schema,
+            dir,
+        })
+    }
+
+    /// A worker process on this schema with the arguments given; its stderr goes to a log.
+    fn spawn_worker(&self, name: &str, args: &[&str]) -> Child {
+        let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).expect("create log");
+        Command::new(WORKER)
+            .args(["--database", &self.url, "--schema", &self.schema])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start underling-worker")
+    }
+
+    /// The worker binary, run to its end on this schema.
+    fn run_worker(&self, args: &[&str]) -> std::process::Output {
+        Command::new(WORKER)
+            .args(["--database", &self.url, "--schema", &self.schema])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run underling-worker")
+    }
+
+    /// The worker logs, for a failure message.
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        paths.sort();
+        for path in paths
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            out.push_str(&format!("--- {} (last lines)\n", path.display()));
+            for line in tail.into_iter().rev() {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Drops the schema and the scratch directory.
+    async fn cleanup(self) {
+        if let Some(pg) = self
+            .queue
+            .backend()
+            .as_any()
+            .downcast_ref::<PostgresBackend>()
+        {
+            pg.drop_schema().await.expect("drop test schema");
+        }
+        self.queue.close().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Worker processes that are SIGKILLed if a test ends (or panics) with them still running.
+#[derive(Default)]
+struct Workers(Vec<Child>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+fn signal(child: &Child, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
+    // SAFETY: kill(2) with a pid of our own child process and a valid signal number.
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
+}
+
+/// Waits for a process to exit, up to `limit`.
+async fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "worker {} did not exit within {limit:?}",
+            child.id()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until `check` returns `Some`, polling every `every`, up to `limit`.
+async fn wait_for<T, F, Fut>(what: &str, limit: Duration, every: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(every).await;
+    }
+}
+
+fn micros_now() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_micros()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The record file written by `example.record`: `start|end <job> <pid> <micros>` lines.
+
+/// One execution of a job in one process.
+#[derive(Debug, Clone, PartialEq)]
+struct Execution {
+    pid: u32,
+    start: u128,
+    end: Option<u128>,
+}
+
+/// Every execution of every job, by job id, in file order.
+fn executions(path: &Path) -> BTreeMap<i64, Vec<Execution>> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    // A line still being written (read mid-run) has no newline yet: leave it for next time.
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    let mut runs: BTreeMap<i64, Vec<Execution>> = BTreeMap::new();
+    for line in complete.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let [kind, job, pid, at] = fields[..] else {
+            panic!("malformed record line {line:?}");
+        };
+        let job: i64 = job.parse().expect("job id");
+        let pid: u32 = pid.parse().expect("pid");
+        let at: u128 = at.parse().expect("time");
+        let list = runs.entry(job).or_default();
+        match kind {
+            "start" => list.push(Execution {
+                pid,
+                start: at,
+                end: None,
+            }),
+            "end" => {
+                let open = list
+                    .iter_mut()
+                    .rev()
+                    .find(|e| e.pid == pid && e.end.is_none())
+                    .unwrap_or_else(|| panic!("job {job}: an end in {pid} without a start"));
+                open.end = Some(at);
+            }
+            other => panic!("unknown record kind {other:?} in {line:?}"),
+        }
+    }
+    runs
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_of_a_killed_worker_are_rescued_and_no_job_runs_twice_at_once() {
+    let Some(db) = TestDb::new("kill").await else {
+        return;
+    };
+    let record = db.dir.join("record.txt");
+    let args = [
+        "--jobs",
+        "8",
+        "--heartbeat-interval",
+        "200ms",
+        "--missing-after",
+        "2s",
+        "--repair-interval",
+        "1s",
+        "--poll-interval",
+        "100ms",
+    ];
+    let mut workers = Workers::default();
+    for n in 0..4 {
+        workers
+            .0
+            .push(db.spawn_worker(&format!("worker-{n}"), &args));
+    }
+    wait_for(
+        "four workers to register",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || async { (db.queue.workers().await.unwrap().len() == 4).then_some(()) },
+    )
+    .await;
+
+    let file = record.to_str().expect("utf-8 temp path");
+    let jobs: Vec<NewJob> = (0..2000)
+        .map(|_| {
+            NewJob::new(
+                "example.record",
+                json!({"file": file, "ms": 5}),
+                EnqueueOptions::new().attempts(3),
+            )
+            .unwrap()
+        })
+        .collect();
+    let ids = db.queue.enqueue_batch(&jobs).await.unwrap();
+    assert_eq!(ids.len(), 2000);
+
+    // Kill one worker mid-run, and mid-job: once the run is under way, right after the victim
+    // started a job (each takes 5 ms), so that the kill very likely cuts that job short.
+    let victim_pid = workers.0[0].id();
+    wait_for(
+        "the victim to start a job mid-run",
+        Duration::from_secs(30),
+        Duration::from_millis(1),
+        || async {
+            let runs = executions(&record);
+            let ended = runs.values().flatten().filter(|e| e.end.is_some()).count();
+            let now = micros_now();
+            let victim_just_started = runs
+                .values()
+                .flatten()
+                .any(|e| e.pid == victim_pid && e.end.is_none() && now < e.start + 2000);
+            (ended >= 100 && victim_just_started).then_some(())
+        },
+    )
+    .await;
+    signal(&workers.0[0], libc::SIGKILL);
+    let status = wait_exit(&mut workers.0[0], Duration::from_secs(10)).await;
+    let killed_at = micros_now();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL)
+    );
+    let left_at_kill = db.queue.stats().await.unwrap();
+    assert!(
+        left_at_kill.finished_jobs < 2000,
+        "the worker was killed after the run: {left_at_kill:?}"
+    );
+
+    // Every job finishes: repair rescues the dead worker's jobs, they run again elsewhere.
+    let stats = wait_for(
+        "every job to finish",
+        Duration::from_secs(90),
+        Duration::from_millis(200),
+        || async {
+            let stats = db.queue.stats().await.unwrap();
+            assert_eq!(stats.failed_jobs, 0, "jobs failed for good:\n{}", db.logs());
+            (stats.finished_jobs == 2000).then_some(stats)
+        },
+    )
+    .await;
+    assert_eq!((stats.inactive_jobs, stats.active_jobs), (0, 0));
+
+    // The others stop cleanly on SIGTERM.
+    for child in &workers.0[1..] {
+        signal(child, libc::SIGTERM);
+    }
+    for child in &mut workers.0[1..] {
+        let status = wait_exit(child, Duration::from_secs(30)).await;
+        assert!(
+            status.success(),
+            "worker {} exited with {status}:\n{}",
+            child.id(),
+            db.logs()
+        );
+    }
+    assert!(db.queue.workers().await.unwrap().is_empty());
+
+    // What the record file says.
+    let runs = executions(&record);
+    let expected: BTreeSet<i64> = ids.iter().copied().collect();
+    let recorded: BTreeSet<i64> = runs.keys().copied().collect();
+    assert_eq!(
+        recorded, expected,
+        "the record names exactly the enqueued jobs"
+    );
+    let mut cut_short = BTreeSet::new();
+    for (job, list) in &runs {
+        // Every job ran to its end somewhere.
+        assert!(
+            list.iter().any(|e| e.end.is_some()),
+            "job {job} never ended: {list:?}"
+        );
+        // Only the killed worker left runs unfinished.
+        for e in list.iter().filter(|e| e.end.is_none()) {
+            assert_eq!(
+                e.pid, victim_pid,
+                "job {job}: an unfinished run in a live worker"
+            );
+        }
+        // No two runs overlap; an unfinished run lasted until the kill.
+        let mut by_start = list.clone();
+        by_start.sort_by_key(|e| e.start);
+        for pair in by_start.windows(2) {
+            let first_end = pair[0].end.unwrap_or(killed_at);
+            assert!(
+                first_end <= pair[1].start,
+                "job {job} ran twice at once: {pair:?}"
+            );
+        }
+        if list.iter().any(|e| e.end.is_none()) {
+            cut_short.insert(*job);
+        }
+    }
+    // Repair rescued the killed worker's jobs (a task here fails only that way, so a job with a
+    // retry is a rescued one), and each ran again, to its end, after the kill.
+    let mut rescued = BTreeSet::new();
+    for &id in &ids {
+        let job = db.queue.job(id).await.unwrap().expect("job exists");
+        assert_eq!(job.state, JobState::Finished, "job {id}");
+        if job.retries > 0 {
+            assert_eq!(job.retries, 1, "job {id} was rescued more than once");
+            let list = &runs[&id];
+            assert!(
+                list.iter()
+                    .any(|e| e.end.is_some() && e.start > killed_at && e.pid != victim_pid),
+                "rescued job {id} did not run again after the kill: {list:?}"
+            );
+            rescued.insert(id);
+        }
+    }
+    // The kill came right after the victim started a job: that job (and any other it was
+    // running) was cut short, rescued and re-run.
+    assert!(
+        !cut_short.is_empty(),
+        "no job of the killed worker was cut short mid-run"
+    );
+    assert!(
+        cut_short.is_subset(&rescued),
+        "jobs cut short by the kill {cut_short:?} were not all rescued ({rescued:?})"
+    );
+    drop(workers);
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_running_jobs_finish_and_the_worker_exits_cleanly() {
+    let Some(db) = TestDb::new("term").await else {
+        return;
+    };
+    let mut workers = Workers::default();
+    workers.0.push(db.spawn_worker(
+        "worker",
+        &[
+            "--jobs",
+            "4",
+            "--heartbeat-interval",
+            "200ms",
+            "--poll-interval",
+            "100ms",
+        ],
+    ));
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(
+            db.queue
+                .enqueue(
+                    "underling.sleep",
+                    json!({"ms": 1000}),
+                    EnqueueOptions::new(),
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    wait_for(
+        "the three jobs to run",
+        Duration::from_secs(30),
+        Duration::from_millis(10),
+        || async { (db.queue.stats().await.unwrap().active_jobs == 3).then_some(()) },
+    )
+    .await;
+    let term_at = i128::try_from(micros_now()).expect("micros fit i128");
+    signal(&workers.0[0], libc::SIGTERM);
+    let status = wait_exit(&mut workers.0[0], Duration::from_secs(30)).await;
+    assert!(status.success(), "exit status {status}:\n{}", db.logs());
+    for id in ids {
+        let job = db.queue.job(id).await.unwrap().expect("job exists");
+        assert_eq!(job.state, JobState::Finished, "job {id}:\n{}", db.logs());
+        assert_eq!(job.result, Some(json!({"slept_ms": 1000})));
+        let finished = job.finished.expect("a finished job has a finished time");
+        assert!(
+            i128::from(finished.timestamp_micros()) > term_at,
+            "job {id} was still running at SIGTERM"
+        );
+    }
+    let stats = db.queue.stats().await.unwrap();
+    assert_eq!((stats.active_jobs, stats.finished_jobs), (0, 3));
+    assert!(
+        db.queue.workers().await.unwrap().is_empty(),
+        "the worker unregistered"
+    );
+    drop(workers);
+    db.cleanup().await;
+}
+
+#[test]
+fn list_tasks_prints_the_builtin_and_example_tasks() {
+    let output = Command::new(WORKER)
+        .arg("--list-tasks")
+        .output()
+        .expect("run underling-worker");
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).expect("utf-8");
+    let tasks: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        tasks,
+        [
+            "example.add",
+            "example.record",
+            "underling.echo",
+            "underling.fail",
+            "underling.noop",
+            "underling.sleep",
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreground_runs_one_job_and_prints_it_as_json() {
+    let Some(db) = TestDb::new("fg").await else {
+        return;
+    };
+    let args = json!({"hello": "world", "n": [1, 2, 3]});
+    let id = db
+        .queue
+        .enqueue("underling.echo", &args, EnqueueOptions::new())
+        .await
+        .unwrap();
+    let other = db
+        .queue
+        .enqueue("underling.echo", json!({}), EnqueueOptions::new())
+        .await
+        .unwrap();
+    let output = db.run_worker(&["--foreground", &id.to_string()]);
+    assert!(output.status.success(), "{output:?}");
+    let printed: Value = serde_json::from_slice(&output.stdout).expect("stdout is JSON");
+    assert_eq!(printed["id"], json!(id));
+    assert_eq!(printed["task"], json!("underling.echo"));
+    assert_eq!(printed["state"], json!("finished"));
+    assert_eq!(printed["result"], args);
+    let job = db.queue.job(id).await.unwrap().expect("job exists");
+    assert_eq!(job.state, JobState::Finished);
+    assert_eq!(
+        serde_json::to_value(&job).unwrap()["finished"],
+        printed["finished"]
+    );
+    let other = db.queue.job(other).await.unwrap().expect("job exists");
+    assert_eq!(
+        other.state,
+        JobState::Inactive,
+        "only the job asked for ran"
+    );
+    assert!(db.queue.workers().await.unwrap().is_empty());
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreground_of_a_delayed_job_fails_saying_why() {
+    let Some(db) = TestDb::new("fgdelay").await else {
+        return;
+    };
+    let id = db
+        .queue
+        .enqueue(
+            "underling.echo",
+            json!({}),
+            EnqueueOptions::new().delay(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap();
+    let delayed = db.queue.job(id).await.unwrap().expect("job exists").delayed;
+    let output = db.run_worker(&["--foreground", &id.to_string()]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(output.stdout.is_empty(), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).expect("utf-8");
+    let reason = format!(
+        "job {id} cannot be run now: it is delayed until {}",
+        delayed.to_rfc3339()
+    );
+    assert!(stderr.contains(&reason), "{stderr}");
+    let job = db.queue.job(id).await.unwrap().expect("job exists");
+    assert_eq!(job.state, JobState::Inactive);
+    db.cleanup().await;
+}
