@@ -607,9 +607,26 @@ impl Worker {
         let host = hostname::get()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "unknown".into());
+        let status = json!({"foreground": id});
         let worker_id = backend
-            .register_worker(&host, std::process::id() as i32, &json!({"foreground": id}))
+            .register_worker(&host, std::process::id() as i32, &status)
             .await?;
+        // Heartbeat while the job runs, or a repair elsewhere would take this worker for dead
+        // after `missing_after` and rescue (and re-run) a job that is running fine.
+        let heartbeat = AbortOnDrop(tokio::spawn({
+            let backend = backend.clone();
+            let every = self.options.heartbeat_interval;
+            async move {
+                let mut tick = tokio::time::interval(every);
+                tick.reset();
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = backend.heartbeat(worker_id, &status).await {
+                        tracing::warn!(error = %e, "heartbeat failed");
+                    }
+                }
+            }
+        }));
         let result = async {
             let Some(claimed) = backend.claim_by_id(worker_id, id).await? else {
                 return Err(Error::NotReady {
@@ -642,8 +659,18 @@ impl Worker {
             Ok(ForegroundRun { job, settled })
         }
         .await;
+        drop(heartbeat);
         backend.unregister_worker(worker_id).await?;
         result
+    }
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -1,7 +1,7 @@
 //! `perform_jobs` (for application tests) and foreground runs (for debugging).
 
 use serde_json::json;
-use underling::{EnqueueOptions, Error, JobState, Settled, Worker, perform_jobs};
+use underling::{EnqueueOptions, Error, JobState, RepairOptions, Settled, Worker, perform_jobs};
 
 use crate::common::*;
 use crate::tasks;
@@ -86,5 +86,31 @@ behaviour! {
             format!("job {id} cannot be run now: this worker has no task named \"test.unknown\"")
         );
         assert_eq!(job(&queue, id).await.state, JobState::Inactive);
+    }
+
+    async fn a_foreground_run_heartbeats_so_that_repair_leaves_its_job_alone(queue) {
+        let (registry, gate, in_flight) = tasks::gated();
+        let id = queue.enqueue("test.gated", json!({}), EnqueueOptions::new()).await.unwrap();
+        let worker = Worker::new(queue.clone(), registry, fast_options(1));
+        let run = tokio::spawn(async move { worker.run_foreground(id).await });
+        wait_for("the job to start", || async { (in_flight.started() == 1).then_some(()) }).await;
+        // Let the job run longer than repair's `missing_after` below, heartbeating meanwhile.
+        let missing_after = std::time::Duration::from_millis(500);
+        wait_for("a heartbeat well after the start", || async {
+            let w = queue.workers().await.unwrap().remove(0);
+            (w.last_heartbeat - w.started > chrono::Duration::milliseconds(600)).then_some(())
+        })
+        .await;
+        let report = queue
+            .repair(&RepairOptions { missing_after, ..RepairOptions::default() })
+            .await
+            .unwrap();
+        assert_eq!((report.missing_workers, report.abandoned_jobs), (0, 0));
+        gate.open();
+        let run = run.await.unwrap().unwrap();
+        assert_eq!(run.settled, Settled::Finished);
+        assert_eq!(run.job.state, JobState::Finished);
+        assert_eq!(run.job.retries, 0);
+        assert!(queue.workers().await.unwrap().is_empty());
     }
 }
