@@ -1,9 +1,8 @@
 //! The PostgreSQL backend: claims with `FOR UPDATE SKIP LOCKED`, wakes workers with
 //! LISTEN/NOTIFY, and settles many attempts per statement.
 
-use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -157,77 +156,6 @@ pub struct PostgresBackend {
     schema: Option<String>,
     wakeups: OnceCell<broadcast::Sender<String>>,
     listener_task: Mutex<Option<JoinHandle<()>>>,
-    notifier: Arc<Notifier>,
-}
-
-/// How long after a NOTIFY for a queue further single enqueues to it skip their own.
-const NOTIFY_WINDOW: Duration = Duration::from_millis(2);
-
-/// Debounces NOTIFY for single enqueues. Every transaction that sends NOTIFY takes a global
-/// lock at commit, so a busy producer sends at most one per queue per [`NOTIFY_WINDOW`]: an
-/// enqueue inside the window skips its own, and one trailing NOTIFY is sent after the window
-/// (after the skipped enqueues committed), so no wake-up is lost.
-struct Notifier {
-    pool: PgPool,
-    channel: String,
-    queues: Mutex<HashMap<String, NotifyState>>,
-}
-
-#[derive(Default)]
-struct NotifyState {
-    last_sent: Option<std::time::Instant>,
-    trailing_scheduled: bool,
-}
-
-impl Notifier {
-    /// Whether this enqueue should send its own NOTIFY (and records that it does).
-    fn notify_inline(&self, queue: &str) -> bool {
-        let Ok(mut queues) = self.queues.lock() else {
-            return true;
-        };
-        let state = queues.entry(queue.to_string()).or_default();
-        let now = std::time::Instant::now();
-        match state.last_sent {
-            Some(at) if now.duration_since(at) < NOTIFY_WINDOW => false,
-            _ => {
-                state.last_sent = Some(now);
-                true
-            }
-        }
-    }
-
-    /// Called after an enqueue that skipped its NOTIFY has committed: makes sure one is sent
-    /// once the window is over.
-    fn notify_later(self: &Arc<Self>, queue: &str) {
-        {
-            let Ok(mut queues) = self.queues.lock() else {
-                return;
-            };
-            let state = queues.entry(queue.to_string()).or_default();
-            if state.trailing_scheduled {
-                return;
-            }
-            state.trailing_scheduled = true;
-        }
-        let this = Arc::clone(self);
-        let queue = queue.to_string();
-        tokio::spawn(async move {
-            tokio::time::sleep(NOTIFY_WINDOW).await;
-            if let Ok(mut queues) = this.queues.lock() {
-                let state = queues.entry(queue.clone()).or_default();
-                state.trailing_scheduled = false;
-                state.last_sent = Some(std::time::Instant::now());
-            }
-            if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(&this.channel)
-                .bind(&queue)
-                .execute(&this.pool)
-                .await
-            {
-                tracing::warn!(error = %e, "NOTIFY failed; workers will find the jobs by polling");
-            }
-        });
-    }
 }
 
 impl PostgresBackend {
@@ -256,11 +184,6 @@ impl PostgresBackend {
             })?;
         let channel = format!("underling.{}", schema.unwrap_or("public"));
         Ok(PostgresBackend {
-            notifier: Arc::new(Notifier {
-                pool: pool.clone(),
-                channel: channel.clone(),
-                queues: Mutex::new(HashMap::new()),
-            }),
             pool,
             channel,
             schema: schema.map(str::to_string),
@@ -596,17 +519,6 @@ impl Backend for PostgresBackend {
             tx.commit().await?;
             return Ok(ids);
         }
-        if let [job] = jobs {
-            // Single enqueues are debounced per queue: see `Notifier`.
-            let due_now = job.run_at.is_none() && job.delay.is_none();
-            let inline = !due_now || self.notifier.notify_inline(&job.queue);
-            let channel = inline.then_some(self.channel.as_str());
-            let id = insert_one(&mut conn, channel, job).await?;
-            if !inline {
-                self.notifier.notify_later(&job.queue);
-            }
-            return Ok(vec![id]);
-        }
         insert_jobs(&mut conn, Some(&self.channel), jobs).await
     }
 
@@ -614,30 +526,15 @@ impl Backend for PostgresBackend {
         if limit == 0 || spec.queues.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<JobRow> = sqlx::query_as(concat!(
-            "UPDATE underling_jobs AS j SET state = 'active', started = now(), worker_id = $1 \
-             WHERE j.id IN ( \
-               SELECT c.id FROM underling_jobs c \
-               WHERE c.state = 'inactive' AND c.queue = ANY($2) \
-                 AND (cardinality($3::text[]) = 0 OR c.task = ANY($3)) \
-                 AND c.delayed <= now() AND (c.expires IS NULL OR c.expires > now()) \
-                 AND NOT EXISTS (SELECT 1 FROM underling_queues q WHERE q.name = c.queue AND q.paused) \
-                 AND (NOT c.has_parents OR NOT EXISTS ( \
-                   SELECT 1 FROM underling_job_deps d JOIN underling_jobs p ON p.id = d.parent_id \
-                   WHERE d.child_id = c.id AND p.state <> 'finished' \
-                     AND NOT (c.lax AND p.state = 'failed'))) \
-               ORDER BY c.priority DESC, c.id \
-               LIMIT $4 \
-               FOR UPDATE SKIP LOCKED) \
-             RETURNING ",
-            job_columns!()
-        ))
-        .bind(worker_id)
-        .bind(&spec.queues)
-        .bind(&spec.tasks)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?;
+        // See migrations/postgres/*_claim_function.sql for why this is a function.
+        let rows: Vec<JobRow> =
+            sqlx::query_as("SELECT * FROM underling_claim($1, $2, $3, $4::int)")
+                .bind(worker_id)
+                .bind(&spec.queues)
+                .bind(&spec.tasks)
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?;
         let mut jobs = rows
             .into_iter()
             .map(JobRow::into_job)

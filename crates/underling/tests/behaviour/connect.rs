@@ -94,11 +94,26 @@ behaviour! {
     }
 }
 
-/// What a fresh database reports when migrated: every migration once.
-fn check_first_migration(applied: &[underling::AppliedMigration]) {
-    let versions: Vec<i64> = applied.iter().map(|m| m.version).collect();
-    assert_eq!(versions, vec![20261123000001]);
-    assert_eq!(applied[0].description, "init");
+/// What a fresh database reports when migrated: every migration file of `backend`, once, in
+/// order.
+fn check_first_migration(backend: &str, applied: &[underling::AppliedMigration]) {
+    let dir = format!("{}/../../migrations/{backend}", env!("CARGO_MANIFEST_DIR"));
+    let mut expected: Vec<(i64, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter_map(|name| {
+            let stem = name.strip_suffix(".sql")?;
+            let (version, description) = stem.split_once('_')?;
+            Some((version.parse().ok()?, description.replace('_', " ")))
+        })
+        .collect();
+    expected.sort();
+    let got: Vec<(i64, String)> = applied
+        .iter()
+        .map(|m| (m.version, m.description.clone()))
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(got[0], (20261123000001, "init".to_string()));
 }
 
 #[tokio::test]
@@ -111,7 +126,7 @@ async fn migrate_on_a_fresh_sqlite_database_reports_the_migrations_applied() {
         queue.backend().check_migrated().await,
         Err(Error::NotMigrated(_))
     ));
-    check_first_migration(&queue.migrate().await.unwrap());
+    check_first_migration("sqlite", &queue.migrate().await.unwrap());
     assert_eq!(queue.migrate().await.unwrap(), vec![]);
     queue.backend().check_migrated().await.unwrap();
 }
@@ -126,7 +141,7 @@ async fn migrate_on_a_fresh_postgres_schema_reports_the_migrations_applied() {
         .await
         .unwrap();
     let queue = Queue::from_backend(std::sync::Arc::new(backend));
-    check_first_migration(&queue.migrate().await.unwrap());
+    check_first_migration("postgres", &queue.migrate().await.unwrap());
     assert_eq!(queue.migrate().await.unwrap(), vec![]);
     common::PgTestDb { queue }.cleanup().await;
     db.cleanup().await;
