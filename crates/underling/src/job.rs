@@ -258,6 +258,8 @@ impl NewJob {
                 opts.attempts
             )));
         }
+        check_duration("delay", opts.delay)?;
+        check_duration("expire", opts.expire)?;
         let notes = match opts.notes {
             None => Map::new(),
             Some(Value::Object(map)) => map,
@@ -290,6 +292,8 @@ impl NewJob {
 impl NewJob {
     /// Checks a job built field by field (not through [`NewJob::new`]). Nothing is written.
     pub fn check(&self) -> Result<()> {
+        check_duration("delay", self.delay)?;
+        check_duration("expire", self.expire)?;
         validate_task(&self.task)?;
         validate_queue(&self.queue)?;
         if self.attempts < 1 {
@@ -299,6 +303,21 @@ impl NewJob {
             )));
         }
         Ok(())
+    }
+}
+
+/// The longest delay or expiry accepted: far beyond any real use, well inside what both
+/// databases can store.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 366 * 24 * 3600);
+
+/// Checks that a delay or expiry is storable.
+pub(crate) fn check_duration(what: &str, d: Option<Duration>) -> Result<()> {
+    match d {
+        Some(d) if d > MAX_DURATION => Err(Error::InvalidOption(format!(
+            "{what} must be at most 100 years, got {} days",
+            d.as_secs() / 86_400
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -354,6 +373,8 @@ pub struct RetryOptions {
 impl RetryOptions {
     /// Checks the options. Nothing is written.
     pub(crate) fn validate(&self) -> Result<()> {
+        check_duration("delay", self.delay)?;
+        check_duration("expire", self.expire)?;
         if let Some(queue) = &self.queue {
             validate_queue(queue)?;
         }

@@ -106,6 +106,18 @@ impl Queue {
 
     /// Connects with full options.
     pub async fn connect_with(opts: ConnectOptions) -> Result<Queue> {
+        let queue = Self::connect_unchecked(&opts).await?;
+        if opts.migrate {
+            queue.migrate().await?;
+        } else {
+            queue.backend.check_migrated().await?;
+        }
+        Ok(queue)
+    }
+
+    /// Connects without migrating or checking the schema (`opts.migrate` only decides whether
+    /// a missing SQLite file may be created). Call [`Queue::migrate`] next.
+    pub async fn connect_unchecked(opts: &ConnectOptions) -> Result<Queue> {
         let backend: Arc<dyn Backend> = match scheme(&opts.url)? {
             Scheme::Postgres => Arc::new(
                 PostgresBackend::connect(&opts.url, opts.schema.as_deref(), opts.max_connections)
@@ -117,16 +129,12 @@ impl Queue {
                         "a schema can only be given for PostgreSQL".into(),
                     ));
                 }
-                Arc::new(SqliteBackend::connect(&opts.url, opts.max_connections).await?)
+                Arc::new(
+                    SqliteBackend::connect(&opts.url, opts.max_connections, opts.migrate).await?,
+                )
             }
         };
-        let queue = Queue { backend };
-        if opts.migrate {
-            queue.migrate().await?;
-        } else {
-            queue.backend.check_migrated().await?;
-        }
-        Ok(queue)
+        Ok(Queue { backend })
     }
 
     /// Wraps a backend.

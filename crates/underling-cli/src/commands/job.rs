@@ -4,9 +4,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
 use serde_json::{Value, json};
-use underling::{
-    BackendKind, EnqueueOptions, Error, Job, JobFilter, JobState, Queue, RetryOptions,
-};
+use underling::{EnqueueOptions, Error, Job, JobFilter, JobState, Queue, RetryOptions};
 
 use super::parse_json;
 use crate::cli::{EnqueueArgs, JobCommand, ListArgs, PurgeArgs, RetryArgs};
@@ -155,49 +153,13 @@ async fn retry(queue: &Queue, a: RetryArgs, json: bool) -> anyhow::Result<String
             tasks: a.task.into_iter().collect(),
             ..JobFilter::default()
         };
-        retry_matching(queue, &filter).await?
+        queue.retry_jobs(&filter).await?
     };
     if json {
         output::json(&json!({ "retried": retried }))
     } else {
         Ok(format!("retried {}\n", output::count(retried, "job")))
     }
-}
-
-/// Retries every job matching `filter`; returns how many.
-async fn retry_matching(queue: &Queue, filter: &JobFilter) -> anyhow::Result<u64> {
-    match queue.retry_jobs(filter).await {
-        Ok(n) => Ok(n),
-        // Workaround: the SQLite backend's `retry_matching` failed on every call ("no such
-        // column: j.queue": SQLite's RETURNING takes no table alias). It is one statement, so
-        // on an error nothing was retried: retry the matching jobs one by one instead. Once
-        // the library is fixed this path is never taken.
-        Err(underling::Error::Database(_)) if queue.kind() == BackendKind::Sqlite => {
-            retry_one_by_one(queue, filter).await
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Retries the jobs matching `filter` one at a time; returns how many.
-async fn retry_one_by_one(queue: &Queue, filter: &JobFilter) -> anyhow::Result<u64> {
-    let ids: Vec<i64> = queue
-        .list_jobs(filter, u64::MAX, 0)
-        .await?
-        .jobs
-        .iter()
-        .map(|job| job.id)
-        .collect();
-    let mut retried = 0;
-    for id in ids {
-        match queue.retry_job(id, RetryOptions::default()).await {
-            Ok(()) => retried += 1,
-            // Removed meanwhile: nothing to retry.
-            Err(Error::JobNotFound(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(retried)
 }
 
 async fn remove(queue: &Queue, ids: &[i64], json: bool) -> anyhow::Result<String> {

@@ -1,8 +1,6 @@
 //! One module per command group. Each command calls the library and returns the text to print
 //! on standard output (JSON with `--json`).
 
-use std::path::Path;
-
 use anyhow::anyhow;
 use serde_json::Value;
 use underling::{ConnectOptions, Queue};
@@ -64,75 +62,14 @@ async fn with_queue(
     result
 }
 
-/// Connects to a migrated database; fails with the library's "not migrated" error otherwise.
+/// Connects to a migrated database; fails with the library's "not migrated" error otherwise
+/// (a SQLite file that does not exist is not created).
 async fn connect(target: &Target<'_>) -> anyhow::Result<Queue> {
-    // Opening a SQLite file creates it: do not leave an empty file behind for a mistyped path.
-    if let Some(path) = missing_sqlite_file(target.url) {
-        return Err(underling::Error::NotMigrated(format!("{path} does not exist")).into());
-    }
-    probe_postgres(target.url).await?;
     let mut options = ConnectOptions::new(target.url).max_connections(POOL_SIZE);
     if let Some(schema) = target.schema {
         options = options.schema(schema);
     }
     Ok(Queue::connect_with(options).await?)
-}
-
-/// Fails at once, naming the URL (password masked), when a PostgreSQL server refuses TCP
-/// connections.
-///
-/// The connection pool retries a refused connection until its 10 s acquire timeout and then
-/// reports only "pool timed out"; one TCP connect here gives the real reason without the wait.
-/// Anything else (a name that does not resolve, unix sockets, TLS, bad credentials) is left to
-/// the library, whose messages already say what is wrong.
-async fn probe_postgres(url: &str) -> anyhow::Result<()> {
-    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-        return Ok(());
-    }
-    let Ok(parsed) = url::Url::parse(url) else {
-        return Ok(());
-    };
-    if parsed
-        .query_pairs()
-        .any(|(key, _)| key == "host" || key == "hostaddr")
-    {
-        return Ok(());
-    }
-    let port = parsed.port().unwrap_or(5432);
-    let address = match parsed.host() {
-        Some(url::Host::Domain(name)) if !name.is_empty() => format!("{name}:{port}"),
-        Some(url::Host::Ipv4(ip)) => format!("{ip}:{port}"),
-        Some(url::Host::Ipv6(ip)) => format!("[{ip}]:{port}"),
-        _ => return Ok(()),
-    };
-    let attempt = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        tokio::net::TcpStream::connect(address),
-    )
-    .await;
-    match attempt {
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Err(anyhow!(
-            "cannot connect to {}: {e}",
-            underling::mask_password(url)
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// The path of a SQLite database file named by `url` that does not exist, if it is one.
-fn missing_sqlite_file(url: &str) -> Option<String> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or_default();
-    if path.is_empty() || path.contains(":memory:") || url.contains("mode=memory") {
-        return None;
-    }
-    if Path::new(path).exists() {
-        None
-    } else {
-        Some(path.to_string())
-    }
 }
 
 /// Parses the JSON given to a flag; the error names the flag and the parse error.
@@ -143,22 +80,6 @@ fn parse_json(flag: &str, text: &str) -> anyhow::Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn missing_sqlite_files_are_detected() {
-        assert_eq!(
-            missing_sqlite_file("sqlite:///no/such/dir/x.db?mode=rwc"),
-            Some("/no/such/dir/x.db".to_string())
-        );
-        assert_eq!(
-            missing_sqlite_file("sqlite:no-such.db"),
-            Some("no-such.db".to_string())
-        );
-        assert_eq!(missing_sqlite_file("sqlite::memory:"), None);
-        assert_eq!(missing_sqlite_file("sqlite://x?mode=memory"), None);
-        assert_eq!(missing_sqlite_file("postgres://localhost/x"), None);
-        assert_eq!(missing_sqlite_file("sqlite:///"), None);
-    }
 
     #[test]
     fn json_errors_name_the_flag() {

@@ -171,6 +171,15 @@ impl PostgresBackend {
             validate_schema(schema)?;
             options = options.options([("search_path", schema)]);
         }
+        // One direct connection first: a pool retries a refused connection until its acquire
+        // timeout and then reports only that it timed out, losing the reason.
+        let probe = <PgConnection as sqlx::Connection>::connect_with(&options)
+            .await
+            .map_err(|source| Error::Connect {
+                url: masked.clone(),
+                source,
+            })?;
+        let _ = sqlx::Connection::close(probe).await;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(2))
             .acquire_timeout(Duration::from_secs(10))

@@ -178,17 +178,26 @@ pub struct SqliteBackend {
 impl SqliteBackend {
     /// Opens `sqlite://path` (created if missing, WAL) or `sqlite::memory:` (one connection,
     /// so that the whole pool shares one database).
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+    ///
+    /// With `create` false, a database file that does not exist is an error
+    /// ([`Error::NotMigrated`]) and no file is left behind.
+    pub async fn connect(url: &str, max_connections: u32, create: bool) -> Result<Self> {
         let masked = crate::url::mask_password(url);
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| Error::InvalidUrl {
-                url: masked.clone(),
-                reason: e.to_string(),
-            })?
+        let options = SqliteConnectOptions::from_str(url).map_err(|e| Error::InvalidUrl {
+            url: masked.clone(),
+            reason: e.to_string(),
+        })?;
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if !create && !in_memory && !options.get_filename().exists() {
+            return Err(Error::NotMigrated(format!(
+                "{} does not exist",
+                options.get_filename().display()
+            )));
+        }
+        let options = options
             .create_if_missing(true)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let (options, pool_options) = if in_memory {
             (
                 options,

@@ -118,7 +118,7 @@ fn check_first_migration(backend: &str, applied: &[underling::AppliedMigration])
 
 #[tokio::test]
 async fn migrate_on_a_fresh_sqlite_database_reports_the_migrations_applied() {
-    let backend = underling::backend::sqlite::SqliteBackend::connect("sqlite::memory:", 1)
+    let backend = underling::backend::sqlite::SqliteBackend::connect("sqlite::memory:", 1, true)
         .await
         .unwrap();
     let queue = Queue::from_backend(std::sync::Arc::new(backend));
