@@ -68,6 +68,26 @@ pub enum Command {
     Stats,
     /// Show finished and failed jobs per hour over the last 24 hours.
     History,
+    /// Measure enqueue, processing and latency against the raw-SQL ceiling of the same server.
+    Bench(BenchArgs),
+}
+
+/// `underling bench`
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Small sizes: the whole run takes well under a minute (a smoke test).
+    #[arg(long)]
+    pub quick: bool,
+    /// Run everything this many times and report the median of each figure.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=9))]
+    pub runs: u32,
+    /// Skip the SQLite figures (with a PostgreSQL --database they are measured too).
+    #[arg(long)]
+    pub no_sqlite: bool,
+    /// The underling-worker binary for the multi-process figure (default: the one beside this
+    /// binary).
+    #[arg(long, value_name = "PATH")]
+    pub worker_binary: Option<std::path::PathBuf>,
 }
 
 /// `underling job …`

@@ -7,6 +7,7 @@ use underling::{ConnectOptions, Queue};
 
 use crate::cli::{Cli, Command};
 
+mod bench;
 mod job;
 mod lock;
 mod migrate;
@@ -48,6 +49,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<String> {
         }
         Command::Stats => with_queue(&target, async |q| stats::stats(q, json).await).await,
         Command::History => with_queue(&target, async |q| stats::history(q, json).await).await,
+        Command::Bench(args) => bench::run(&target, args, json).await,
     }
 }
 
