@@ -25,4 +25,4 @@ BEGIN
         FOR UPDATE SKIP LOCKED)
     RETURNING j.*;
 END;
-$$ LANGUAGE plpgsql SET enable_sort = off SET enable_bitmapscan = off;
+$$ LANGUAGE plpgsql SET enable_sort = off SET enable_bitmapscan = off SET plan_cache_mode = force_generic_plan;

@@ -37,6 +37,10 @@ use crate::model::{ClaimSpec, RepairOptions};
 use crate::queue::Queue;
 use crate::task::{DynTask, JobContext, Registry, TaskError};
 
+/// How long an outcome waits for the main loop to take it along with a claim before the
+/// settler writes it on its own.
+const SETTLE_DELAY: Duration = Duration::from_millis(2);
+
 /// How long a worker with few free slots waits for more running jobs to finish before it
 /// claims, so that claims come in batches.
 const CLAIM_GATHER: Duration = Duration::from_millis(1);
@@ -136,12 +140,45 @@ struct Done {
     settle: Settle,
 }
 
-/// What the settler is asked to do.
-enum SettleMsg {
-    /// Write this outcome.
-    Settle(Settle),
-    /// Answer once everything sent before has been written.
+/// What the settler is told.
+enum SettlerMsg {
+    /// An outcome was put in the outbox.
+    Wake,
+    /// Answer once everything in the outbox has been written.
     Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Outcomes waiting to be written. The main loop takes them along with its next claim (one
+/// statement for both); the settler writes whatever is still here a moment later.
+#[derive(Default)]
+struct Outbox {
+    pending: std::sync::Mutex<Vec<Settle>>,
+}
+
+impl Outbox {
+    fn put(&self, settle: Settle) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.push(settle);
+        }
+    }
+
+    fn put_back(&self, settles: Vec<Settle>) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.extend(settles);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pending.lock().map(|p| p.is_empty()).unwrap_or(true)
+    }
+
+    fn take(&self, max: usize) -> Vec<Settle> {
+        match self.pending.lock() {
+            Ok(mut pending) if pending.len() <= max => std::mem::take(&mut *pending),
+            Ok(mut pending) => pending.drain(..max).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
 }
 
 /// A job that is running.
@@ -241,11 +278,14 @@ impl Worker {
         // found nothing and the wait that follows it.
         let mut wakeups = backend.subscribe().await?;
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
-        let (settle_tx, settle_rx) = mpsc::unbounded_channel::<SettleMsg>();
+        let (settle_tx, settle_rx) = mpsc::unbounded_channel::<SettlerMsg>();
+        let outbox = Arc::new(Outbox::default());
+        let max_batch = self.options.settle_batch.max(1);
         let settler = tokio::spawn(settle_loop(
             backend.clone(),
             settle_rx,
-            self.options.settle_batch.max(1),
+            outbox.clone(),
+            max_batch,
         ));
         let mut running: HashMap<i64, Running> = HashMap::new();
         let mut maybe_ready = true;
@@ -264,7 +304,25 @@ impl Worker {
             }
             let free = concurrency.saturating_sub(running.len());
             if free > 0 && maybe_ready {
-                match backend.claim(summary.worker_id, &spec, free).await {
+                // Outcomes waiting to be written go along with the claim: one statement, one
+                // commit for the whole cycle.
+                let settles = outbox.take(max_batch);
+                let claimed = backend
+                    .settle_and_claim(&settles, summary.worker_id, &spec, free)
+                    .await;
+                let claimed = match claimed {
+                    Ok((settled, jobs)) => {
+                        report_stale(&settles, &settled);
+                        Ok(jobs)
+                    }
+                    Err(e) => {
+                        // Nothing was written: the settler will try these again.
+                        outbox.put_back(settles);
+                        let _ = settle_tx.send(SettlerMsg::Wake);
+                        Err(e)
+                    }
+                };
+                match claimed {
                     Ok(jobs) => {
                         maybe_ready = jobs.len() == free;
                         if jobs.is_empty() {
@@ -327,9 +385,9 @@ impl Worker {
                     next_repair = tokio::time::Instant::now() + jitter(self.options.repair_interval);
                 }
                 Some(done) = done_rx.recv() => {
-                    self.record_done(done, &mut running, &settle_tx, &mut summary);
+                    self.record_done(done, &mut running, &outbox, &settle_tx, &mut summary);
                     while let Ok(done) = done_rx.try_recv() {
-                        self.record_done(done, &mut running, &settle_tx, &mut summary);
+                        self.record_done(done, &mut running, &outbox, &settle_tx, &mut summary);
                     }
                     // Claim in batches, not one statement per finished job: while fewer than
                     // half the slots are free, give other running jobs a moment to finish too.
@@ -339,7 +397,7 @@ impl Worker {
                         while concurrency - running.len().min(concurrency) < half {
                             tokio::select! {
                                 Some(done) = done_rx.recv() => {
-                                    self.record_done(done, &mut running, &settle_tx, &mut summary);
+                                    self.record_done(done, &mut running, &outbox, &settle_tx, &mut summary);
                                 }
                                 _ = tokio::time::sleep_until(deadline) => break,
                             }
@@ -388,7 +446,7 @@ impl Worker {
                         self.read_inbox(&*backend, summary.worker_id, &running, &mut concurrency, paused_concurrency).await;
                     }
                     Some(done) = done_rx.recv() => {
-                        self.record_done(done, &mut running, &settle_tx, &mut summary);
+                        self.record_done(done, &mut running, &outbox, &settle_tx, &mut summary);
                     }
                 }
             }
@@ -400,7 +458,9 @@ impl Worker {
             }
             while !running.is_empty() {
                 match done_rx.recv().await {
-                    Some(done) => self.record_done(done, &mut running, &settle_tx, &mut summary),
+                    Some(done) => {
+                        self.record_done(done, &mut running, &outbox, &settle_tx, &mut summary)
+                    }
                     None => break,
                 }
             }
@@ -491,7 +551,8 @@ impl Worker {
         &self,
         done: Done,
         running: &mut HashMap<i64, Running>,
-        settle_tx: &mpsc::UnboundedSender<SettleMsg>,
+        outbox: &Outbox,
+        settle_tx: &mpsc::UnboundedSender<SettlerMsg>,
         summary: &mut WorkerSummary,
     ) {
         running.remove(&done.id);
@@ -500,7 +561,8 @@ impl Worker {
             Outcome::Finished(_) => summary.finished += 1,
             Outcome::Failed { .. } => summary.failed += 1,
         }
-        if settle_tx.send(SettleMsg::Settle(done.settle)).is_err() {
+        outbox.put(done.settle);
+        if settle_tx.send(SettlerMsg::Wake).is_err() {
             tracing::error!(
                 job = done.id,
                 "the settler is gone; the job will be rescued by repair"
@@ -773,67 +835,109 @@ fn humanize(d: Duration) -> String {
 }
 
 /// Writes outcomes in batches: whatever has piled up while the last write was in flight goes
-/// in the next statement (group commit, with no added delay when idle).
+/// Writes the outcomes the main loop did not take along with a claim, a moment after they
+/// arrive (at once on a flush), as many per statement as have piled up.
 async fn settle_loop(
     backend: Arc<dyn Backend>,
-    mut rx: mpsc::UnboundedReceiver<SettleMsg>,
+    mut rx: mpsc::UnboundedReceiver<SettlerMsg>,
+    outbox: Arc<Outbox>,
     max_batch: usize,
 ) {
-    let mut batch = Vec::with_capacity(max_batch);
     let mut flushes = Vec::new();
-    while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                SettleMsg::Settle(settle) => batch.push(settle),
-                SettleMsg::Flush(reply) => flushes.push(reply),
-            }
-            if batch.len() < max_batch {
-                next = rx.try_recv().ok();
-            }
+    let mut open = true;
+    while open {
+        // Outcomes kept after a failed write are tried again every few seconds.
+        let retry_soon = !outbox.is_empty();
+        let msg = if retry_soon {
+            tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .unwrap_or(Some(SettlerMsg::Wake))
+        } else {
+            rx.recv().await
+        };
+        match msg {
+            Some(SettlerMsg::Wake) => {}
+            Some(SettlerMsg::Flush(reply)) => flushes.push(reply),
+            None => open = false,
         }
-        if batch.is_empty() {
-            for reply in flushes.drain(..) {
-                let _ = reply.send(());
-            }
-            continue;
+        if open && flushes.is_empty() {
+            tokio::time::sleep(SETTLE_DELAY).await;
         }
-        let mut tries = 0;
         loop {
-            match backend.settle(&batch).await {
-                Ok(results) => {
-                    for (settle, result) in batch.iter().zip(results) {
-                        if result == Settled::Stale {
-                            tracing::warn!(
-                                job = settle.id,
-                                "result ignored: the job was retried, rescued or removed meanwhile"
-                            );
-                        }
-                    }
-                    break;
-                }
-                Err(e) if tries < 30 => {
-                    tries += 1;
-                    tracing::warn!(error = %e, jobs = batch.len(), "saving results failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, jobs = batch.len(), "saving results failed; giving up (repair will rescue the jobs)");
+            match rx.try_recv() {
+                Ok(SettlerMsg::Wake) => {}
+                Ok(SettlerMsg::Flush(reply)) => flushes.push(reply),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    open = false;
                     break;
                 }
             }
         }
-        batch.clear();
+        loop {
+            let batch = outbox.take(max_batch);
+            if batch.is_empty() {
+                break;
+            }
+            if !write_outcomes(&*backend, &batch).await {
+                if open {
+                    // Keep them for the next wake-up: once the database is back they are
+                    // written, and until then their jobs stay active under a live worker.
+                    outbox.put_back(batch);
+                } else {
+                    tracing::error!(
+                        jobs = batch.len(),
+                        "giving up on saving results at shutdown; repair will rescue the jobs"
+                    );
+                }
+                break;
+            }
+        }
         for reply in flushes.drain(..) {
             let _ = reply.send(());
         }
     }
 }
 
+/// Writes one batch of outcomes, retrying for about 30 s while the database is unreachable;
+/// `false` if it could not.
+async fn write_outcomes(backend: &dyn Backend, batch: &[Settle]) -> bool {
+    let mut tries = 0;
+    loop {
+        match backend.settle(batch).await {
+            Ok(results) => {
+                report_stale(batch, &results);
+                return true;
+            }
+            Err(e) if tries < 30 => {
+                tries += 1;
+                tracing::warn!(error = %e, jobs = batch.len(), "saving results failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, jobs = batch.len(), "saving results failed");
+                return false;
+            }
+        }
+    }
+}
+
+/// Logs the outcomes that changed nothing because their attempt was no longer current.
+fn report_stale(settles: &[Settle], results: &[Settled]) {
+    for (settle, result) in settles.iter().zip(results) {
+        if *result == Settled::Stale {
+            tracing::warn!(
+                job = settle.id,
+                "result ignored: the job was retried, rescued or removed meanwhile"
+            );
+        }
+    }
+}
+
 /// Waits until every outcome sent so far is written; `false` if the settler is gone.
-async fn flush(settle_tx: &mpsc::UnboundedSender<SettleMsg>) -> bool {
+async fn flush(settle_tx: &mpsc::UnboundedSender<SettlerMsg>) -> bool {
     let (reply, done) = tokio::sync::oneshot::channel();
-    if settle_tx.send(SettleMsg::Flush(reply)).is_err() {
+    if settle_tx.send(SettlerMsg::Flush(reply)).is_err() {
         return false;
     }
     done.await.is_ok()

@@ -51,6 +51,16 @@ pub trait Backend: Send + Sync + 'static {
     async fn claim_by_id(&self, worker_id: i64, id: i64) -> Result<Option<Job>>;
     /// Settles attempts in one round trip; returns what each did, in input order.
     async fn settle(&self, settles: &[Settle]) -> Result<Vec<Settled>>;
+    /// Settles attempts, then claims up to `limit` ready jobs: a worker's whole cycle, in one
+    /// round trip where the database allows. Returns what each settle did (input order) and
+    /// the claimed jobs (claim order).
+    async fn settle_and_claim(
+        &self,
+        settles: &[Settle],
+        worker_id: i64,
+        spec: &ClaimSpec,
+        limit: usize,
+    ) -> Result<(Vec<Settled>, Vec<Job>)>;
     /// When the next delayed inactive job becomes due, if any.
     async fn next_due(&self, spec: &ClaimSpec) -> Result<Option<chrono::DateTime<chrono::Utc>>>;
 
@@ -107,4 +117,36 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Closes the connection pool.
     async fn close(&self);
+}
+
+/// Splits what a combined settle-and-claim statement returned: jobs that are active now were
+/// claimed; any other state is the outcome of a settle. Settles that did not come back were
+/// stale. Claimed jobs are put in claim order.
+pub(crate) fn split_settled_and_claimed(
+    settles: &[Settle],
+    rows: impl Iterator<Item = Result<Job>>,
+) -> Result<(Vec<Settled>, Vec<Job>)> {
+    let mut outcomes = std::collections::HashMap::new();
+    let mut claimed = Vec::new();
+    for job in rows {
+        let job = job?;
+        match job.state {
+            crate::JobState::Active => claimed.push(job),
+            crate::JobState::Finished => {
+                outcomes.insert(job.id, Settled::Finished);
+            }
+            crate::JobState::Failed => {
+                outcomes.insert(job.id, Settled::Failed);
+            }
+            crate::JobState::Inactive => {
+                outcomes.insert(job.id, Settled::Retried);
+            }
+        }
+    }
+    claimed.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
+    let settled = settles
+        .iter()
+        .map(|s| outcomes.get(&s.id).copied().unwrap_or(Settled::Stale))
+        .collect();
+    Ok((settled, claimed))
 }

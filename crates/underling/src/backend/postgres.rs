@@ -12,7 +12,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolO
 use tokio::sync::{OnceCell, broadcast};
 use tokio::task::JoinHandle;
 
-use super::{Backend, BackendKind};
+use super::{Backend, BackendKind, split_settled_and_claimed};
 use crate::error::{Error, Result};
 use crate::job::{
     Job, JobFilter, JobList, JobState, NewJob, Outcome, RetryOptions, Settle, Settled,
@@ -151,6 +151,9 @@ macro_rules! bind_filter {
 /// The PostgreSQL backend.
 pub struct PostgresBackend {
     pool: PgPool,
+    /// How to connect; the LISTEN connection is opened with these, outside the pool, so that
+    /// a busy pool never delays wake-ups (and wake-ups never take a pool connection).
+    options: PgConnectOptions,
     /// The NOTIFY channel; one per schema so that two stores on one server do not wake each other.
     channel: String,
     schema: Option<String>,
@@ -185,7 +188,7 @@ impl PostgresBackend {
             .acquire_timeout(Duration::from_secs(10))
             // A ping before every query would double the round trips of the hot path.
             .test_before_acquire(false)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|source| Error::Connect {
                 url: masked,
@@ -193,6 +196,7 @@ impl PostgresBackend {
             })?;
         let channel = format!("underling.{}", schema.unwrap_or("public"));
         Ok(PostgresBackend {
+            options,
             pool,
             channel,
             schema: schema.map(str::to_string),
@@ -246,7 +250,11 @@ impl PostgresBackend {
 
     async fn start_listener(&self) -> broadcast::Sender<String> {
         let (tx, _) = broadcast::channel(1024);
-        let pool = self.pool.clone();
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_lazy_with(self.options.clone());
         let channel = self.channel.clone();
         let sender = tx.clone();
         let handle = tokio::spawn(async move {
@@ -532,23 +540,7 @@ impl Backend for PostgresBackend {
     }
 
     async fn claim(&self, worker_id: i64, spec: &ClaimSpec, limit: usize) -> Result<Vec<Job>> {
-        if limit == 0 || spec.queues.is_empty() {
-            return Ok(Vec::new());
-        }
-        // See migrations/postgres/*_claim_function.sql for why this is a function.
-        let rows: Vec<JobRow> =
-            sqlx::query_as("SELECT * FROM underling_claim($1, $2, $3, $4::int)")
-                .bind(worker_id)
-                .bind(&spec.queues)
-                .bind(&spec.tasks)
-                .bind(limit as i64)
-                .fetch_all(&self.pool)
-                .await?;
-        let mut jobs = rows
-            .into_iter()
-            .map(JobRow::into_job)
-            .collect::<Result<Vec<_>>>()?;
-        jobs.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
+        let (_, jobs) = self.settle_and_claim(&[], worker_id, spec, limit).await?;
         Ok(jobs)
     }
 
@@ -578,6 +570,23 @@ impl Backend for PostgresBackend {
         if settles.is_empty() {
             return Ok(Vec::new());
         }
+        let (settled, _) = self
+            .settle_and_claim(settles, 0, &ClaimSpec::default(), 0)
+            .await?;
+        Ok(settled)
+    }
+
+    async fn settle_and_claim(
+        &self,
+        settles: &[Settle],
+        worker_id: i64,
+        spec: &ClaimSpec,
+        limit: usize,
+    ) -> Result<(Vec<Settled>, Vec<Job>)> {
+        let limit = if spec.queues.is_empty() { 0 } else { limit };
+        if settles.is_empty() && limit == 0 {
+            return Ok((Vec::new(), Vec::new()));
+        }
         let mut ids = Vec::with_capacity(settles.len());
         let mut retries = Vec::with_capacity(settles.len());
         let mut oks = Vec::with_capacity(settles.len());
@@ -599,34 +608,9 @@ impl Backend for PostgresBackend {
                 }
             }
         }
-        // The guard `retries = i.retries AND state = 'active'` makes a stale attempt a no-op.
-        let rows: Vec<(i64, String)> = sqlx::query_as(
-            "WITH i AS ( \
-               SELECT * FROM unnest($1::bigint[], $2::int[], $3::bool[], $4::jsonb[], $5::float8[]) \
-                 AS u(id, retries, ok, result, delay) \
-             ), upd AS ( \
-               UPDATE underling_jobs AS j SET \
-                 state = CASE WHEN i.ok THEN 'finished' \
-                              WHEN j.retries + 1 < j.attempts THEN 'inactive' ELSE 'failed' END, \
-                 finished = now(), \
-                 result = i.result, \
-                 retries = CASE WHEN NOT i.ok AND j.retries + 1 < j.attempts \
-                                THEN j.retries + 1 ELSE j.retries END, \
-                 retried = CASE WHEN NOT i.ok AND j.retries + 1 < j.attempts \
-                                THEN now() ELSE j.retried END, \
-                 delayed = CASE WHEN NOT i.ok AND j.retries + 1 < j.attempts \
-                                THEN now() + make_interval(secs => i.delay) ELSE j.delayed END \
-               FROM i \
-               WHERE j.id = i.id AND j.retries = i.retries AND j.state = 'active' \
-               RETURNING j.id, j.state \
-             ), wake AS ( \
-               SELECT pg_notify($6, queue) FROM ( \
-                 SELECT DISTINCT c.queue FROM upd \
-                 JOIN underling_job_deps d ON d.parent_id = upd.id \
-                 JOIN underling_jobs c ON c.id = d.child_id \
-                 WHERE upd.state IN ('finished', 'failed') AND c.state = 'inactive') s \
-             ) \
-             SELECT id, state FROM upd WHERE (SELECT count(*) FROM wake) >= 0",
+        // See migrations/postgres/*_settle_and_claim.sql and *_claim_function.sql.
+        let rows: Vec<JobRow> = sqlx::query_as(
+            "SELECT * FROM underling_settle_and_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::int)",
         )
         .bind(&ids)
         .bind(&retries)
@@ -634,18 +618,13 @@ impl Backend for PostgresBackend {
         .bind(&results)
         .bind(&delays)
         .bind(&self.channel)
+        .bind(worker_id)
+        .bind(&spec.queues)
+        .bind(&spec.tasks)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await?;
-        let done: std::collections::HashMap<i64, String> = rows.into_iter().collect();
-        Ok(settles
-            .iter()
-            .map(|s| match done.get(&s.id).map(String::as_str) {
-                Some("finished") => Settled::Finished,
-                Some("failed") => Settled::Failed,
-                Some(_) => Settled::Retried,
-                None => Settled::Stale,
-            })
-            .collect())
+        split_settled_and_claimed(settles, rows.into_iter().map(JobRow::into_job))
     }
 
     async fn next_due(&self, spec: &ClaimSpec) -> Result<Option<DateTime<Utc>>> {

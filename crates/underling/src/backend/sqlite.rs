@@ -574,6 +574,19 @@ impl Backend for SqliteBackend {
             .collect())
     }
 
+    async fn settle_and_claim(
+        &self,
+        settles: &[Settle],
+        worker_id: i64,
+        spec: &ClaimSpec,
+        limit: usize,
+    ) -> Result<(Vec<Settled>, Vec<Job>)> {
+        // SQLite commits cost little: two statements.
+        let settled = self.settle(settles).await?;
+        let claimed = self.claim(worker_id, spec, limit).await?;
+        Ok((settled, claimed))
+    }
+
     async fn next_due(&self, spec: &ClaimSpec) -> Result<Option<DateTime<Utc>>> {
         let due: Option<i64> = sqlx::query_scalar(
             "SELECT min(delayed) FROM underling_jobs \
