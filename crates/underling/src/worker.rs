@@ -50,7 +50,8 @@ const CLAIM_GATHER: Duration = Duration::from_millis(1);
 pub struct WorkerOptions {
     /// Queues to claim from (default `["default"]`).
     pub queues: Vec<String>,
-    /// How many jobs run at once (default 32).
+    /// How many jobs run at once (default 64). Jobs are async tasks, so a slot is cheap while
+    /// a job waits on I/O; lower it for jobs that burn CPU.
     pub concurrency: usize,
     /// How often the worker records that it is alive (default 5 s).
     pub heartbeat_interval: Duration,
@@ -76,7 +77,7 @@ impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
             queues: vec![DEFAULT_QUEUE.to_string()],
-            concurrency: 32,
+            concurrency: 64,
             heartbeat_interval: Duration::from_secs(5),
             command_interval: Duration::from_secs(1),
             poll_interval: Duration::from_secs(2),
