@@ -250,16 +250,6 @@ pub struct NewJob {
 impl NewJob {
     /// Validates a task name, arguments and options. Nothing is written.
     pub fn new(task: &str, args: Value, opts: EnqueueOptions) -> Result<NewJob> {
-        validate_task(task)?;
-        validate_queue(&opts.queue)?;
-        if opts.attempts < 1 {
-            return Err(Error::InvalidOption(format!(
-                "attempts must be at least 1, got {}",
-                opts.attempts
-            )));
-        }
-        check_duration("delay", opts.delay)?;
-        check_duration("expire", opts.expire)?;
         let notes = match opts.notes {
             None => Map::new(),
             Some(Value::Object(map)) => map,
@@ -273,7 +263,7 @@ impl NewJob {
         let mut parents = opts.parents;
         parents.sort_unstable();
         parents.dedup();
-        Ok(NewJob {
+        let job = NewJob {
             task: task.to_string(),
             args,
             queue: opts.queue,
@@ -285,7 +275,9 @@ impl NewJob {
             lax: opts.lax,
             expire: opts.expire,
             notes,
-        })
+        };
+        job.check()?;
+        Ok(job)
     }
 }
 

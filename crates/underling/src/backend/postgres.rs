@@ -26,10 +26,6 @@ use crate::url::mask_password;
 /// The migrations for PostgreSQL, embedded at build time.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
-/// The name of the table that records applied migrations (not sqlx's default, so that it does
-/// not collide with the host application's own).
-const MIGRATIONS_TABLE: &str = "underling_migrations";
-
 /// The columns of a job row, in [`JobRow`] order.
 macro_rules! job_columns {
     () => {
@@ -221,15 +217,6 @@ impl PostgresBackend {
                 .await?;
         }
         Ok(())
-    }
-
-    fn migrator() -> sqlx::migrate::Migrator {
-        let mut migrator = sqlx::migrate::Migrator {
-            migrations: MIGRATOR.migrations.clone(),
-            ..sqlx::migrate::Migrator::DEFAULT
-        };
-        migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
-        migrator
     }
 
     async fn applied_versions(&self) -> Result<Option<Vec<i64>>> {
@@ -497,34 +484,12 @@ impl Backend for PostgresBackend {
         }
         let before = self.applied_versions().await?.unwrap_or_default();
         // sqlx takes an advisory lock, so ten workers starting at once apply each migration once.
-        Self::migrator().run(&self.pool).await?;
-        Ok(MIGRATOR
-            .iter()
-            .filter(|m| !before.contains(&m.version))
-            .map(|m| AppliedMigration {
-                version: m.version,
-                description: m.description.to_string(),
-            })
-            .collect())
+        super::migrator(&MIGRATOR).run(&self.pool).await?;
+        Ok(super::newly_applied(&MIGRATOR, &before))
     }
 
     async fn check_migrated(&self) -> Result<()> {
-        let Some(applied) = self.applied_versions().await? else {
-            return Err(Error::NotMigrated("no underling tables were found".into()));
-        };
-        let missing: Vec<String> = MIGRATOR
-            .iter()
-            .filter(|m| !applied.contains(&m.version))
-            .map(|m| format!("{} {}", m.version, m.description))
-            .collect();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::NotMigrated(format!(
-                "migrations not applied: {}",
-                missing.join(", ")
-            )))
-        }
+        super::check_applied(&MIGRATOR, self.applied_versions().await?)
     }
 
     async fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<i64>> {

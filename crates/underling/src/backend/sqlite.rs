@@ -269,15 +269,6 @@ impl SqliteBackend {
         }
     }
 
-    fn migrator() -> sqlx::migrate::Migrator {
-        let mut migrator = sqlx::migrate::Migrator {
-            migrations: MIGRATOR.migrations.clone(),
-            ..sqlx::migrate::Migrator::DEFAULT
-        };
-        migrator.dangerous_set_table_name("underling_migrations");
-        migrator
-    }
-
     async fn applied_versions(&self) -> Result<Option<Vec<i64>>> {
         let exists: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'underling_migrations'",
@@ -387,34 +378,12 @@ impl Backend for SqliteBackend {
 
     async fn migrate(&self) -> Result<Vec<AppliedMigration>> {
         let before = self.applied_versions().await?.unwrap_or_default();
-        Self::migrator().run(&self.pool).await?;
-        Ok(MIGRATOR
-            .iter()
-            .filter(|m| !before.contains(&m.version))
-            .map(|m| AppliedMigration {
-                version: m.version,
-                description: m.description.to_string(),
-            })
-            .collect())
+        super::migrator(&MIGRATOR).run(&self.pool).await?;
+        Ok(super::newly_applied(&MIGRATOR, &before))
     }
 
     async fn check_migrated(&self) -> Result<()> {
-        let Some(applied) = self.applied_versions().await? else {
-            return Err(Error::NotMigrated("no underling tables were found".into()));
-        };
-        let missing: Vec<String> = MIGRATOR
-            .iter()
-            .filter(|m| !applied.contains(&m.version))
-            .map(|m| format!("{} {}", m.version, m.description))
-            .collect();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::NotMigrated(format!(
-                "migrations not applied: {}",
-                missing.join(", ")
-            )))
-        }
+        super::check_applied(&MIGRATOR, self.applied_versions().await?)
     }
 
     async fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<i64>> {
