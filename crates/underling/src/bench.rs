@@ -323,24 +323,9 @@ async fn postgres_figures(
         raw_claim_4,
         "raw claim+finish, 4 connections",
         || raw::pg_reset(&pool),
+        opts.worker_binary.as_ref().map(|b| (b, url, Some(schema))),
     )
     .await?;
-    if let Some(binary) = &opts.worker_binary {
-        queue
-            .enqueue_batch(&noop_jobs(sizes.process_procs)?)
-            .await?;
-        let t = run_worker_processes(binary, url, Some(schema), 4).await?;
-        check_all_finished(queue, sizes.process_procs).await?;
-        rec.rate(
-            "process",
-            "4 worker processes (default settings)",
-            sizes.process_procs,
-            t,
-            "jobs/s",
-        );
-        rec.compare_last("raw claim+finish, 4 connections", raw_claim_4);
-        raw::pg_reset(&pool).await?;
-    }
 
     // 4. Latency.
     latency_figures(queue, sizes, &mut rec).await?;
@@ -447,24 +432,9 @@ async fn sqlite_figures(
         raw_claim,
         "raw claim+finish, 1 connection",
         || raw::sqlite_reset(&pool),
+        opts.worker_binary.as_ref().map(|b| (b, url, None)),
     )
     .await?;
-    if let Some(binary) = &opts.worker_binary {
-        queue
-            .enqueue_batch(&noop_jobs(sizes.process_procs)?)
-            .await?;
-        let t = run_worker_processes(binary, url, None, 4).await?;
-        check_all_finished(queue, sizes.process_procs).await?;
-        rec.rate(
-            "process",
-            "4 worker processes (default settings)",
-            sizes.process_procs,
-            t,
-            "jobs/s",
-        );
-        rec.compare_last("raw claim+finish, 1 connection", raw_claim);
-        raw::sqlite_reset(&pool).await?;
-    }
     latency_figures(queue, sizes, &mut rec).await?;
     Ok(rec.out)
 }
@@ -549,6 +519,7 @@ async fn process_figures<F, Fut>(
     ceiling: f64,
     ceiling_name: &str,
     reset: F,
+    processes: Option<(&PathBuf, &str, Option<&str>)>,
 ) -> Result<()>
 where
     F: Fn() -> Fut,
@@ -574,6 +545,22 @@ where
             format!("1 worker, concurrency {concurrency}")
         };
         rec.rate("process", &label, n, t, "jobs/s");
+        rec.compare_last(ceiling_name, ceiling);
+        reset().await?;
+    }
+    if let Some((binary, url, schema)) = processes {
+        queue
+            .enqueue_batch(&noop_jobs(sizes.process_procs)?)
+            .await?;
+        let t = run_worker_processes(binary, url, schema, 4).await?;
+        check_all_finished(queue, sizes.process_procs).await?;
+        rec.rate(
+            "process",
+            "4 worker processes (default settings)",
+            sizes.process_procs,
+            t,
+            "jobs/s",
+        );
         rec.compare_last(ceiling_name, ceiling);
         reset().await?;
     }
