@@ -157,30 +157,40 @@ struct Outbox {
 }
 
 impl Outbox {
+    /// The pending outcomes. A panic elsewhere while the lock was held (none can happen here)
+    /// must not make the worker drop outcomes: a poisoned lock is used all the same.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Settle>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn put(&self, settle: Settle) {
-        if let Ok(mut pending) = self.pending.lock() {
-            pending.push(settle);
-        }
+        self.lock().push(settle);
     }
 
     fn put_back(&self, settles: Vec<Settle>) {
-        if let Ok(mut pending) = self.pending.lock() {
-            pending.extend(settles);
-        }
+        self.lock().extend(settles);
     }
 
     fn is_empty(&self) -> bool {
-        self.pending.lock().map(|p| p.is_empty()).unwrap_or(true)
+        self.lock().is_empty()
     }
 
     fn take(&self, max: usize) -> Vec<Settle> {
-        match self.pending.lock() {
-            Ok(mut pending) if pending.len() <= max => std::mem::take(&mut *pending),
-            Ok(mut pending) => pending.drain(..max).collect(),
-            Err(_) => Vec::new(),
+        let mut pending = self.lock();
+        if pending.len() <= max {
+            std::mem::take(&mut *pending)
+        } else {
+            pending.drain(..max).collect()
         }
     }
 }
+
+/// One attempt at a job: its id and its retry count when it was claimed. A worker can run two
+/// attempts at one job at once (an operator retried the job while it ran here, and this worker
+/// claimed the retry), so attempts, not job ids, tell running jobs apart.
+type Attempt = (i64, i32);
 
 /// A job that is running.
 struct Running {
@@ -288,7 +298,7 @@ impl Worker {
             outbox.clone(),
             max_batch,
         ));
-        let mut running: HashMap<i64, Running> = HashMap::new();
+        let mut running: HashMap<Attempt, Running> = HashMap::new();
         let mut maybe_ready = true;
         let mut next_poll = tokio::time::Instant::now() + self.options.poll_interval;
         let mut heartbeat = tokio::time::interval(self.options.heartbeat_interval);
@@ -330,9 +340,9 @@ impl Worker {
                             next_poll = self.next_poll_time(&*backend, &spec).await;
                         }
                         for job in jobs {
-                            let id = job.id;
+                            let attempt = (job.id, job.retries);
                             let entry = self.spawn_job(job, done_tx.clone());
-                            running.insert(id, entry);
+                            running.insert(attempt, entry);
                         }
                     }
                     Err(e) => {
@@ -349,9 +359,9 @@ impl Worker {
                             Ok(jobs) if !jobs.is_empty() => {
                                 maybe_ready = jobs.len() == free;
                                 for job in jobs {
-                                    let id = job.id;
+                                    let attempt = (job.id, job.retries);
                                     let entry = self.spawn_job(job, done_tx.clone());
-                                    running.insert(id, entry);
+                                    running.insert(attempt, entry);
                                 }
                                 continue;
                             }
@@ -513,7 +523,7 @@ impl Worker {
         &self,
         backend: &dyn Backend,
         worker_id: i64,
-        running: &HashMap<i64, Running>,
+        running: &HashMap<Attempt, Running>,
         concurrency: &mut usize,
         configured: usize,
     ) -> bool {
@@ -551,12 +561,12 @@ impl Worker {
     fn record_done(
         &self,
         done: Done,
-        running: &mut HashMap<i64, Running>,
+        running: &mut HashMap<Attempt, Running>,
         outbox: &Outbox,
         settle_tx: &mpsc::UnboundedSender<SettlerMsg>,
         summary: &mut WorkerSummary,
     ) {
-        running.remove(&done.id);
+        running.remove(&(done.id, done.settle.retries));
         summary.performed += 1;
         match done.settle.outcome {
             Outcome::Finished(_) => summary.finished += 1,
@@ -576,7 +586,7 @@ impl Worker {
         &self,
         command: &str,
         args: &Value,
-        running: &HashMap<i64, Running>,
+        running: &HashMap<Attempt, Running>,
         concurrency: &mut usize,
         configured: usize,
     ) {
@@ -588,18 +598,23 @@ impl Worker {
                     tracing::warn!(command, ?args, "command needs a job id");
                     return;
                 };
-                let Some(job) = running.get(&id) else {
-                    tracing::info!(command, job = id, "job is not running here");
-                    return;
-                };
-                tracing::info!(command, job = id, "stopping job");
-                job.stop.cancel();
                 let reason = if command == "kill" {
                     "Job was killed"
                 } else {
                     "Job was stopped"
                 };
-                let _ = job.kill.send(Some(reason.into()));
+                // Every attempt at the job that runs here: a stale one as well as the current.
+                let mut found = false;
+                for (_, job) in running.iter().filter(|((job, _), _)| *job == id) {
+                    found = true;
+                    job.stop.cancel();
+                    let _ = job.kill.send(Some(reason.into()));
+                }
+                if found {
+                    tracing::info!(command, job = id, "stopping job");
+                } else {
+                    tracing::info!(command, job = id, "job is not running here");
+                }
             }
             "jobs" => match first.and_then(Value::as_u64) {
                 Some(n) => {
@@ -835,7 +850,6 @@ fn humanize(d: Duration) -> String {
     }
 }
 
-/// Writes outcomes in batches: whatever has piled up while the last write was in flight goes
 /// Writes the outcomes the main loop did not take along with a claim, a moment after they
 /// arrive (at once on a flush), as many per statement as have piled up.
 async fn settle_loop(
