@@ -5,6 +5,7 @@
 mod common;
 mod tasks;
 
+mod batching;
 mod claiming;
 mod commands;
 mod heartbeat;

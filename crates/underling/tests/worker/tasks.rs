@@ -151,6 +151,12 @@ impl Gate {
     pub fn open(&self) {
         self.0.send_replace(true);
     }
+    /// Waits until the gate is open.
+    pub async fn wait(&self) {
+        let mut open = self.0.subscribe();
+        // The sender lives in `self`, so the wait cannot fail.
+        let _ = open.wait_for(|open| *open).await;
+    }
 }
 
 /// `test.gated`: waits at its gate (ignoring cancellation), recording how many run at once,

@@ -1,0 +1,584 @@
+//! Correctness under batching: a worker keeps the outcomes of ended jobs in memory for a moment
+//! and writes them in batches (along with its next claim, or from its settler). A worker that
+//! dies in that moment loses no job, a graceful stop writes every outcome, and an outcome that
+//! arrives late — from an attempt that was retried meanwhile — never overwrites a newer attempt.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use tokio::sync::broadcast;
+use underling::backend::postgres::PostgresBackend;
+use underling::backend::sqlite::SqliteBackend;
+use underling::{
+    AppliedMigration, Backend, BackendKind, ClaimSpec, Command, EnqueueOptions, HistoryPoint, Job,
+    JobContext, JobFilter, JobList, JobState, LockInfo, NewJob, Queue, QueueInfo, Registry,
+    RepairOptions, RepairReport, Result, RetryOptions, Settle, Settled, Stats, Task, TaskError,
+    TaskResult, Worker, WorkerInfo,
+};
+
+use crate::common::*;
+use crate::tasks::Gate;
+
+// ---------------------------------------------------------------------------------------------
+// Tasks
+
+/// How many times each job ran, by job id.
+type Runs = Arc<Mutex<HashMap<i64, u32>>>;
+
+fn runs_of(runs: &Runs) -> HashMap<i64, u32> {
+    runs.lock().expect("runs lock").clone()
+}
+
+/// `test.count`: counts its runs per job id; its result is `{"run": n}` for the n-th run.
+struct Count {
+    runs: Runs,
+}
+
+#[underling::async_trait]
+impl Task for Count {
+    type Args = Value;
+    fn name(&self) -> &'static str {
+        "test.count"
+    }
+    async fn run(&self, ctx: &JobContext, _args: Value) -> TaskResult {
+        let run = {
+            let mut runs = self.runs.lock().expect("runs lock");
+            let n = runs.entry(ctx.id()).or_default();
+            *n += 1;
+            *n
+        };
+        Ok(json!({ "run": run }))
+    }
+}
+
+/// A registry with only `test.count`, and its run counts.
+fn counting() -> (Registry, Runs) {
+    let runs = Runs::default();
+    let mut registry = Registry::new();
+    registry
+        .register(Count { runs: runs.clone() })
+        .expect("register test.count");
+    (registry, runs)
+}
+
+/// What `test.attempts` did, for the test to wait on.
+#[derive(Default)]
+struct AttemptLog {
+    started: Mutex<Vec<i32>>,
+    ended: Mutex<Vec<i32>>,
+}
+
+impl AttemptLog {
+    fn started(&self) -> Vec<i32> {
+        self.started.lock().expect("log lock").clone()
+    }
+    fn ended(&self) -> Vec<i32> {
+        self.ended.lock().expect("log lock").clone()
+    }
+}
+
+/// `test.attempts`: the first attempt waits at `first`, then returns `"first"` (or, with
+/// `first_fails`, fails with `"first failed"`); later attempts wait at `later`, then return
+/// `"second"`.
+struct Attempts {
+    first: Gate,
+    later: Gate,
+    first_fails: bool,
+    log: Arc<AttemptLog>,
+}
+
+#[underling::async_trait]
+impl Task for Attempts {
+    type Args = Value;
+    fn name(&self) -> &'static str {
+        "test.attempts"
+    }
+    async fn run(&self, ctx: &JobContext, _args: Value) -> TaskResult {
+        let attempt = ctx.attempt();
+        self.log.started.lock().expect("log lock").push(attempt);
+        let result = if attempt == 1 {
+            self.first.wait().await;
+            if self.first_fails {
+                Err(TaskError::msg("first failed"))
+            } else {
+                Ok(json!("first"))
+            }
+        } else {
+            self.later.wait().await;
+            Ok(json!("second"))
+        };
+        self.log.ended.lock().expect("log lock").push(attempt);
+        result
+    }
+}
+
+/// A registry with only `test.attempts`, its two gates (first attempt, later attempts) and its
+/// log.
+fn attempts(first_fails: bool) -> (Registry, Gate, Gate, Arc<AttemptLog>) {
+    let (first, later) = (Gate::new(), Gate::new());
+    let log = Arc::new(AttemptLog::default());
+    let mut registry = Registry::new();
+    registry
+        .register(Attempts {
+            first: first.clone(),
+            later: later.clone(),
+            first_fails,
+            log: log.clone(),
+        })
+        .expect("register test.attempts");
+    (registry, first, later, log)
+}
+
+// ---------------------------------------------------------------------------------------------
+// A backend whose writes of outcomes are held back
+
+/// What happens to a write of outcomes.
+#[derive(Clone, Copy)]
+enum Writes {
+    /// It never returns and never reaches the database: the outcomes stay in the worker's
+    /// memory, as they would in a process about to be killed.
+    Never,
+    /// It reaches the database only after this long.
+    After(Duration),
+}
+
+/// The real backend, except that writes of outcomes (`settle`, and `settle_and_claim` with
+/// outcomes to write) are held back as `writes` says. Claims without outcomes go through.
+struct HeldWrites {
+    inner: Arc<dyn Backend>,
+    writes: Writes,
+}
+
+impl HeldWrites {
+    /// A queue on the same store as `queue`, whose outcome writes are held back.
+    fn wrap(queue: &Queue, writes: Writes) -> Queue {
+        Queue::from_backend(Arc::new(HeldWrites {
+            inner: queue.backend().clone(),
+            writes,
+        }))
+    }
+
+    async fn hold(&self) {
+        match self.writes {
+            Writes::Never => std::future::pending::<()>().await,
+            Writes::After(delay) => tokio::time::sleep(delay).await,
+        }
+    }
+}
+
+#[underling::async_trait]
+impl Backend for HeldWrites {
+    fn kind(&self) -> BackendKind {
+        self.inner.kind()
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self.inner.as_any()
+    }
+    async fn migrate(&self) -> Result<Vec<AppliedMigration>> {
+        self.inner.migrate().await
+    }
+    async fn check_migrated(&self) -> Result<()> {
+        self.inner.check_migrated().await
+    }
+    async fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<i64>> {
+        self.inner.enqueue(jobs).await
+    }
+    async fn claim(&self, worker_id: i64, spec: &ClaimSpec, limit: usize) -> Result<Vec<Job>> {
+        self.inner.claim(worker_id, spec, limit).await
+    }
+    async fn claim_by_id(&self, worker_id: i64, id: i64) -> Result<Option<Job>> {
+        self.inner.claim_by_id(worker_id, id).await
+    }
+    async fn settle(&self, settles: &[Settle]) -> Result<Vec<Settled>> {
+        self.hold().await;
+        self.inner.settle(settles).await
+    }
+    async fn settle_and_claim(
+        &self,
+        settles: &[Settle],
+        worker_id: i64,
+        spec: &ClaimSpec,
+        limit: usize,
+    ) -> Result<(Vec<Settled>, Vec<Job>)> {
+        if !settles.is_empty() {
+            self.hold().await;
+        }
+        self.inner
+            .settle_and_claim(settles, worker_id, spec, limit)
+            .await
+    }
+    async fn next_due(&self, spec: &ClaimSpec) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        self.inner.next_due(spec).await
+    }
+    async fn job(&self, id: i64) -> Result<Option<Job>> {
+        self.inner.job(id).await
+    }
+    async fn list(&self, filter: &JobFilter, limit: u64, offset: u64) -> Result<JobList> {
+        self.inner.list(filter, limit, offset).await
+    }
+    async fn retry(&self, id: i64, opts: &RetryOptions) -> Result<()> {
+        self.inner.retry(id, opts).await
+    }
+    async fn retry_matching(&self, filter: &JobFilter) -> Result<u64> {
+        self.inner.retry_matching(filter).await
+    }
+    async fn remove(&self, id: i64) -> Result<()> {
+        self.inner.remove(id).await
+    }
+    async fn purge_batch(&self, filter: &JobFilter, batch: u64) -> Result<u64> {
+        self.inner.purge_batch(filter, batch).await
+    }
+    async fn note(&self, id: i64, notes: &Map<String, Value>) -> Result<()> {
+        self.inner.note(id, notes).await
+    }
+    async fn stats(&self) -> Result<Stats> {
+        self.inner.stats().await
+    }
+    async fn history(&self) -> Result<Vec<HistoryPoint>> {
+        self.inner.history().await
+    }
+    async fn register_worker(&self, host: &str, pid: i32, status: &Value) -> Result<i64> {
+        self.inner.register_worker(host, pid, status).await
+    }
+    async fn heartbeat(&self, id: i64, status: &Value) -> Result<bool> {
+        self.inner.heartbeat(id, status).await
+    }
+    async fn unregister_worker(&self, id: i64) -> Result<()> {
+        self.inner.unregister_worker(id).await
+    }
+    async fn workers(&self, ids: &[i64]) -> Result<Vec<WorkerInfo>> {
+        self.inner.workers(ids).await
+    }
+    async fn broadcast(&self, command: &str, args: &Value, ids: &[i64]) -> Result<u64> {
+        self.inner.broadcast(command, args, ids).await
+    }
+    async fn receive(&self, worker_id: i64) -> Result<Vec<Command>> {
+        self.inner.receive(worker_id).await
+    }
+    async fn lock(&self, name: &str, duration: Duration, limit: u32) -> Result<bool> {
+        self.inner.lock(name, duration, limit).await
+    }
+    async fn unlock(&self, name: &str) -> Result<bool> {
+        self.inner.unlock(name).await
+    }
+    async fn locks(&self, names: &[String]) -> Result<Vec<LockInfo>> {
+        self.inner.locks(names).await
+    }
+    async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<()> {
+        self.inner.set_queue_paused(queue, paused).await
+    }
+    async fn queues(&self) -> Result<Vec<QueueInfo>> {
+        self.inner.queues().await
+    }
+    async fn repair(&self, opts: &RepairOptions) -> Result<RepairReport> {
+        self.inner.repair(opts).await
+    }
+    async fn subscribe(&self) -> Result<Option<broadcast::Receiver<String>>> {
+        self.inner.subscribe().await
+    }
+    async fn close(&self) {
+        self.inner.close().await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// Makes the jobs due now, as if their retry delay had passed: a stand-in for waiting out the
+/// 15 s backoff that repair gives rescued jobs.
+async fn make_due(queue: &Queue, ids: &[i64]) {
+    let backend = queue.backend().as_any();
+    if let Some(pg) = backend.downcast_ref::<PostgresBackend>() {
+        sqlx::query("UPDATE underling_jobs SET delayed = now() WHERE id = ANY($1)")
+            .bind(ids)
+            .execute(pg.pool())
+            .await
+            .expect("make the jobs due");
+    } else if let Some(lite) = backend.downcast_ref::<SqliteBackend>() {
+        sqlx::query(
+            "UPDATE underling_jobs SET delayed = ?1 \
+             WHERE id IN (SELECT value FROM json_each(?2))",
+        )
+        .bind(chrono::Utc::now().timestamp_millis())
+        .bind(serde_json::to_string(ids).expect("ids as JSON"))
+        .execute(lite.pool())
+        .await
+        .expect("make the jobs due");
+    } else {
+        panic!("an unknown backend");
+    }
+}
+
+/// Enqueues `n` jobs of `task` in one batch.
+async fn enqueue_many(queue: &Queue, task: &str, n: usize, attempts: i32) -> Vec<i64> {
+    let jobs: Vec<NewJob> = (0..n)
+        .map(|_| NewJob::new(task, json!({}), EnqueueOptions::new().attempts(attempts)).unwrap())
+        .collect();
+    queue.enqueue_batch(&jobs).await.unwrap()
+}
+
+/// The one registered worker's id, waiting for it to register.
+async fn only_worker(queue: &Queue) -> i64 {
+    wait_for("one worker to register", || async {
+        let workers = queue.workers().await.unwrap();
+        (workers.len() == 1).then(|| workers[0].id)
+    })
+    .await
+}
+
+/// An attempt of `test.attempts` that is stale by the time it ends: worker A claims the job,
+/// an operator retries it, worker B claims the retry; A's attempt ends only after B's has
+/// (`new_attempt_ends_first`) or while B's is still running. A's outcome must change nothing.
+async fn a_stale_attempt_ends(queue: Queue, first_fails: bool, new_attempt_ends_first: bool) {
+    let (registry, first, later, log) = attempts(first_fails);
+    // With tries left, a failure that (wrongly) counted would retry the job: visible too.
+    let id = queue
+        .enqueue(
+            "test.attempts",
+            json!({}),
+            EnqueueOptions::new().attempts(3),
+        )
+        .await
+        .unwrap();
+    let a = start(&queue, registry.clone(), fast_options(1));
+    wait_for("A to start the first attempt", || async {
+        (log.started() == [1]).then_some(())
+    })
+    .await;
+    let a_id = only_worker(&queue).await;
+    let claimed = job(&queue, id).await;
+    assert_eq!(
+        (claimed.state, claimed.retries, claimed.worker_id),
+        (JobState::Active, 0, Some(a_id))
+    );
+
+    // An operator retries the job while A still runs it.
+    queue.retry_job(id, RetryOptions::default()).await.unwrap();
+    let retried = job(&queue, id).await;
+    assert_eq!((retried.state, retried.retries), (JobState::Inactive, 1));
+
+    // B claims the retry (A, with one slot, is busy).
+    let b = start(&queue, registry.clone(), fast_options(1));
+    wait_for("B to start the second attempt", || async {
+        (log.started() == [1, 2]).then_some(())
+    })
+    .await;
+    let b_id = wait_for("B to register", || async {
+        let workers = queue.workers().await.unwrap();
+        workers.iter().map(|w| w.id).find(|w| *w != a_id)
+    })
+    .await;
+    let second = job(&queue, id).await;
+    assert_eq!(
+        (second.state, second.retries, second.worker_id),
+        (JobState::Active, 1, Some(b_id))
+    );
+
+    let b = if new_attempt_ends_first {
+        later.open();
+        wait_for_state(&queue, id, JobState::Finished).await;
+        b.control.stop();
+        let summary = b.join().await;
+        assert_eq!((summary.performed, summary.finished), (1, 1));
+        None
+    } else {
+        Some(b)
+    };
+    let before = job(&queue, id).await;
+
+    // A's attempt ends now, and A writes its outcome before it stops.
+    first.open();
+    a.control.stop();
+    let summary = a.join().await;
+    assert_eq!(summary.performed, 1);
+    if first_fails {
+        assert_eq!((summary.finished, summary.failed), (0, 1));
+    } else {
+        assert_eq!((summary.finished, summary.failed), (1, 0));
+    }
+    assert!(log.ended().contains(&1), "A's attempt ended");
+    assert_eq!(
+        job(&queue, id).await,
+        before,
+        "the stale outcome changed the job"
+    );
+
+    if let Some(b) = b {
+        later.open();
+        b.control.stop();
+        let summary = b.join().await;
+        assert_eq!((summary.performed, summary.finished), (1, 1));
+    }
+    let after = job(&queue, id).await;
+    assert_eq!(after.state, JobState::Finished);
+    assert_eq!(after.result, Some(json!("second")));
+    assert_eq!(after.retries, 1);
+    assert_eq!(after.worker_id, Some(b_id));
+    assert_eq!(log.started(), [1, 2], "no attempt ran again");
+    assert!(queue.workers().await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+behaviour! {
+    async fn outcomes_not_yet_written_when_a_worker_dies_are_rescued_and_run_again(queue) {
+        const N: usize = 20;
+        let (registry, runs) = counting();
+        let ids = enqueue_many(&queue, "test.count", N, 2).await;
+
+        // A worker whose outcomes never reach the store: each job runs, its outcome waits in
+        // the worker's memory (the write of it never returns).
+        let held = HeldWrites::wrap(&queue, Writes::Never);
+        let worker = Worker::new(held, registry.clone(), fast_options(N));
+        let handle = tokio::spawn(worker.run());
+        wait_for("every job to run once", || async {
+            let runs = runs_of(&runs);
+            (runs.len() == N).then_some(())
+        })
+        .await;
+        let dead = only_worker(&queue).await;
+
+        // Killed as SIGKILL would: no unregistering, no writes, no heartbeats.
+        handle.abort();
+        let ended = handle.await.expect_err("the aborted worker cannot have returned");
+        assert!(ended.is_cancelled());
+        for &id in &ids {
+            let job = job(&queue, id).await;
+            assert_eq!(
+                (job.state, job.retries, job.worker_id, job.result.as_ref()),
+                (JobState::Active, 0, Some(dead), None),
+                "job {id} right after the kill"
+            );
+        }
+        assert_eq!(queue.workers().await.unwrap().len(), 1, "the dead worker is still registered");
+
+        // Repair takes the silent worker for dead and rescues its jobs.
+        let missing_after = Duration::from_millis(300);
+        tokio::time::sleep(missing_after + Duration::from_millis(200)).await;
+        let report = queue
+            .repair(&RepairOptions { missing_after, ..RepairOptions::default() })
+            .await
+            .unwrap();
+        assert_eq!(
+            report,
+            RepairReport { missing_workers: 1, abandoned_jobs: N as u64, ..RepairReport::default() }
+        );
+        assert!(queue.workers().await.unwrap().is_empty());
+        for &id in &ids {
+            let job = job(&queue, id).await;
+            assert_eq!(job.state, JobState::Inactive, "job {id}");
+            assert_eq!(job.retries, 1, "job {id}");
+            assert_eq!(job.result, Some(json!("Worker went away")), "job {id}");
+            let retried = job.retried.expect("a rescued job has a retry time");
+            assert_eq!(job.delayed - retried, chrono::Duration::seconds(15), "job {id}: the default backoff");
+        }
+        let runs_before = runs_of(&runs);
+        assert_eq!(runs_before, ids.iter().map(|&id| (id, 1)).collect(), "each job ran exactly once");
+
+        // Once due, every rescued job runs again, to its end.
+        make_due(&queue, &ids).await;
+        let summary = run_burst(&queue, registry, 4).await;
+        assert_eq!((summary.performed, summary.finished), (N as u64, N as u64));
+        for &id in &ids {
+            let job = job(&queue, id).await;
+            assert_eq!(job.state, JobState::Finished, "job {id}");
+            assert_eq!(job.retries, 1, "job {id}");
+            assert_eq!(job.result, Some(json!({"run": 2})), "job {id}");
+        }
+        assert_eq!(runs_of(&runs), ids.iter().map(|&id| (id, 2)).collect());
+        let stats = queue.stats().await.unwrap();
+        assert_eq!(
+            (stats.inactive_jobs, stats.active_jobs, stats.failed_jobs, stats.finished_jobs),
+            (0, 0, 0, N as u64)
+        );
+    }
+
+    async fn a_completion_from_a_stale_attempt_does_not_overwrite_the_new_one(queue) {
+        a_stale_attempt_ends(queue, false, true).await;
+    }
+
+    async fn a_completion_from_a_stale_attempt_does_not_finish_the_new_one_while_it_runs(queue) {
+        a_stale_attempt_ends(queue, false, false).await;
+    }
+
+    async fn a_stale_failure_does_not_fail_the_new_attempt(queue) {
+        a_stale_attempt_ends(queue, true, true).await;
+    }
+
+    async fn a_stale_failure_does_not_fail_the_new_attempt_while_it_runs(queue) {
+        a_stale_attempt_ends(queue, true, false).await;
+    }
+
+    async fn a_worker_running_two_attempts_of_one_job_waits_for_the_current_one_when_it_stops(queue) {
+        let (registry, first, later, log) = attempts(false);
+        let id = queue
+            .enqueue("test.attempts", json!({}), EnqueueOptions::new().attempts(3))
+            .await
+            .unwrap();
+        let worker = start(&queue, registry, fast_options(2));
+        wait_for("the first attempt to start", || async { (log.started() == [1]).then_some(()) }).await;
+        // Retried while it runs; the same worker, with a slot free, claims the retry.
+        queue.retry_job(id, RetryOptions::default()).await.unwrap();
+        wait_for("the second attempt to start", || async { (log.started() == [1, 2]).then_some(()) }).await;
+        let worker_id = only_worker(&queue).await;
+        let second = job(&queue, id).await;
+        assert_eq!(
+            (second.state, second.retries, second.worker_id),
+            (JobState::Active, 1, Some(worker_id))
+        );
+
+        // The stale attempt ends first; its outcome changes nothing.
+        first.open();
+        wait_for("the first attempt to end", || async { (log.ended() == [1]).then_some(()) }).await;
+        worker.control.stop();
+        // The current attempt still runs: the worker must wait for it (its shutdown grace is
+        // 30 s), still registered, with the job active.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let running = job(&queue, id).await;
+        assert_eq!(
+            (running.state, running.retries, running.result.as_ref()),
+            (JobState::Active, 1, None),
+            "the stale outcome changed the job, or the worker left its current attempt behind"
+        );
+        assert_eq!(queue.workers().await.unwrap().len(), 1, "the worker left while a job ran");
+
+        later.open();
+        let summary = worker.join().await;
+        assert_eq!((summary.performed, summary.finished), (2, 2));
+        let done = job(&queue, id).await;
+        assert_eq!(done.state, JobState::Finished);
+        assert_eq!(done.result, Some(json!("second")));
+        assert_eq!(done.retries, 1);
+        assert!(queue.workers().await.unwrap().is_empty());
+    }
+
+    async fn a_worker_stopped_gracefully_writes_every_outcome_before_it_unregisters(queue) {
+        const N: usize = 300;
+        let (registry, runs) = counting();
+        let ids = enqueue_many(&queue, "test.count", N, 1).await;
+        // Every write of outcomes takes a while, so that outcomes are still unwritten when the
+        // stop comes.
+        let held = HeldWrites::wrap(&queue, Writes::After(Duration::from_millis(500)));
+        let worker = start(&held, registry, fast_options(64));
+        wait_for("every job to run", || async { (runs_of(&runs).len() == N).then_some(()) }).await;
+        let unwritten = queue.stats().await.unwrap().active_jobs;
+        worker.control.stop();
+        assert!(unwritten > 0, "every outcome was written before the stop");
+        let summary = worker.join().await;
+        assert_eq!((summary.performed, summary.finished, summary.failed), (N as u64, N as u64, 0));
+        let stats = queue.stats().await.unwrap();
+        assert_eq!(
+            (stats.inactive_jobs, stats.active_jobs, stats.failed_jobs, stats.finished_jobs),
+            (0, 0, 0, N as u64)
+        );
+        for &id in &ids {
+            let job = job(&queue, id).await;
+            assert_eq!((job.state, job.result), (JobState::Finished, Some(json!({"run": 1}))), "job {id}");
+        }
+        assert_eq!(runs_of(&runs), ids.iter().map(|&id| (id, 1)).collect());
+        assert!(queue.workers().await.unwrap().is_empty(), "the worker unregistered");
+    }
+}
