@@ -1,6 +1,7 @@
 //! Real `underling-worker` processes against one PostgreSQL database: jobs survive a worker
-//! killed with SIGKILL, no job runs in two places at once, SIGTERM stops gracefully, and the
-//! binary's one-shot modes (`--list-tasks`, `--foreground`) do what they say.
+//! killed with SIGKILL (mid-job, or with outcomes not yet written), no job runs in two places
+//! at once, SIGTERM stops gracefully, and the binary's one-shot modes (`--list-tasks`,
+//! `--foreground`) do what they say.
 //!
 //! PostgreSQL is found at `UNDERLING_TEST_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test`); each test uses a fresh schema. When no server is
@@ -410,6 +411,177 @@ async fn jobs_of_a_killed_worker_are_rescued_and_no_job_runs_twice_at_once() {
         cut_short.is_subset(&rescued),
         "jobs cut short by the kill {cut_short:?} were not all rescued ({rescued:?})"
     );
+    drop(workers);
+    db.cleanup().await;
+}
+
+/// How many jobs a worker's log says finished.
+fn finished_in_log(db: &TestDb, name: &str) -> usize {
+    std::fs::read_to_string(db.dir.join(format!("{name}.log")))
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.contains("job finished"))
+        .count()
+}
+
+/// How many other sessions wait on a lock held by this one.
+async fn blocked_by(conn: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))",
+    )
+    .fetch_one(conn)
+    .await
+    .expect("list the sessions waiting on our lock")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_with_unwritten_outcomes_loses_no_job() {
+    let Some(db) = TestDb::new("unwritten").await else {
+        return;
+    };
+    const N: usize = 50;
+    let fast = [
+        "--jobs",
+        "200",
+        "--heartbeat-interval",
+        "200ms",
+        "--poll-interval",
+        "100ms",
+    ];
+    let mut workers = Workers::default();
+    workers.0.push(db.spawn_worker("first", &fast));
+    wait_for(
+        "the first worker to register",
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || async { (db.queue.workers().await.unwrap().len() == 1).then_some(()) },
+    )
+    .await;
+    let jobs: Vec<NewJob> = (0..N)
+        .map(|_| {
+            NewJob::new(
+                "underling.sleep",
+                json!({"ms": 1000}),
+                EnqueueOptions::new().attempts(2),
+            )
+            .unwrap()
+        })
+        .collect();
+    let ids = db.queue.enqueue_batch(&jobs).await.unwrap();
+    wait_for(
+        "every job to be claimed",
+        Duration::from_secs(30),
+        Duration::from_millis(10),
+        || async { (db.queue.stats().await.unwrap().active_jobs == N as u64).then_some(()) },
+    )
+    .await;
+
+    // Hold the jobs' rows while they run (a second each): the worker's writes of their outcomes
+    // wait on the lock, so that every outcome is still unwritten when the worker is killed.
+    let pg = db
+        .queue
+        .backend()
+        .as_any()
+        .downcast_ref::<PostgresBackend>()
+        .expect("a PostgreSQL backend");
+    let mut lock = pg.pool().begin().await.unwrap();
+    let locked: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM underling_jobs WHERE state = 'active' ORDER BY id FOR UPDATE",
+    )
+    .fetch_all(&mut *lock)
+    .await
+    .unwrap();
+    assert_eq!(locked, ids, "every job is active, under the lock");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while finished_in_log(&db, "first") < N || blocked_by(&mut lock).await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for every job to finish in the worker, and a write of their \
+             outcomes to wait on the lock:\n{}",
+            db.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stats = db.queue.stats().await.unwrap();
+    assert_eq!((stats.active_jobs, stats.finished_jobs), (N as u64, 0));
+
+    signal(&workers.0[0], libc::SIGKILL);
+    let status = wait_exit(&mut workers.0[0], Duration::from_secs(10)).await;
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL)
+    );
+    // The writes in flight die with the process. (PostgreSQL notices a vanished client only
+    // when it next talks to it: left alone, a write waiting on the lock would still commit once
+    // the lock is released, as if the process had lived a moment longer.)
+    let _: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))",
+    )
+    .fetch_all(&mut *lock)
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while blocked_by(&mut lock).await > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the killed worker's writes are still waiting"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    lock.rollback().await.unwrap();
+    let stats = db.queue.stats().await.unwrap();
+    assert_eq!(
+        (stats.active_jobs, stats.finished_jobs),
+        (N as u64, 0),
+        "no outcome of the killed worker was written"
+    );
+    assert_eq!(db.queue.workers().await.unwrap().len(), 1);
+
+    // A fresh worker's repair takes the killed one for dead and rescues its jobs; they run
+    // again once their retry delay (15 s) has passed.
+    let mut rescuer = fast.to_vec();
+    rescuer.extend(["--missing-after", "1s", "--repair-interval", "500ms"]);
+    workers.0.push(db.spawn_worker("second", &rescuer));
+    wait_for(
+        "every job to finish",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || async {
+            let stats = db.queue.stats().await.unwrap();
+            assert_eq!(stats.failed_jobs, 0, "jobs failed for good:\n{}", db.logs());
+            (stats.finished_jobs == N as u64).then_some(())
+        },
+    )
+    .await;
+    for &id in &ids {
+        let job = db.queue.job(id).await.unwrap().expect("job exists");
+        assert_eq!(job.state, JobState::Finished, "job {id}");
+        assert_eq!(job.retries, 1, "job {id} was rescued once");
+        assert_eq!(job.result, Some(json!({"slept_ms": 1000})), "job {id}");
+    }
+    let stats = db.queue.stats().await.unwrap();
+    assert_eq!(
+        (
+            stats.inactive_jobs,
+            stats.active_jobs,
+            stats.failed_jobs,
+            stats.finished_jobs
+        ),
+        (0, 0, 0, N as u64)
+    );
+    assert_eq!(
+        finished_in_log(&db, "first"),
+        N,
+        "each job ran once before the kill"
+    );
+    assert_eq!(finished_in_log(&db, "second"), N, "and once after it");
+
+    signal(&workers.0[1], libc::SIGTERM);
+    let status = wait_exit(&mut workers.0[1], Duration::from_secs(30)).await;
+    assert!(status.success(), "exit status {status}:\n{}", db.logs());
+    assert!(db.queue.workers().await.unwrap().is_empty());
     drop(workers);
     db.cleanup().await;
 }
