@@ -29,14 +29,19 @@ BEGIN
                 delayed = CASE WHEN NOT i.ok AND j.retries + 1 < j.attempts
                                THEN now() + make_interval(secs => i.delay) ELSE j.delayed END
             FROM i
-            WHERE j.id = i.id AND j.retries = i.retries AND j.state = 'active'
+            -- `id = ANY(s_ids)`: look the jobs up by primary key, never by scanning every
+            -- active job (the state estimate is nearly always stale in a queue table).
+            WHERE j.id = ANY(s_ids) AND j.id = i.id AND j.retries = i.retries AND j.state = 'active'
             RETURNING j.*
         ), wake AS (
+            -- From the ended jobs to their children, each child by primary key: a join that
+            -- the planner could start from the (large) set of waiting jobs is avoided.
             SELECT pg_notify(wake_channel, s.queue) FROM (
-                SELECT DISTINCT c.queue FROM upd
-                JOIN underling_job_deps d ON d.parent_id = upd.id
-                JOIN underling_jobs c ON c.id = d.child_id
-                WHERE upd.state IN ('finished', 'failed') AND c.state = 'inactive') s
+                SELECT DISTINCT (SELECT c.queue FROM underling_jobs c
+                                 WHERE c.id = d.child_id AND c.state = 'inactive') AS queue
+                FROM upd JOIN underling_job_deps d ON d.parent_id = upd.id
+                WHERE upd.state IN ('finished', 'failed')) s
+            WHERE s.queue IS NOT NULL
         )
         SELECT * FROM upd WHERE (SELECT count(*) FROM wake) >= 0;
     END IF;

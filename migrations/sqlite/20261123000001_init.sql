@@ -26,7 +26,11 @@ CREATE INDEX IF NOT EXISTS underling_jobs_ready
     ON underling_jobs (priority DESC, id) WHERE state = 'inactive';
 CREATE INDEX IF NOT EXISTS underling_jobs_active_worker
     ON underling_jobs (worker_id) WHERE state = 'active';
-CREATE INDEX IF NOT EXISTS underling_jobs_state_id ON underling_jobs (state, id);
+-- Failed jobs (stats, history, bulk retry). There is deliberately no index on (state, ...):
+-- every state change would write to it. Each state has its own partial index instead, so a
+-- transition writes only to the index of the state it enters.
+CREATE INDEX IF NOT EXISTS underling_jobs_failed
+    ON underling_jobs (finished) WHERE state = 'failed';
 CREATE INDEX IF NOT EXISTS underling_jobs_finished
     ON underling_jobs (finished) WHERE state = 'finished';
 

@@ -161,7 +161,11 @@ pub async fn sqlite_prepare(pool: &SqlitePool) -> Result<()> {
     )
     .execute(pool)
     .await?;
-    sqlx::query("CREATE INDEX raw_jobs_state_id ON raw_jobs (state, id)")
+    // The same partial indexes as the jobs table, so the ceiling pays the same index writes.
+    sqlx::query("CREATE INDEX raw_jobs_active ON raw_jobs (worker_id) WHERE state = 'active'")
+        .execute(pool)
+        .await?;
+    sqlx::query("CREATE INDEX raw_jobs_finished ON raw_jobs (finished) WHERE state = 'finished'")
         .execute(pool)
         .await?;
     Ok(())
