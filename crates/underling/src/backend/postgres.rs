@@ -286,6 +286,26 @@ impl PostgresBackend {
     }
 }
 
+impl PostgresBackend {
+    /// Creates the schema and applies migrations, under the migration lock.
+    async fn migrate_locked(&self, conn: &mut PgConnection) -> Result<Vec<AppliedMigration>> {
+        if let Some(schema) = &self.schema {
+            let sql = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
+            // Checked by `validate_schema` when connecting.
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *conn)
+                .await?;
+        }
+        let before = self.applied_versions().await?.unwrap_or_default();
+        // `run_direct` takes the connection itself (`run` wants an `Acquire`, which does not
+        // compile inside an `async_trait` method).
+        super::migrator(&MIGRATOR)
+            .run_direct(None, &mut *conn, false)
+            .await?;
+        Ok(super::newly_applied(&MIGRATOR, &before))
+    }
+}
+
 impl Drop for PostgresBackend {
     fn drop(&mut self) {
         if let Ok(mut slot) = self.listener_task.lock()
@@ -475,17 +495,19 @@ impl Backend for PostgresBackend {
     }
 
     async fn migrate(&self) -> Result<Vec<AppliedMigration>> {
-        if let Some(schema) = &self.schema {
-            let sql = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
-            // Checked by `validate_schema` when connecting.
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&self.pool)
-                .await?;
-        }
-        let before = self.applied_versions().await?.unwrap_or_default();
-        // sqlx takes an advisory lock, so ten workers starting at once apply each migration once.
-        super::migrator(&MIGRATOR).run(&self.pool).await?;
-        Ok(super::newly_applied(&MIGRATOR, &before))
+        // One migrator at a time across every process: `CREATE SCHEMA IF NOT EXISTS` races
+        // with itself, and sqlx's own lock only covers the migrations table.
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("SELECT pg_advisory_lock(1970170217)")
+            .execute(&mut *conn)
+            .await?;
+        let result = self.migrate_locked(&mut conn).await;
+        // A session lock outlives the statement: release it before the connection goes back
+        // to the pool, whatever happened.
+        sqlx::query("SELECT pg_advisory_unlock(1970170217)")
+            .execute(&mut *conn)
+            .await?;
+        result
     }
 
     async fn check_migrated(&self) -> Result<()> {

@@ -270,21 +270,27 @@ impl SqliteBackend {
     }
 
     async fn applied_versions(&self) -> Result<Option<Vec<i64>>> {
-        let exists: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'underling_migrations'",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        if exists == 0 {
-            return Ok(None);
-        }
-        let versions: Vec<i64> = sqlx::query_scalar(
-            "SELECT version FROM underling_migrations WHERE success ORDER BY version",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(Some(versions))
+        let mut conn = self.pool.acquire().await?;
+        applied_versions_on(&mut conn).await
     }
+}
+
+/// The migrations recorded as applied, or `None` when there is no migrations table.
+async fn applied_versions_on(conn: &mut SqliteConnection) -> Result<Option<Vec<i64>>> {
+    let exists: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'underling_migrations'",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if exists == 0 {
+        return Ok(None);
+    }
+    let versions: Vec<i64> = sqlx::query_scalar(
+        "SELECT version FROM underling_migrations WHERE success ORDER BY version",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Some(versions))
 }
 
 /// Inserts jobs in one transaction on the given connection (the caller's, or a pool's).
@@ -377,8 +383,15 @@ impl Backend for SqliteBackend {
     }
 
     async fn migrate(&self) -> Result<Vec<AppliedMigration>> {
-        let before = self.applied_versions().await?.unwrap_or_default();
-        super::migrator(&MIGRATOR).run(&self.pool).await?;
+        // The whole run holds SQLite's write lock (BEGIN IMMEDIATE; the migrator's own
+        // transactions become savepoints), so processes starting together take turns and
+        // each migration is applied, and reported, once.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let before = applied_versions_on(&mut tx).await?.unwrap_or_default();
+        super::migrator(&MIGRATOR)
+            .run_direct(None, &mut *tx, false)
+            .await?;
+        tx.commit().await?;
         Ok(super::newly_applied(&MIGRATOR, &before))
     }
 

@@ -146,3 +146,65 @@ async fn migrate_on_a_fresh_postgres_schema_reports_the_migrations_applied() {
     common::PgTestDb { queue }.cleanup().await;
     db.cleanup().await;
 }
+
+/// Ten processes starting at once against one fresh store: every one succeeds and each
+/// migration is applied exactly once.
+async fn migrate_ten_at_once(url: &str, schema: Option<String>) -> Vec<Queue> {
+    let mut handles = Vec::new();
+    for _ in 0..10 {
+        let mut opts = underling::ConnectOptions::new(url).max_connections(2);
+        if let Some(schema) = &schema {
+            opts = opts.schema(schema);
+        }
+        handles.push(tokio::spawn(async move {
+            let queue = Queue::connect_unchecked(&opts.migrate(true)).await?;
+            let applied = queue.migrate().await?;
+            Ok::<_, Error>((queue, applied))
+        }));
+    }
+    let mut queues = Vec::new();
+    let mut versions = Vec::new();
+    for handle in handles {
+        let (queue, applied) = handle.await.unwrap().unwrap();
+        versions.extend(applied.into_iter().map(|m| m.version));
+        queues.push(queue);
+    }
+    versions.sort();
+    let mut unique = versions.clone();
+    unique.dedup();
+    assert_eq!(versions, unique, "a migration was applied twice");
+    assert!(!versions.is_empty());
+    queues[0].backend().check_migrated().await.unwrap();
+    queues
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_workers_migrating_a_fresh_postgres_schema_at_once_all_succeed() {
+    let Some(db) = common::postgres().await else {
+        return;
+    };
+    let schema = common::unique_schema();
+    let queues = migrate_ten_at_once(&common::postgres_url(), Some(schema)).await;
+    if let Some(pg) = queues[0]
+        .backend()
+        .as_any()
+        .downcast_ref::<PostgresBackend>()
+    {
+        pg.drop_schema().await.unwrap();
+    }
+    for queue in queues {
+        queue.close().await;
+    }
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_workers_migrating_a_fresh_sqlite_file_at_once_all_succeed() {
+    let dir = std::env::temp_dir().join(format!("underling-migrate-{}", common::unique_schema()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/jobs.db", dir.display());
+    for queue in migrate_ten_at_once(&url, None).await {
+        queue.close().await;
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
