@@ -141,6 +141,19 @@ struct Done {
     settle: Settle,
 }
 
+/// The most claims one worker has in flight at once.
+const MAX_CLAIMS_IN_FLIGHT: usize = 2;
+
+/// A settle-and-claim call that came back.
+struct ClaimResult {
+    /// How many jobs it asked for.
+    requested: usize,
+    /// The outcomes it carried.
+    settles: Vec<Settle>,
+    /// What the backend said.
+    result: Result<(Vec<Settled>, Vec<Job>)>,
+}
+
 /// What the settler is told.
 enum SettlerMsg {
     /// An outcome was put in the outbox.
@@ -299,6 +312,10 @@ impl Worker {
             max_batch,
         ));
         let mut running: HashMap<Attempt, Running> = HashMap::new();
+        let (claim_tx, mut claim_rx) = mpsc::unbounded_channel::<ClaimResult>();
+        // Claims on their way, and the slots they may fill.
+        let mut in_flight = 0usize;
+        let mut reserved = 0usize;
         let mut maybe_ready = true;
         let mut next_poll = tokio::time::Instant::now() + self.options.poll_interval;
         let mut heartbeat = tokio::time::interval(self.options.heartbeat_interval);
@@ -313,66 +330,57 @@ impl Worker {
             if self.control.is_stopping() {
                 break;
             }
-            let free = concurrency.saturating_sub(running.len());
-            if free > 0 && maybe_ready {
+            let free = concurrency.saturating_sub(running.len() + reserved);
+            // Claims are pipelined: a second one may go out while the first is in flight, once
+            // half the slots are free again, so the database works on two batches at a time.
+            if free > 0
+                && maybe_ready
+                && in_flight < MAX_CLAIMS_IN_FLIGHT
+                && (in_flight == 0 || free >= concurrency.div_ceil(2))
+            {
                 // Outcomes waiting to be written go along with the claim: one statement, one
                 // commit for the whole cycle.
                 let settles = outbox.take(max_batch);
-                let claimed = backend
-                    .settle_and_claim(&settles, summary.worker_id, &spec, free)
-                    .await;
-                let claimed = match claimed {
-                    Ok((settled, jobs)) => {
-                        report_stale(&settles, &settled);
-                        Ok(jobs)
-                    }
-                    Err(e) => {
-                        // Nothing was written: the settler will try these again.
-                        outbox.put_back(settles);
-                        let _ = settle_tx.send(SettlerMsg::Wake);
-                        Err(e)
-                    }
-                };
-                match claimed {
-                    Ok(jobs) => {
-                        maybe_ready = jobs.len() == free;
-                        if jobs.is_empty() {
-                            next_poll = self.next_poll_time(&*backend, &spec).await;
-                        }
-                        for job in jobs {
-                            let attempt = (job.id, job.retries);
-                            let entry = self.spawn_job(job, done_tx.clone());
-                            running.insert(attempt, entry);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "claim failed; retrying");
-                        maybe_ready = false;
-                        next_poll = tokio::time::Instant::now() + Duration::from_secs(1);
-                    }
-                }
-                if self.options.burst && running.is_empty() && !maybe_ready {
-                    // Results still on their way may make children ready: write them, then
-                    // look once more before leaving.
-                    if flush(&settle_tx).await {
-                        match backend.claim(summary.worker_id, &spec, free).await {
-                            Ok(jobs) if !jobs.is_empty() => {
-                                maybe_ready = jobs.len() == free;
-                                for job in jobs {
-                                    let attempt = (job.id, job.retries);
-                                    let entry = self.spawn_job(job, done_tx.clone());
-                                    running.insert(attempt, entry);
-                                }
-                                continue;
-                            }
-                            Ok(_) => {}
-                            Err(e) => failure = Some(e),
-                        }
-                    }
-                    break;
-                }
+                let backend = backend.clone();
+                let spec = spec.clone();
+                let worker_id = summary.worker_id;
+                let claim_tx = claim_tx.clone();
+                in_flight += 1;
+                reserved += free;
+                tokio::spawn(async move {
+                    let result = backend
+                        .settle_and_claim(&settles, worker_id, &spec, free)
+                        .await;
+                    let _ = claim_tx.send(ClaimResult {
+                        requested: free,
+                        settles,
+                        result,
+                    });
+                });
+                continue;
             }
-            let can_claim = concurrency > running.len();
+            if self.options.burst && in_flight == 0 && running.is_empty() && !maybe_ready {
+                // Results still on their way may make children ready: write them, then look
+                // once more before leaving.
+                if flush(&settle_tx).await {
+                    let free = concurrency.max(1);
+                    match backend.claim(summary.worker_id, &spec, free).await {
+                        Ok(jobs) if !jobs.is_empty() => {
+                            maybe_ready = jobs.len() == free;
+                            for job in jobs {
+                                let attempt = (job.id, job.retries);
+                                let entry = self.spawn_job(job, done_tx.clone());
+                                running.insert(attempt, entry);
+                            }
+                            continue;
+                        }
+                        Ok(_) => {}
+                        Err(e) => failure = Some(e),
+                    }
+                }
+                break;
+            }
+            let can_claim = concurrency > running.len() + reserved;
             // Biased, with the rare timers first: under a steady stream of finished jobs the
             // `done` branch is always ready, and listed first it would starve heartbeats (then
             // repair elsewhere takes this busy worker for dead), commands and repair.
@@ -394,6 +402,13 @@ impl Worker {
                         Err(e) => tracing::warn!(error = %e, "repair failed"),
                     }
                     next_repair = tokio::time::Instant::now() + jitter(self.options.repair_interval);
+                }
+                Some(claimed) = claim_rx.recv() => {
+                    in_flight -= 1;
+                    reserved -= claimed.requested;
+                    maybe_ready = self
+                        .claimed(claimed, &mut running, &outbox, &settle_tx, &done_tx, &mut next_poll, &*backend, &spec)
+                        .await;
                 }
                 Some(done) = done_rx.recv() => {
                     self.record_done(done, &mut running, &outbox, &settle_tx, &mut summary);
@@ -432,6 +447,28 @@ impl Worker {
                     maybe_ready = true;
                     next_poll = tokio::time::Instant::now() + self.options.poll_interval;
                 }
+            }
+        }
+
+        // Claims still in flight: their jobs are ours now, so they run (or are failed) like
+        // every other running job below.
+        while in_flight > 0 {
+            match claim_rx.recv().await {
+                Some(claimed) => {
+                    in_flight -= 1;
+                    self.claimed(
+                        claimed,
+                        &mut running,
+                        &outbox,
+                        &settle_tx,
+                        &done_tx,
+                        &mut next_poll,
+                        &*backend,
+                        &spec,
+                    )
+                    .await;
+                }
+                None => break,
             }
         }
 
@@ -489,6 +526,45 @@ impl Worker {
         match failure {
             Some(e) => Err(e),
             None => Ok(summary),
+        }
+    }
+
+    /// Handles a claim that came back: starts its jobs, or puts its outcomes back for the
+    /// settler when it failed. Returns whether more jobs may be ready.
+    #[allow(clippy::too_many_arguments)]
+    async fn claimed(
+        &self,
+        claimed: ClaimResult,
+        running: &mut HashMap<Attempt, Running>,
+        outbox: &Outbox,
+        settle_tx: &mpsc::UnboundedSender<SettlerMsg>,
+        done_tx: &mpsc::UnboundedSender<Done>,
+        next_poll: &mut tokio::time::Instant,
+        backend: &dyn Backend,
+        spec: &ClaimSpec,
+    ) -> bool {
+        match claimed.result {
+            Ok((settled, jobs)) => {
+                report_stale(&claimed.settles, &settled);
+                let more = jobs.len() == claimed.requested;
+                if jobs.is_empty() {
+                    *next_poll = self.next_poll_time(backend, spec).await;
+                }
+                for job in jobs {
+                    let attempt = (job.id, job.retries);
+                    let entry = self.spawn_job(job, done_tx.clone());
+                    running.insert(attempt, entry);
+                }
+                more
+            }
+            Err(e) => {
+                // Nothing was written: the settler will try these outcomes again.
+                outbox.put_back(claimed.settles);
+                let _ = settle_tx.send(SettlerMsg::Wake);
+                tracing::warn!(error = %e, "claim failed; retrying");
+                *next_poll = tokio::time::Instant::now() + Duration::from_secs(1);
+                false
+            }
         }
     }
 
