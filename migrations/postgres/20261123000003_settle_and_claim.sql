@@ -50,4 +50,4 @@ BEGIN
         RETURN QUERY SELECT * FROM underling_claim(claim_worker, claim_queues, claim_tasks, lim);
     END IF;
 END;
-$$ LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan;
+$$ LANGUAGE plpgsql SET enable_bitmapscan = off SET plan_cache_mode = force_generic_plan;
