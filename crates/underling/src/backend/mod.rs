@@ -119,27 +119,35 @@ pub trait Backend: Send + Sync + 'static {
     async fn close(&self);
 }
 
-/// Splits what a combined settle-and-claim statement returned: jobs that are active now were
-/// claimed; any other state is the outcome of a settle. Settles that did not come back were
-/// stale. Claimed jobs are put in claim order.
+/// A row of a combined settle-and-claim statement: a job that was settled (its id and new
+/// state) or a job that was claimed (whole).
+pub(crate) enum CycleRow {
+    /// A settled job and the state it is in now.
+    Settled(i64, crate::JobState),
+    /// A claimed job.
+    Claimed(Job),
+}
+
+/// Splits what a combined settle-and-claim statement returned. Settles that did not come back
+/// were stale. Claimed jobs are put in claim order.
 pub(crate) fn split_settled_and_claimed(
     settles: &[Settle],
-    rows: impl Iterator<Item = Result<Job>>,
+    rows: impl Iterator<Item = Result<CycleRow>>,
 ) -> Result<(Vec<Settled>, Vec<Job>)> {
     let mut outcomes = std::collections::HashMap::new();
     let mut claimed = Vec::new();
-    for job in rows {
-        let job = job?;
-        match job.state {
-            crate::JobState::Active => claimed.push(job),
-            crate::JobState::Finished => {
-                outcomes.insert(job.id, Settled::Finished);
-            }
-            crate::JobState::Failed => {
-                outcomes.insert(job.id, Settled::Failed);
-            }
-            crate::JobState::Inactive => {
-                outcomes.insert(job.id, Settled::Retried);
+    for row in rows {
+        match row? {
+            CycleRow::Claimed(job) => claimed.push(job),
+            CycleRow::Settled(id, state) => {
+                let settled = match state {
+                    crate::JobState::Finished => Settled::Finished,
+                    crate::JobState::Failed => Settled::Failed,
+                    crate::JobState::Inactive => Settled::Retried,
+                    // A settle never leaves a job active; if one did, it was not ours to settle.
+                    crate::JobState::Active => Settled::Stale,
+                };
+                outcomes.insert(id, settled);
             }
         }
     }

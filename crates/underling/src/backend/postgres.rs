@@ -8,11 +8,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{
+    PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow,
+};
+use sqlx::{FromRow, Row};
 use tokio::sync::{OnceCell, broadcast};
 use tokio::task::JoinHandle;
 
-use super::{Backend, BackendKind, split_settled_and_claimed};
+use super::{Backend, BackendKind, CycleRow, split_settled_and_claimed};
 use crate::error::{Error, Result};
 use crate::job::{
     Job, JobFilter, JobList, JobState, NewJob, Outcome, RetryOptions, Settle, Settled,
@@ -88,6 +91,17 @@ impl JobRow {
             parents: self.parents,
             children: self.children,
         })
+    }
+}
+
+/// Reads a row of `underling_settle_and_claim_v2`: claimed jobs come back active and whole,
+/// settled ones as their id and new state only.
+fn cycle_row(row: &PgRow) -> Result<CycleRow> {
+    let state = JobState::from_str(row.try_get::<&str, _>("state")?)?;
+    if state == JobState::Active {
+        Ok(CycleRow::Claimed(JobRow::from_row(row)?.into_job()?))
+    } else {
+        Ok(CycleRow::Settled(row.try_get("id")?, state))
     }
 }
 
@@ -595,9 +609,9 @@ impl Backend for PostgresBackend {
                 }
             }
         }
-        // See migrations/postgres/*_settle_and_claim.sql and *_claim_function.sql.
-        let rows: Vec<JobRow> = sqlx::query_as(
-            "SELECT * FROM underling_settle_and_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::int)",
+        // See migrations/postgres/*_settle_and_claim_v2.sql.
+        let rows: Vec<PgRow> = sqlx::query(
+            "SELECT * FROM underling_settle_and_claim_v2($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::int)",
         )
         .bind(&ids)
         .bind(&retries)
@@ -611,7 +625,7 @@ impl Backend for PostgresBackend {
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await?;
-        split_settled_and_claimed(settles, rows.into_iter().map(JobRow::into_job))
+        split_settled_and_claimed(settles, rows.iter().map(cycle_row))
     }
 
     async fn next_due(&self, spec: &ClaimSpec) -> Result<Option<DateTime<Utc>>> {
