@@ -18,7 +18,7 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -144,6 +144,42 @@ struct Done {
 /// The most claims one worker has in flight at once.
 const MAX_CLAIMS_IN_FLIGHT: usize = 2;
 
+/// Jobs that take less than this on average are fetched ahead of free slots.
+const FETCH_AHEAD_BELOW: Duration = Duration::from_millis(5);
+
+/// While jobs are fast, how many jobs per slot a worker may hold claimed but not yet started.
+const FETCH_AHEAD_PER_SLOT: usize = 4;
+
+/// How long jobs take here, to decide whether to fetch ahead.
+///
+/// A worker whose jobs end in microseconds spends its time waiting for the database, not
+/// running jobs: with only as many jobs as slots, every slot idles for a round trip between
+/// two jobs. Holding a few claimed jobs ready for the next free slot hides that round trip.
+/// With slow jobs it would only keep jobs from idle workers elsewhere, so it is switched off.
+#[derive(Debug, Default)]
+struct Pace {
+    /// A moving average of how long a job takes, once one has ended.
+    average: Option<Duration>,
+}
+
+impl Pace {
+    fn record(&mut self, took: Duration) {
+        self.average = Some(match self.average {
+            // A weight of 1/8 for the newest job: steady, yet quick to notice slow jobs.
+            Some(average) => (average * 7 + took) / 8,
+            None => took,
+        });
+    }
+
+    /// How many claimed jobs may wait for a slot.
+    fn ahead(&self, concurrency: usize) -> usize {
+        match self.average {
+            Some(average) if average < FETCH_AHEAD_BELOW => concurrency * FETCH_AHEAD_PER_SLOT,
+            _ => 0,
+        }
+    }
+}
+
 /// A settle-and-claim call that came back.
 struct ClaimResult {
     /// How many jobs it asked for.
@@ -211,6 +247,8 @@ struct Running {
     stop: CancellationToken,
     /// Drops the task's future, with the reason recorded as its error.
     kill: watch::Sender<Option<String>>,
+    /// When it started here.
+    since: Instant,
 }
 
 /// A worker process's runtime.
@@ -312,6 +350,11 @@ impl Worker {
             max_batch,
         ));
         let mut running: HashMap<Attempt, Running> = HashMap::new();
+        // Claimed jobs waiting for a free slot (see `Pace`), in claim order.
+        let mut waiting: VecDeque<Job> = VecDeque::new();
+        let mut pace = Pace::default();
+        // After a release failed, when to try again.
+        let mut next_release = tokio::time::Instant::now();
         let (claim_tx, mut claim_rx) = mpsc::unbounded_channel::<ClaimResult>();
         // Claims on their way, and the slots they may fill.
         let mut in_flight = 0usize;
@@ -330,13 +373,26 @@ impl Worker {
             if self.control.is_stopping() {
                 break;
             }
-            let free = concurrency.saturating_sub(running.len() + reserved);
+            let ahead = pace.ahead(concurrency);
+            if waiting.len() > ahead && tokio::time::Instant::now() >= next_release {
+                // Jobs got slow, or the worker was paused: let other workers have the jobs
+                // that wait here.
+                let extra: Vec<Job> = waiting.drain(ahead..).collect();
+                if let Err(kept) = release(&*backend, summary.worker_id, extra).await {
+                    waiting.extend(kept);
+                    next_release = tokio::time::Instant::now() + Duration::from_secs(1);
+                }
+            }
+            let capacity = concurrency + ahead;
+            let held = running.len() + waiting.len() + reserved;
+            let free = capacity.saturating_sub(held);
             // Claims are pipelined: a second one may go out while the first is in flight, once
-            // half the slots are free again, so the database works on two batches at a time.
+            // half the capacity is free again, so the database works on two batches at a time.
+            // With nothing in flight, a claim goes out as soon as a slot would otherwise idle.
             if free > 0
                 && maybe_ready
                 && in_flight < MAX_CLAIMS_IN_FLIGHT
-                && (in_flight == 0 || free >= concurrency.div_ceil(2))
+                && (free >= capacity.div_ceil(2) || (in_flight == 0 && held < concurrency))
             {
                 // Outcomes waiting to be written go along with the claim: one statement, one
                 // commit for the whole cycle.
@@ -359,7 +415,12 @@ impl Worker {
                 });
                 continue;
             }
-            if self.options.burst && in_flight == 0 && running.is_empty() && !maybe_ready {
+            if self.options.burst
+                && in_flight == 0
+                && running.is_empty()
+                && waiting.is_empty()
+                && !maybe_ready
+            {
                 // Results still on their way may make children ready: write them, then look
                 // once more before leaving.
                 if flush(&settle_tx).await {
@@ -380,7 +441,7 @@ impl Worker {
                 }
                 break;
             }
-            let can_claim = concurrency > running.len() + reserved;
+            let can_claim = capacity > running.len() + waiting.len() + reserved;
             // Biased, with the rare timers first: under a steady stream of finished jobs the
             // `done` branch is always ready, and listed first it would starve heartbeats (then
             // repair elsewhere takes this busy worker for dead), commands and repair.
@@ -392,7 +453,7 @@ impl Worker {
                     self.beat(&*backend, &mut summary, &host, pid, &status).await;
                 }
                 _ = commands.tick() => {
-                    if self.read_inbox(&*backend, summary.worker_id, &running, &mut concurrency, paused_concurrency).await {
+                    if self.read_inbox(&*backend, summary.worker_id, &mut running, &mut waiting, &done_tx, &mut concurrency, paused_concurrency).await {
                         maybe_ready = true;
                     }
                 }
@@ -407,23 +468,26 @@ impl Worker {
                     in_flight -= 1;
                     reserved -= claimed.requested;
                     maybe_ready = self
-                        .claimed(claimed, &mut running, &outbox, &settle_tx, &done_tx, &mut next_poll, &*backend, &spec)
+                        .claimed(claimed, &mut waiting, &outbox, &settle_tx, &mut next_poll, &*backend, &spec)
                         .await;
+                    self.fill(&mut waiting, &mut running, concurrency, &done_tx);
                 }
                 Some(done) = done_rx.recv() => {
-                    self.record_done(done, &mut running, &outbox, &settle_tx, &mut summary);
+                    self.record_done(done, &mut running, &mut pace, &outbox, &settle_tx, &mut summary);
                     while let Ok(done) = done_rx.try_recv() {
-                        self.record_done(done, &mut running, &outbox, &settle_tx, &mut summary);
+                        self.record_done(done, &mut running, &mut pace, &outbox, &settle_tx, &mut summary);
                     }
+                    self.fill(&mut waiting, &mut running, concurrency, &done_tx);
                     // Claim in batches, not one statement per finished job: while fewer than
                     // half the slots are free, give other running jobs a moment to finish too.
+                    // (Jobs waiting for a slot already batch the claims.)
                     let half = concurrency.div_ceil(2);
-                    if maybe_ready && !running.is_empty() && concurrency - running.len().min(concurrency) < half {
+                    if maybe_ready && waiting.is_empty() && !running.is_empty() && concurrency - running.len().min(concurrency) < half {
                         let deadline = tokio::time::Instant::now() + CLAIM_GATHER;
                         while concurrency - running.len().min(concurrency) < half {
                             tokio::select! {
                                 Some(done) = done_rx.recv() => {
-                                    self.record_done(done, &mut running, &outbox, &settle_tx, &mut summary);
+                                    self.record_done(done, &mut running, &mut pace, &outbox, &settle_tx, &mut summary);
                                 }
                                 _ = tokio::time::sleep_until(deadline) => break,
                             }
@@ -450,18 +514,17 @@ impl Worker {
             }
         }
 
-        // Claims still in flight: their jobs are ours now, so they run (or are failed) like
-        // every other running job below.
+        // Claims still in flight: their jobs are ours now. Those and the jobs waiting for a
+        // slot never started, so they go back to the queue for other workers, attempt unused.
         while in_flight > 0 {
             match claim_rx.recv().await {
                 Some(claimed) => {
                     in_flight -= 1;
                     self.claimed(
                         claimed,
-                        &mut running,
+                        &mut waiting,
                         &outbox,
                         &settle_tx,
-                        &done_tx,
                         &mut next_poll,
                         &*backend,
                         &spec,
@@ -469,6 +532,15 @@ impl Worker {
                     .await;
                 }
                 None => break,
+            }
+        }
+        if !waiting.is_empty() {
+            let unstarted: Vec<Job> = waiting.drain(..).collect();
+            if let Err(kept) = release(&*backend, summary.worker_id, unstarted).await {
+                tracing::warn!(
+                    jobs = kept.len(),
+                    "could not give back jobs that never started; repair will rescue them"
+                );
             }
         }
 
@@ -491,10 +563,10 @@ impl Worker {
                         self.beat(&*backend, &mut summary, &host, pid, &status).await;
                     }
                     _ = commands.tick() => {
-                        self.read_inbox(&*backend, summary.worker_id, &running, &mut concurrency, paused_concurrency).await;
+                        self.read_inbox(&*backend, summary.worker_id, &mut running, &mut waiting, &done_tx, &mut concurrency, paused_concurrency).await;
                     }
                     Some(done) = done_rx.recv() => {
-                        self.record_done(done, &mut running, &outbox, &settle_tx, &mut summary);
+                        self.record_done(done, &mut running, &mut pace, &outbox, &settle_tx, &mut summary);
                     }
                 }
             }
@@ -506,9 +578,14 @@ impl Worker {
             }
             while !running.is_empty() {
                 match done_rx.recv().await {
-                    Some(done) => {
-                        self.record_done(done, &mut running, &outbox, &settle_tx, &mut summary)
-                    }
+                    Some(done) => self.record_done(
+                        done,
+                        &mut running,
+                        &mut pace,
+                        &outbox,
+                        &settle_tx,
+                        &mut summary,
+                    ),
                     None => break,
                 }
             }
@@ -529,16 +606,15 @@ impl Worker {
         }
     }
 
-    /// Handles a claim that came back: starts its jobs, or puts its outcomes back for the
-    /// settler when it failed. Returns whether more jobs may be ready.
+    /// Handles a claim that came back: queues its jobs for a slot, or puts its outcomes back
+    /// for the settler when it failed. Returns whether more jobs may be ready.
     #[allow(clippy::too_many_arguments)]
     async fn claimed(
         &self,
         claimed: ClaimResult,
-        running: &mut HashMap<Attempt, Running>,
+        waiting: &mut VecDeque<Job>,
         outbox: &Outbox,
         settle_tx: &mpsc::UnboundedSender<SettlerMsg>,
-        done_tx: &mpsc::UnboundedSender<Done>,
         next_poll: &mut tokio::time::Instant,
         backend: &dyn Backend,
         spec: &ClaimSpec,
@@ -550,10 +626,12 @@ impl Worker {
                 if jobs.is_empty() {
                     *next_poll = self.next_poll_time(backend, spec).await;
                 }
-                for job in jobs {
-                    let attempt = (job.id, job.retries);
-                    let entry = self.spawn_job(job, done_tx.clone());
-                    running.insert(attempt, entry);
+                if !jobs.is_empty() {
+                    waiting.extend(jobs);
+                    // Two claims may have come back: the more urgent jobs go first.
+                    waiting
+                        .make_contiguous()
+                        .sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
                 }
                 more
             }
@@ -595,18 +673,35 @@ impl Worker {
     }
 
     /// Reads the inbox and obeys every command in it; `true` if there was any.
+    #[allow(clippy::too_many_arguments)]
     async fn read_inbox(
         &self,
         backend: &dyn Backend,
         worker_id: i64,
-        running: &HashMap<Attempt, Running>,
+        running: &mut HashMap<Attempt, Running>,
+        waiting: &mut VecDeque<Job>,
+        done_tx: &mpsc::UnboundedSender<Done>,
         concurrency: &mut usize,
         configured: usize,
     ) -> bool {
         match backend.receive(worker_id).await {
             Ok(cmds) => {
                 for cmd in &cmds {
-                    self.obey(&cmd.command, &cmd.args, running, concurrency, configured);
+                    if let Some(id) =
+                        self.obey(&cmd.command, &cmd.args, running, concurrency, configured)
+                    {
+                        // A job told to stop while it waits for a slot starts and stops at
+                        // once, so that it ends the way a running job would.
+                        while let Some(at) = waiting.iter().position(|job| job.id == id) {
+                            if let Some(job) = waiting.remove(at) {
+                                let attempt = (job.id, job.retries);
+                                let entry = self.spawn_job(job, done_tx.clone());
+                                entry.stop.cancel();
+                                let _ = entry.kill.send(Some(stop_reason(&cmd.command).into()));
+                                running.insert(attempt, entry);
+                            }
+                        }
+                    }
                 }
                 !cmds.is_empty()
             }
@@ -638,11 +733,14 @@ impl Worker {
         &self,
         done: Done,
         running: &mut HashMap<Attempt, Running>,
+        pace: &mut Pace,
         outbox: &Outbox,
         settle_tx: &mpsc::UnboundedSender<SettlerMsg>,
         summary: &mut WorkerSummary,
     ) {
-        running.remove(&(done.id, done.settle.retries));
+        if let Some(ended) = running.remove(&(done.id, done.settle.retries)) {
+            pace.record(ended.since.elapsed());
+        }
         summary.performed += 1;
         match done.settle.outcome {
             Outcome::Finished(_) => summary.finished += 1,
@@ -657,7 +755,25 @@ impl Worker {
         }
     }
 
-    /// Carries out a remote command.
+    /// Starts waiting jobs while slots are free.
+    fn fill(
+        &self,
+        waiting: &mut VecDeque<Job>,
+        running: &mut HashMap<Attempt, Running>,
+        concurrency: usize,
+        done_tx: &mpsc::UnboundedSender<Done>,
+    ) {
+        while running.len() < concurrency {
+            let Some(job) = waiting.pop_front() else {
+                break;
+            };
+            let attempt = (job.id, job.retries);
+            let entry = self.spawn_job(job, done_tx.clone());
+            running.insert(attempt, entry);
+        }
+    }
+
+    /// Carries out a remote command. Returns the job a `stop` or `kill` was for, if any.
     fn obey(
         &self,
         command: &str,
@@ -665,20 +781,16 @@ impl Worker {
         running: &HashMap<Attempt, Running>,
         concurrency: &mut usize,
         configured: usize,
-    ) {
+    ) -> Option<i64> {
         let first = args.as_array().and_then(|a| a.first()).or(Some(args));
         let job_id = first.and_then(Value::as_i64);
         match command {
             "stop" | "kill" => {
                 let Some(id) = job_id else {
                     tracing::warn!(command, ?args, "command needs a job id");
-                    return;
+                    return None;
                 };
-                let reason = if command == "kill" {
-                    "Job was killed"
-                } else {
-                    "Job was stopped"
-                };
+                let reason = stop_reason(command);
                 // Every attempt at the job that runs here: a stale one as well as the current.
                 let mut found = false;
                 for (_, job) in running.iter().filter(|((job, _), _)| *job == id) {
@@ -691,6 +803,7 @@ impl Worker {
                 } else {
                     tracing::info!(command, job = id, "job is not running here");
                 }
+                return Some(id);
             }
             "jobs" => match first.and_then(Value::as_u64) {
                 Some(n) => {
@@ -709,6 +822,7 @@ impl Worker {
             }
             other => tracing::warn!(command = other, "unknown remote command"),
         }
+        None
     }
 
     fn spawn_job(&self, job: Job, done_tx: mpsc::UnboundedSender<Done>) -> Running {
@@ -740,7 +854,11 @@ impl Worker {
             }
             .instrument(span),
         );
-        Running { stop, kill }
+        Running {
+            stop,
+            kill,
+            since: Instant::now(),
+        }
     }
 
     /// Runs one job in this process, now, and settles it (what Minion's `-f` does).
@@ -1009,6 +1127,38 @@ async fn write_outcomes(backend: &dyn Backend, batch: &[Settle]) -> bool {
                 tracing::error!(error = %e, jobs = batch.len(), "saving results failed");
                 return false;
             }
+        }
+    }
+}
+
+/// What a stopped or killed job records as its error.
+fn stop_reason(command: &str) -> &'static str {
+    if command == "kill" {
+        "Job was killed"
+    } else {
+        "Job was stopped"
+    }
+}
+
+/// Gives jobs that never started back to the queue; on failure, returns them.
+async fn release(
+    backend: &dyn Backend,
+    worker_id: i64,
+    jobs: Vec<Job>,
+) -> std::result::Result<(), Vec<Job>> {
+    let attempts: Vec<(i64, i32)> = jobs.iter().map(|job| (job.id, job.retries)).collect();
+    match backend.release(worker_id, &attempts).await {
+        Ok(released) => {
+            tracing::debug!(
+                jobs = attempts.len(),
+                released,
+                "gave back jobs that never started"
+            );
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, jobs = jobs.len(), "giving back jobs that never started failed");
+            Err(jobs)
         }
     }
 }

@@ -61,6 +61,10 @@ pub trait Backend: Send + Sync + 'static {
         spec: &ClaimSpec,
         limit: usize,
     ) -> Result<(Vec<Settled>, Vec<Job>)>;
+    /// Puts jobs that a worker claimed but never started back to inactive, without using up
+    /// an attempt, so that any worker can claim them again. Only attempts that are still
+    /// active under `worker_id` change; returns how many did.
+    async fn release(&self, worker_id: i64, attempts: &[(i64, i32)]) -> Result<u64>;
     /// When the next delayed inactive job becomes due, if any.
     async fn next_due(&self, spec: &ClaimSpec) -> Result<Option<chrono::DateTime<chrono::Utc>>>;
 

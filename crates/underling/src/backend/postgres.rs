@@ -8,9 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use sqlx::postgres::{
-    PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow,
-};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{FromRow, Row};
 use tokio::sync::{OnceCell, broadcast};
 use tokio::task::JoinHandle;
@@ -626,6 +624,32 @@ impl Backend for PostgresBackend {
         .fetch_all(&self.pool)
         .await?;
         split_settled_and_claimed(settles, rows.iter().map(cycle_row))
+    }
+
+    async fn release(&self, worker_id: i64, attempts: &[(i64, i32)]) -> Result<u64> {
+        if attempts.is_empty() {
+            return Ok(0);
+        }
+        let (ids, retries): (Vec<i64>, Vec<i32>) = attempts.iter().copied().unzip();
+        let released: i64 = sqlx::query_scalar(
+            "WITH upd AS ( \
+               UPDATE underling_jobs AS j SET state = 'inactive', started = NULL, worker_id = NULL \
+               FROM unnest($1::bigint[], $2::int[]) AS i(id, retries) \
+               WHERE j.id = i.id AND j.retries = i.retries AND j.state = 'active' \
+                 AND j.worker_id = $3 \
+               RETURNING j.queue \
+             ), wake AS ( \
+               SELECT pg_notify($4, q.queue) FROM (SELECT DISTINCT queue FROM upd) q \
+             ) \
+             SELECT count(*) FROM upd WHERE (SELECT count(*) FROM wake) >= 0",
+        )
+        .bind(&ids)
+        .bind(&retries)
+        .bind(worker_id)
+        .bind(&self.channel)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(released).unwrap_or(0))
     }
 
     async fn next_due(&self, spec: &ClaimSpec) -> Result<Option<DateTime<Utc>>> {

@@ -569,6 +569,37 @@ impl Backend for SqliteBackend {
         Ok((settled, claimed))
     }
 
+    async fn release(&self, worker_id: i64, attempts: &[(i64, i32)]) -> Result<u64> {
+        if attempts.is_empty() {
+            return Ok(0);
+        }
+        let input: Vec<Value> = attempts
+            .iter()
+            .map(|(id, retries)| serde_json::json!([id, retries]))
+            .collect();
+        let _writer = self.writer.lock().await;
+        let queues: Vec<String> = sqlx::query_scalar(
+            "UPDATE underling_jobs AS j SET state = 'inactive', started = NULL, worker_id = NULL \
+             FROM (SELECT value ->> 0 AS id, value ->> 1 AS retries FROM json_each(?1)) AS i \
+             WHERE j.id = i.id AND j.retries = i.retries AND j.state = 'active' \
+               AND j.worker_id = ?2 \
+             RETURNING queue",
+        )
+        .bind(Value::Array(input).to_string())
+        .bind(worker_id)
+        .fetch_all(&self.pool)
+        .await?;
+        drop(_writer);
+        let released = queues.len() as u64;
+        let mut queues = queues;
+        queues.sort();
+        queues.dedup();
+        for queue in queues {
+            let _ = self.wakeups.send(queue);
+        }
+        Ok(released)
+    }
+
     async fn next_due(&self, spec: &ClaimSpec) -> Result<Option<DateTime<Utc>>> {
         let due: Option<i64> = sqlx::query_scalar(
             "SELECT min(delayed) FROM underling_jobs \

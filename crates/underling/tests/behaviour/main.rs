@@ -15,6 +15,7 @@ mod locks;
 mod notes;
 mod notify;
 mod queues;
+mod release;
 mod remove;
 mod repair;
 mod retry;

@@ -209,6 +209,9 @@ impl Backend for HeldWrites {
             .settle_and_claim(settles, worker_id, spec, limit)
             .await
     }
+    async fn release(&self, worker_id: i64, attempts: &[(i64, i32)]) -> Result<u64> {
+        self.inner.release(worker_id, attempts).await
+    }
     async fn next_due(&self, spec: &ClaimSpec) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
         self.inner.next_due(spec).await
     }

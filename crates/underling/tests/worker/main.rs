@@ -8,6 +8,7 @@ mod tasks;
 mod batching;
 mod claiming;
 mod commands;
+mod fetch_ahead;
 mod heartbeat;
 mod helpers;
 mod outcomes;
