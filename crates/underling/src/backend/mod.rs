@@ -129,7 +129,7 @@ pub(crate) enum CycleRow {
     /// A settled job and the state it is in now.
     Settled(i64, crate::JobState),
     /// A claimed job.
-    Claimed(Job),
+    Claimed(Box<Job>),
 }
 
 /// Splits what a combined settle-and-claim statement returned. Settles that did not come back
@@ -142,7 +142,7 @@ pub(crate) fn split_settled_and_claimed(
     let mut claimed = Vec::new();
     for row in rows {
         match row? {
-            CycleRow::Claimed(job) => claimed.push(job),
+            CycleRow::Claimed(job) => claimed.push(*job),
             CycleRow::Settled(id, state) => {
                 let settled = match state {
                     crate::JobState::Finished => Settled::Finished,

@@ -97,7 +97,9 @@ impl JobRow {
 fn cycle_row(row: &PgRow) -> Result<CycleRow> {
     let state = JobState::from_str(row.try_get::<&str, _>("state")?)?;
     if state == JobState::Active {
-        Ok(CycleRow::Claimed(JobRow::from_row(row)?.into_job()?))
+        Ok(CycleRow::Claimed(Box::new(
+            JobRow::from_row(row)?.into_job()?,
+        )))
     } else {
         Ok(CycleRow::Settled(row.try_get("id")?, state))
     }
