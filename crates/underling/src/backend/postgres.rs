@@ -1,8 +1,9 @@
 //! The PostgreSQL backend: claims with `FOR UPDATE SKIP LOCKED`, wakes workers with
 //! LISTEN/NOTIFY, and settles many attempts per statement.
 
+use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -169,6 +170,125 @@ pub struct PostgresBackend {
     schema: Option<String>,
     wakeups: OnceCell<broadcast::Sender<String>>,
     listener_task: Mutex<Option<JoinHandle<()>>>,
+    /// Coalesces the wake-ups of single enqueues.
+    wakes: Arc<Coalescer>,
+}
+
+/// How long after one wake-up for a queue further single enqueues to it leave theirs to one
+/// catch-up wake-up.
+const WAKE_WINDOW: Duration = Duration::from_millis(2);
+
+/// Coalesces the NOTIFYs of single enqueues, so that a stream of them does not pay one
+/// notification per job: every NOTIFY is taken at commit under one server-wide lock, and costs
+/// a fifth of a one-row INSERT.
+///
+/// The first enqueue to a queue notifies as part of its statement. Enqueues to the same queue
+/// within [`WAKE_WINDOW`] after it skip theirs, and one catch-up NOTIFY is sent once the window
+/// is over, always after their commits: no job is left without a wake-up sent after it became
+/// visible, and a burst costs two notifications instead of one per job.
+#[derive(Default)]
+struct Coalescer {
+    queues: Mutex<HashMap<String, QueueWake>>,
+}
+
+/// The wake-ups of one queue.
+struct QueueWake {
+    /// When the last one was sent (or was about to be).
+    last: std::time::Instant,
+    /// Whether a catch-up wake-up is scheduled.
+    pending: bool,
+}
+
+impl Coalescer {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, QueueWake>> {
+        // Nothing here can panic while the lock is held; a poisoned lock is used all the same.
+        self.queues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether an enqueue to `queue` should notify itself; if so, it counts as sent `now`.
+    fn notify_now(&self, queue: &str, now: std::time::Instant) -> bool {
+        let mut queues = self.lock();
+        match queues.get_mut(queue) {
+            Some(wake) if now.duration_since(wake.last) < WAKE_WINDOW => false,
+            Some(wake) => {
+                wake.last = now;
+                true
+            }
+            None => {
+                queues.insert(
+                    queue.to_string(),
+                    QueueWake {
+                        last: now,
+                        pending: false,
+                    },
+                );
+                true
+            }
+        }
+    }
+
+    /// Called after an enqueue that skipped its NOTIFY has committed: makes sure a catch-up
+    /// NOTIFY goes out after this point.
+    fn catch_up(self: &Arc<Self>, queue: &str, pool: &PgPool, channel: &str) {
+        let Some(due) = self.schedule(queue) else {
+            return;
+        };
+        let this = self.clone();
+        let (queue, pool, channel) = (queue.to_string(), pool.clone(), channel.to_string());
+        tokio::spawn(async move {
+            tokio::time::sleep_until(due.into()).await;
+            this.send(&queue, &pool, &channel).await;
+        });
+    }
+
+    /// When a catch-up NOTIFY for `queue` must go out, if one is not scheduled already (one
+    /// that is scheduled and has not begun is sent after the caller's commit).
+    fn schedule(&self, queue: &str) -> Option<std::time::Instant> {
+        let mut queues = self.lock();
+        let wake = queues.get_mut(queue)?;
+        if wake.pending {
+            return None;
+        }
+        wake.pending = true;
+        Some(wake.last + WAKE_WINDOW)
+    }
+
+    /// Marks the catch-up NOTIFY for `queue` as begun, `now`: cleared before sending, so that
+    /// an enqueue that commits from here on schedules its own.
+    fn begin(&self, queue: &str, now: std::time::Instant) {
+        if let Some(wake) = self.lock().get_mut(queue) {
+            wake.pending = false;
+            wake.last = now;
+        }
+    }
+
+    /// Sends the catch-up NOTIFY for `queue`.
+    async fn send(&self, queue: &str, pool: &PgPool, channel: &str) {
+        self.begin(queue, std::time::Instant::now());
+        if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(channel)
+            .bind(queue)
+            .execute(pool)
+            .await
+        {
+            tracing::warn!(error = %e, queue, "waking workers failed; they find the jobs at their next poll");
+        }
+    }
+
+    /// Sends every scheduled catch-up NOTIFY now (before the pool closes).
+    async fn flush(&self, pool: &PgPool, channel: &str) {
+        let pending: Vec<String> = self
+            .lock()
+            .iter()
+            .filter(|(_, wake)| wake.pending)
+            .map(|(queue, _)| queue.clone())
+            .collect();
+        for queue in pending {
+            self.send(&queue, pool, channel).await;
+        }
+    }
 }
 
 impl PostgresBackend {
@@ -212,6 +332,7 @@ impl PostgresBackend {
             schema: schema.map(str::to_string),
             wakeups: OnceCell::new(),
             listener_task: Mutex::new(None),
+            wakes: Arc::new(Coalescer::default()),
         })
     }
 
@@ -350,33 +471,45 @@ fn validate_schema(schema: &str) -> Result<()> {
 /// Inserts one job without parents: the hot path of single enqueues, one short statement.
 /// With `channel`, workers are woken (at commit) when the job is due now.
 async fn insert_one(conn: &mut PgConnection, channel: Option<&str>, job: &NewJob) -> Result<i64> {
-    let id: i64 = sqlx::query_scalar(
-        "WITH ins AS ( \
-           INSERT INTO underling_jobs \
-             (task, args, queue, priority, attempts, delayed, expires, lax, notes) \
-           VALUES ($1, $2, $3, $4, $5, \
-                   COALESCE($6, now() + make_interval(secs => COALESCE($7, 0))), \
-                   CASE WHEN $8::float8 IS NULL THEN NULL ELSE now() + make_interval(secs => $8) END, \
-                   $9, $10) \
-           RETURNING id, queue, delayed \
-         ), wake AS ( \
-           SELECT pg_notify($11, queue) FROM ins WHERE $11::text IS NOT NULL AND delayed <= now() \
-         ) \
-         SELECT id FROM ins WHERE (SELECT count(*) FROM wake) >= 0",
-    )
-    .bind(&job.task)
-    .bind(&job.args)
-    .bind(&job.queue)
-    .bind(job.priority)
-    .bind(job.attempts)
-    .bind(job.run_at)
-    .bind(job.delay.map(secs))
-    .bind(job.expire.map(secs))
-    .bind(job.lax)
-    .bind(Value::Object(job.notes.clone()))
-    .bind(channel)
-    .fetch_one(&mut *conn)
-    .await?;
+    macro_rules! insert {
+        () => {
+            "INSERT INTO underling_jobs \
+               (task, args, queue, priority, attempts, delayed, expires, lax, notes) \
+             VALUES ($1, $2, $3, $4, $5, \
+                     COALESCE($6, now() + make_interval(secs => COALESCE($7, 0))), \
+                     CASE WHEN $8::float8 IS NULL THEN NULL ELSE now() + make_interval(secs => $8) END, \
+                     $9, $10)"
+        };
+    }
+    let query = match channel {
+        Some(_) => sqlx::query_scalar(concat!(
+            "WITH ins AS (",
+            insert!(),
+            " RETURNING id, queue, delayed \
+             ), wake AS ( \
+               SELECT pg_notify($11, queue) FROM ins WHERE delayed <= now() \
+             ) \
+             SELECT id FROM ins WHERE (SELECT count(*) FROM wake) >= 0"
+        )),
+        // Without a wake-up: the plain INSERT, a little cheaper for the server.
+        None => sqlx::query_scalar(concat!(insert!(), " RETURNING id")),
+    };
+    let query = query
+        .bind(&job.task)
+        .bind(&job.args)
+        .bind(&job.queue)
+        .bind(job.priority)
+        .bind(job.attempts)
+        .bind(job.run_at)
+        .bind(job.delay.map(secs))
+        .bind(job.expire.map(secs))
+        .bind(job.lax)
+        .bind(Value::Object(job.notes.clone()));
+    let query = match channel {
+        Some(channel) => query.bind(channel),
+        None => query,
+    };
+    let id: i64 = query.fetch_one(&mut *conn).await?;
     Ok(id)
 }
 
@@ -535,6 +668,19 @@ impl Backend for PostgresBackend {
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             let ids = insert_jobs(&mut tx, Some(&self.channel), jobs).await?;
             tx.commit().await?;
+            return Ok(ids);
+        }
+        if let [job] = jobs
+            && job.run_at.is_none()
+            && job.delay.is_none()
+        {
+            // A single job, due now, in its own transaction: its wake-up may be coalesced.
+            if self.wakes.notify_now(&job.queue, std::time::Instant::now()) {
+                return insert_jobs(&mut conn, Some(&self.channel), jobs).await;
+            }
+            let ids = insert_jobs(&mut conn, None, jobs).await?;
+            drop(conn);
+            self.wakes.catch_up(&job.queue, &self.pool, &self.channel);
             return Ok(ids);
         }
         insert_jobs(&mut conn, Some(&self.channel), jobs).await
@@ -1168,6 +1314,62 @@ impl Backend for PostgresBackend {
         {
             handle.abort();
         }
+        self.wakes.flush(&self.pool, &self.channel).await;
         self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::{Coalescer, WAKE_WINDOW};
+
+    #[test]
+    fn the_first_enqueue_to_a_queue_notifies_and_the_next_ones_within_the_window_do_not() {
+        let wakes = Coalescer::default();
+        let t0 = Instant::now();
+        assert!(wakes.notify_now("q", t0));
+        assert!(!wakes.notify_now("q", t0 + WAKE_WINDOW / 2));
+        assert!(
+            wakes.notify_now("other", t0 + WAKE_WINDOW / 2),
+            "queues are apart"
+        );
+        assert!(wakes.notify_now("q", t0 + WAKE_WINDOW));
+    }
+
+    #[test]
+    fn a_skipped_wake_up_schedules_one_catch_up_at_the_end_of_the_window() {
+        let wakes = Coalescer::default();
+        let t0 = Instant::now();
+        assert!(wakes.notify_now("q", t0));
+        assert!(!wakes.notify_now("q", t0));
+        assert_eq!(wakes.schedule("q"), Some(t0 + WAKE_WINDOW));
+        assert!(!wakes.notify_now("q", t0));
+        assert_eq!(
+            wakes.schedule("q"),
+            None,
+            "one catch-up covers every commit before it"
+        );
+    }
+
+    #[test]
+    fn an_enqueue_that_commits_after_the_catch_up_began_schedules_another() {
+        let wakes = Coalescer::default();
+        let t0 = Instant::now();
+        assert!(wakes.notify_now("q", t0));
+        assert_eq!(wakes.schedule("q"), Some(t0 + WAKE_WINDOW));
+        let t1 = t0 + WAKE_WINDOW;
+        wakes.begin("q", t1);
+        assert!(
+            !wakes.notify_now("q", t1),
+            "the catch-up counts as a wake-up"
+        );
+        assert_eq!(wakes.schedule("q"), Some(t1 + WAKE_WINDOW));
+    }
+
+    #[test]
+    fn a_queue_never_notified_schedules_nothing() {
+        assert_eq!(Coalescer::default().schedule("q"), None);
     }
 }

@@ -14,3 +14,4 @@ mod helpers;
 mod outcomes;
 mod retries;
 mod shutdown;
+mod wakeups;
