@@ -514,8 +514,10 @@ impl Worker {
             }
         }
 
-        // Claims still in flight: their jobs are ours now. Those and the jobs waiting for a
-        // slot never started, so they go back to the queue for other workers, attempt unused.
+        // Claims still in flight: their jobs are ours now. Those that fit in free slots run
+        // like the running jobs (an operator saw them active before the stop); the others, and
+        // any job still waiting for a slot, never started and go back to the queue for other
+        // workers, attempt unused.
         while in_flight > 0 {
             match claim_rx.recv().await {
                 Some(claimed) => {
@@ -533,6 +535,9 @@ impl Worker {
                 }
                 None => break,
             }
+        }
+        if !self.control.immediate.is_cancelled() {
+            self.fill(&mut waiting, &mut running, concurrency, &done_tx);
         }
         if !waiting.is_empty() {
             let unstarted: Vec<Job> = waiting.drain(..).collect();

@@ -142,6 +142,9 @@ enum Writes {
     Never,
     /// It reaches the database only after this long.
     After(Duration),
+    /// Outcomes are written at once, but every claim's reply reaches the worker only this long
+    /// after the claim committed: its jobs are active in the database and not yet running.
+    ClaimReplyAfter(Duration),
 }
 
 /// The real backend, except that writes of outcomes (`settle`, and `settle_and_claim` with
@@ -164,6 +167,7 @@ impl HeldWrites {
         match self.writes {
             Writes::Never => std::future::pending::<()>().await,
             Writes::After(delay) => tokio::time::sleep(delay).await,
+            Writes::ClaimReplyAfter(_) => {}
         }
     }
 }
@@ -205,9 +209,14 @@ impl Backend for HeldWrites {
         if !settles.is_empty() {
             self.hold().await;
         }
-        self.inner
+        let result = self
+            .inner
             .settle_and_claim(settles, worker_id, spec, limit)
-            .await
+            .await;
+        if let Writes::ClaimReplyAfter(delay) = self.writes {
+            tokio::time::sleep(delay).await;
+        }
+        result
     }
     async fn release(&self, worker_id: i64, attempts: &[(i64, i32)]) -> Result<u64> {
         self.inner.release(worker_id, attempts).await
@@ -583,5 +592,54 @@ behaviour! {
         }
         assert_eq!(runs_of(&runs), ids.iter().map(|&id| (id, 1)).collect());
         assert!(queue.workers().await.unwrap().is_empty(), "the worker unregistered");
+    }
+
+    async fn jobs_of_a_claim_in_flight_at_a_graceful_stop_run_in_the_free_slots(queue) {
+        let (registry, runs) = counting();
+        let ids = enqueue_many(&queue, "test.count", 2, 1).await;
+        // The claim commits, and its reply reaches the worker only after the stop.
+        let held = HeldWrites::wrap(&queue, Writes::ClaimReplyAfter(Duration::from_millis(500)));
+        let worker = start(&held, registry, fast_options(2));
+        wait_for("both jobs claimed", || async {
+            (queue.stats().await.unwrap().active_jobs == 2).then_some(())
+        })
+        .await;
+        worker.control.stop();
+        let summary = worker.join().await;
+        assert_eq!((summary.performed, summary.finished), (2, 2));
+        for &id in &ids {
+            assert_eq!(job(&queue, id).await.state, JobState::Finished, "job {id}");
+        }
+        assert_eq!(runs_of(&runs), ids.iter().map(|&id| (id, 1)).collect());
+    }
+
+    async fn jobs_of_a_claim_in_flight_at_a_graceful_stop_beyond_the_free_slots_go_back_unused(queue) {
+        let (registry, runs) = counting();
+        let first = enqueue_many(&queue, "test.count", 1, 1).await;
+        let held = HeldWrites::wrap(&queue, Writes::ClaimReplyAfter(Duration::from_millis(500)));
+        let worker = start(&held, registry, fast_options(2));
+        // Once a job ended fast, the worker claims ahead: up to 2 slots + 8 waiting.
+        wait_for_state(&queue, first[0], JobState::Finished).await;
+        let ids = enqueue_many(&queue, "test.count", 6, 3).await;
+        wait_for("all six claimed", || async {
+            (queue.stats().await.unwrap().active_jobs == 6).then_some(())
+        })
+        .await;
+        worker.control.stop();
+        let summary = worker.join().await;
+        // The first job, and two of the six in the two free slots.
+        assert_eq!((summary.performed, summary.finished), (3, 3));
+        let mut finished = 0;
+        let mut given_back = 0;
+        for &id in &ids {
+            let job = job(&queue, id).await;
+            match job.state {
+                JobState::Finished => finished += 1,
+                JobState::Inactive if job.retries == 0 && job.worker_id.is_none() && job.started.is_none() => given_back += 1,
+                other => panic!("job {id} is {other:?}"),
+            }
+        }
+        assert_eq!((finished, given_back), (2, 4));
+        assert_eq!(runs_of(&runs).len(), 3, "no job ran twice and none that went back ran");
     }
 }
