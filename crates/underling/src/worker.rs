@@ -453,7 +453,7 @@ impl Worker {
                     self.beat(&*backend, &mut summary, &host, pid, &status).await;
                 }
                 _ = commands.tick() => {
-                    if self.read_inbox(&*backend, summary.worker_id, &mut running, &mut waiting, &done_tx, &mut concurrency, paused_concurrency).await {
+                    if self.read_inbox(&*backend, summary.worker_id, &running, &mut waiting, &done_tx, &mut concurrency, paused_concurrency).await {
                         maybe_ready = true;
                     }
                 }
@@ -568,7 +568,7 @@ impl Worker {
                         self.beat(&*backend, &mut summary, &host, pid, &status).await;
                     }
                     _ = commands.tick() => {
-                        self.read_inbox(&*backend, summary.worker_id, &mut running, &mut waiting, &done_tx, &mut concurrency, paused_concurrency).await;
+                        self.read_inbox(&*backend, summary.worker_id, &running, &mut waiting, &done_tx, &mut concurrency, paused_concurrency).await;
                     }
                     Some(done) = done_rx.recv() => {
                         self.record_done(done, &mut running, &mut pace, &outbox, &settle_tx, &mut summary);
@@ -683,7 +683,7 @@ impl Worker {
         &self,
         backend: &dyn Backend,
         worker_id: i64,
-        running: &mut HashMap<Attempt, Running>,
+        running: &HashMap<Attempt, Running>,
         waiting: &mut VecDeque<Job>,
         done_tx: &mpsc::UnboundedSender<Done>,
         concurrency: &mut usize,
@@ -695,15 +695,26 @@ impl Worker {
                     if let Some(id) =
                         self.obey(&cmd.command, &cmd.args, running, concurrency, configured)
                     {
-                        // A job told to stop while it waits for a slot starts and stops at
-                        // once, so that it ends the way a running job would.
+                        // A job told to stop while it waits for a slot never starts: it
+                        // fails with the reason, as a running job would, and its task's
+                        // backoff applies to the retry.
                         while let Some(at) = waiting.iter().position(|job| job.id == id) {
                             if let Some(job) = waiting.remove(at) {
-                                let attempt = (job.id, job.retries);
-                                let entry = self.spawn_job(job, done_tx.clone());
-                                entry.stop.cancel();
-                                let _ = entry.kill.send(Some(stop_reason(&cmd.command).into()));
-                                running.insert(attempt, entry);
+                                let retry_delay = match self.registry.get(&job.task) {
+                                    Some(task) => (task.options().backoff)(job.retries),
+                                    None => crate::job::default_backoff(job.retries),
+                                };
+                                let outcome = Outcome::Failed {
+                                    error: json!(stop_reason(&cmd.command)),
+                                    retry_delay,
+                                };
+                                let settle = Settle {
+                                    id: job.id,
+                                    retries: job.retries,
+                                    outcome,
+                                };
+                                // Counted and written like every other ended job.
+                                let _ = done_tx.send(Done { id: job.id, settle });
                             }
                         }
                     }

@@ -578,7 +578,7 @@ impl Backend for SqliteBackend {
             .map(|(id, retries)| serde_json::json!([id, retries]))
             .collect();
         let _writer = self.writer.lock().await;
-        let queues: Vec<String> = sqlx::query_scalar(
+        let mut queues: Vec<String> = sqlx::query_scalar(
             "UPDATE underling_jobs AS j SET state = 'inactive', started = NULL, worker_id = NULL \
              FROM (SELECT value ->> 0 AS id, value ->> 1 AS retries FROM json_each(?1)) AS i \
              WHERE j.id = i.id AND j.retries = i.retries AND j.state = 'active' \
@@ -591,7 +591,6 @@ impl Backend for SqliteBackend {
         .await?;
         drop(_writer);
         let released = queues.len() as u64;
-        let mut queues = queues;
         queues.sort();
         queues.dedup();
         for queue in queues {

@@ -9,8 +9,16 @@ use crate::common::*;
 use crate::tasks;
 
 /// A worker with one slot that has seen one fast job and then claimed five gated jobs: one
-/// runs, four wait for the slot. Returns the gated job ids in claim order.
-async fn one_running_four_waiting(queue: &underling::Queue) -> (Running, tasks::Gate, Vec<i64>) {
+/// runs, four wait for the slot. Returns the gated job ids in claim order, and the count of
+/// gated jobs that started.
+async fn one_running_four_waiting(
+    queue: &underling::Queue,
+) -> (
+    Running,
+    tasks::Gate,
+    Vec<i64>,
+    std::sync::Arc<tasks::InFlight>,
+) {
     let (mut registry, gate, in_flight) = tasks::gated();
     registry.register(tasks::Double).unwrap();
     // The fast job goes first (higher priority): once it ended, the worker knows its jobs
@@ -48,7 +56,7 @@ async fn one_running_four_waiting(queue: &underling::Queue) -> (Running, tasks::
     })
     .await;
     assert_eq!(in_flight.now(), 1, "only one job runs in one slot");
-    (worker, gate, gated)
+    (worker, gate, gated, in_flight)
 }
 
 /// The jobs of `ids` that are inactive again, unstarted and with their attempt unused.
@@ -69,7 +77,7 @@ async fn given_back(queue: &underling::Queue, ids: &[i64]) -> usize {
 
 behaviour! {
     async fn a_worker_with_fast_jobs_claims_more_than_its_slots_but_runs_only_its_slots(queue) {
-        let (worker, gate, gated) = one_running_four_waiting(&queue).await;
+        let (worker, gate, gated, _) = one_running_four_waiting(&queue).await;
         gate.open();
         wait_for("every gated job finished", || async {
             let mut finished = 0;
@@ -87,7 +95,7 @@ behaviour! {
     }
 
     async fn a_graceful_stop_gives_back_claimed_jobs_that_never_started(queue) {
-        let (worker, gate, gated) = one_running_four_waiting(&queue).await;
+        let (worker, gate, gated, _) = one_running_four_waiting(&queue).await;
         worker.control.stop();
         gate.open();
         let summary = worker.join().await;
@@ -98,7 +106,7 @@ behaviour! {
     }
 
     async fn a_paused_worker_gives_back_claimed_jobs_that_never_started(queue) {
-        let (worker, gate, gated) = one_running_four_waiting(&queue).await;
+        let (worker, gate, gated, _) = one_running_four_waiting(&queue).await;
         assert_eq!(queue.broadcast("pause", json!([]), &[]).await.unwrap(), 1);
         wait_for("the waiting jobs given back", || async {
             (given_back(&queue, &gated[1..]).await == 4).then_some(())
@@ -112,11 +120,12 @@ behaviour! {
         assert_eq!(given_back(&queue, &gated[1..]).await, 4, "a paused worker claims nothing");
     }
 
-    async fn a_stop_command_for_a_job_waiting_for_a_slot_fails_it_as_stopped(queue) {
-        let (worker, gate, gated) = one_running_four_waiting(&queue).await;
+    async fn a_stop_command_for_a_job_waiting_for_a_slot_fails_it_as_stopped_without_starting_it(queue) {
+        let (worker, gate, gated, in_flight) = one_running_four_waiting(&queue).await;
         assert_eq!(queue.broadcast("stop", json!([gated[4]]), &[]).await.unwrap(), 1);
         let stopped = wait_for_state(&queue, gated[4], JobState::Failed).await;
         assert_eq!(stopped.result, Some(json!("Job was stopped")));
+        assert_eq!(in_flight.started(), 1, "the stopped job never started");
         assert_eq!(job(&queue, gated[0]).await.state, JobState::Active, "the running job runs on");
         gate.open();
         worker.control.stop();
