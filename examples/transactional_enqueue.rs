@@ -6,7 +6,7 @@
 //! ```
 
 use serde_json::json;
-use underling::{EnqueueOptions, Queue};
+use underling::{EnqueueOptions, Pool, Queue};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -14,7 +14,10 @@ async fn main() -> anyhow::Result<()> {
         .nth(1)
         .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_string());
     let queue = Queue::connect_and_migrate(&url).await?;
-    let pool = sqlx::PgPool::connect(&url).await?;
+    // The application's own pool; the queue's (`queue.pool()`) would do as well.
+    let Pool::Postgres(pool) = queue.pool() else {
+        anyhow::bail!("this example needs a postgres:// URL");
+    };
 
     sqlx::query("CREATE TABLE IF NOT EXISTS example_signups (email TEXT PRIMARY KEY)")
         .execute(&pool)
@@ -27,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
         .execute(&mut *tx)
         .await?;
     let committed = queue
-        .enqueue_in_postgres(
+        .enqueue_in(
             &mut tx,
             "mail.welcome",
             json!({"to": "ada@example.com"}),
@@ -39,7 +42,7 @@ async fn main() -> anyhow::Result<()> {
     // ...or not at all.
     let mut tx = pool.begin().await?;
     let rolled_back = queue
-        .enqueue_in_postgres(
+        .enqueue_in(
             &mut tx,
             "mail.welcome",
             json!({"to": "bob@example.com"}),

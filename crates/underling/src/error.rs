@@ -1,10 +1,15 @@
 //! The library's error type.
 
-/// Everything that can go wrong in underling, as a typed enum.
+use crate::store::BackendKind;
+
+/// Everything that can go wrong in underling, as a typed enum: one variant per cause that a
+/// caller can act on.
 ///
-/// Errors caused by bad input (`Invalid*`, `*NotFound`, ...) are detected before anything is
-/// written: when one is returned, the database is unchanged.
+/// Errors caused by bad input (`Invalid*`, `*NotFound`, `DuplicateTask`, `WrongBackend`, ...)
+/// are detected before anything is written: when one is returned, the database is unchanged.
+/// New variants may be added in any release, so match with a wildcard arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The database URL could not be understood.
     #[error(
@@ -25,21 +30,50 @@ pub enum Error {
         #[source]
         source: sqlx::Error,
     },
+    /// A SQLite database file that should exist does not (nothing was created).
+    #[error(
+        "the database file {path} does not exist (run `underling migrate` or call Queue::migrate() to create it)"
+    )]
+    DatabaseMissing {
+        /// The file that was looked for.
+        path: String,
+    },
     /// The database has no underling schema, or an older one.
     #[error("the database is not migrated: {0} (run `underling migrate` or call Queue::migrate())")]
     NotMigrated(String),
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// This build of the library has no support for the backend a URL names.
+    #[error(
+        "this build of underling has no {0} support (enable the crate's `{feature}` feature)",
+        feature = .0.feature()
+    )]
+    BackendDisabled(BackendKind),
+    /// An operation for one backend was called on a queue of another, e.g. a transactional
+    /// enqueue on a PostgreSQL transaction for a SQLite queue.
+    #[error("this queue uses {found}, but the operation needs {expected}")]
+    WrongBackend {
+        /// The backend the operation works with.
+        expected: BackendKind,
+        /// The queue's backend.
+        found: BackendKind,
+    },
     /// A task name was empty or otherwise unusable.
     #[error(
         "invalid task name {0:?}: a task name must be a non-empty string without surrounding spaces"
     )]
     InvalidTask(String),
+    /// Two tasks were registered under one name.
+    #[error("two tasks are registered as {0:?}: task names must be unique")]
+    DuplicateTask(String),
+    /// A worker was started without any task to perform.
+    #[error("the worker has no tasks: register tasks with register_task! and link their crate")]
+    NoTasks,
     /// Job arguments could not be turned into JSON, or were not valid JSON.
     #[error("invalid job arguments: {0}")]
     InvalidArgs(String),
-    /// An option value was out of range.
+    /// An option value was out of range or malformed.
     #[error("invalid option: {0}")]
     InvalidOption(String),
     /// Notes must be a JSON object.
@@ -71,6 +105,10 @@ pub enum Error {
         /// Why it cannot run.
         reason: String,
     },
+    /// The database answered something that breaks one of the store's own rules (a bug in
+    /// underling or a schema changed by hand).
+    #[error("the store broke an invariant: {0}")]
+    Invariant(String),
     /// Any other database error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

@@ -220,37 +220,35 @@ impl EnqueueOptions {
     }
 }
 
-/// A job ready to be written: validated input for [`crate::Backend::enqueue`].
+/// A job ready to be written: a task name, JSON arguments and options, validated by
+/// [`NewJob::new`] (the only way to build one), for [`crate::Queue::enqueue_batch`] and the
+/// transactional [`crate::Queue::enqueue_batch_in`].
+///
+/// ```
+/// use underling::{EnqueueOptions, NewJob};
+///
+/// let job = NewJob::new("mail.send", serde_json::json!({"to": "a@example.com"}),
+///     EnqueueOptions::new().queue("mail"))?;
+/// assert_eq!(job.queue(), "mail");
+/// assert!(NewJob::new(" ", serde_json::json!({}), EnqueueOptions::new()).is_err());
+/// # Ok::<(), underling::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewJob {
-    /// Task name (non-empty).
-    pub task: String,
-    /// JSON arguments.
-    pub args: Value,
-    /// Queue name (non-empty).
-    pub queue: String,
-    /// Priority.
-    pub priority: i32,
-    /// Due time; `None` means now (the database's clock).
-    pub delay: Option<Duration>,
-    /// Absolute due time; wins over `delay`.
-    pub run_at: Option<DateTime<Utc>>,
-    /// At least 1.
-    pub attempts: i32,
-    /// Parent ids (deduplicated).
-    pub parents: Vec<i64>,
-    /// Lax dependencies.
-    pub lax: bool,
-    /// Expiry relative to now.
-    pub expire: Option<Duration>,
-    /// Notes (an object).
-    pub notes: Map<String, Value>,
+    task: String,
+    args: Value,
+    /// The options, with `parents` sorted and deduplicated and `notes` moved to [`Self::notes`].
+    options: EnqueueOptions,
+    notes: Map<String, Value>,
 }
 
 impl NewJob {
-    /// Validates a task name, arguments and options. Nothing is written.
-    pub fn new(task: &str, args: Value, opts: EnqueueOptions) -> Result<NewJob> {
-        let notes = match opts.notes {
+    /// Validates a task name, arguments (anything that serializes to JSON) and options.
+    /// Nothing is written.
+    pub fn new(task: &str, args: impl Serialize, opts: EnqueueOptions) -> Result<NewJob> {
+        let args = serde_json::to_value(args).map_err(|e| Error::InvalidArgs(e.to_string()))?;
+        let mut options = opts;
+        let notes = match options.notes.take() {
             None => Map::new(),
             Some(Value::Object(map)) => map,
             Some(other) => {
@@ -260,41 +258,69 @@ impl NewJob {
                 )));
             }
         };
-        let mut parents = opts.parents;
-        parents.sort_unstable();
-        parents.dedup();
-        let job = NewJob {
-            task: task.to_string(),
-            args,
-            queue: opts.queue,
-            priority: opts.priority,
-            delay: opts.delay,
-            run_at: opts.run_at,
-            attempts: opts.attempts,
-            parents,
-            lax: opts.lax,
-            expire: opts.expire,
-            notes,
-        };
-        job.check()?;
-        Ok(job)
-    }
-}
-
-impl NewJob {
-    /// Checks a job built field by field (not through [`NewJob::new`]). Nothing is written.
-    pub fn check(&self) -> Result<()> {
-        check_duration("delay", self.delay)?;
-        check_duration("expire", self.expire)?;
-        validate_task(&self.task)?;
-        validate_queue(&self.queue)?;
-        if self.attempts < 1 {
+        options.parents.sort_unstable();
+        options.parents.dedup();
+        check_duration("delay", options.delay)?;
+        check_duration("expire", options.expire)?;
+        validate_task(task)?;
+        validate_queue(&options.queue)?;
+        if options.attempts < 1 {
             return Err(Error::InvalidOption(format!(
                 "attempts must be at least 1, got {}",
-                self.attempts
+                options.attempts
             )));
         }
-        Ok(())
+        Ok(NewJob {
+            task: task.to_string(),
+            args,
+            options,
+            notes,
+        })
+    }
+
+    /// The task name.
+    pub fn task(&self) -> &str {
+        &self.task
+    }
+    /// The JSON arguments.
+    pub fn args(&self) -> &Value {
+        &self.args
+    }
+    /// The queue.
+    pub fn queue(&self) -> &str {
+        &self.options.queue
+    }
+    /// The priority (higher runs first).
+    pub fn priority(&self) -> i32 {
+        self.options.priority
+    }
+    /// Run no earlier than this long after the enqueue.
+    pub fn delay(&self) -> Option<Duration> {
+        self.options.delay
+    }
+    /// Run no earlier than this time (wins over [`Self::delay`]).
+    pub fn run_at(&self) -> Option<DateTime<Utc>> {
+        self.options.run_at
+    }
+    /// The maximum number of tries (at least 1).
+    pub fn attempts(&self) -> i32 {
+        self.options.attempts
+    }
+    /// The parents, sorted and without duplicates.
+    pub fn parents(&self) -> &[i64] {
+        &self.options.parents
+    }
+    /// Whether the job also runs when a parent failed.
+    pub fn lax(&self) -> bool {
+        self.options.lax
+    }
+    /// Removed if not started this long after the enqueue.
+    pub fn expire(&self) -> Option<Duration> {
+        self.options.expire
+    }
+    /// The initial notes.
+    pub fn notes(&self) -> &Map<String, Value> {
+        &self.notes
     }
 }
 
@@ -421,7 +447,8 @@ pub enum Outcome {
     },
 }
 
-/// One settlement for [`crate::Backend::settle`]: the attempt is identified by id and retries.
+/// One settlement of an attempt (for [`crate::Store::cycle`]): the attempt is identified by the
+/// job id and its retry count when it was claimed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settle {
     /// The job.

@@ -4,7 +4,9 @@
 //! with the same API on SQLite (a file, or in memory for tests).
 //!
 //! - [`Queue`] enqueues and manages jobs, workers, locks and queues.
-//! - [`Backend`] is the storage contract, implemented for PostgreSQL and SQLite.
+//! - [`Worker`] claims jobs and runs the [`Task`]s of a [`Registry`].
+//! - [`Store`] is the storage contract, implemented for PostgreSQL and SQLite (the Cargo
+//!   features `postgres` and `sqlite`, both on by default).
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -18,22 +20,23 @@
 //! # }).unwrap();
 //! ```
 
-pub mod backend;
-pub mod bench;
+mod app_connection;
 mod error;
 mod job;
 mod model;
 mod queue;
+pub mod store;
 pub mod task;
 mod url;
 pub mod worker;
 
-pub use backend::{Backend, BackendKind};
+pub use app_connection::AppConnection;
 pub use error::{Error, Result};
 pub use job::{
     DEFAULT_QUEUE, EnqueueOptions, Job, JobFilter, JobList, JobState, NewJob, Outcome,
     RetryOptions, Settle, Settled, default_backoff,
 };
+pub use store::{BackendKind, Pool, Store};
 pub use model::{
     AppliedMigration, ClaimSpec, Command, HistoryPoint, LockInfo, QueueInfo, RepairOptions,
     RepairReport, Stats, WorkerInfo,
@@ -53,3 +56,7 @@ pub use inventory;
 
 /// Re-exported so that task crates need no direct dependency on `async-trait`.
 pub use async_trait::async_trait;
+
+/// The sqlx that underling is built with (0.9): use its transaction and connection types with
+/// [`Queue::enqueue_in`], so that the application and the queue agree on one sqlx.
+pub use sqlx;

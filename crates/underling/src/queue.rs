@@ -6,18 +6,14 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::backend::postgres::PostgresBackend;
-use crate::backend::sqlite::SqliteBackend;
-use crate::backend::{Backend, BackendKind};
 use crate::error::{Error, Result};
-use crate::job::{
-    EnqueueOptions, Job, JobFilter, JobList, NewJob, RetryOptions, json_kind, validate_queue,
-};
+use crate::job::{EnqueueOptions, Job, JobFilter, JobList, NewJob, RetryOptions};
+use crate::job::{default_backoff, json_kind, validate_queue};
 use crate::model::{
     AppliedMigration, HistoryPoint, LockInfo, QueueInfo, RepairOptions, RepairReport, Stats,
     WorkerInfo,
 };
-use crate::url::{Scheme, scheme};
+use crate::store::{self, BackendKind, Pool, Store};
 
 /// The default database when none is given: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://underling.db";
@@ -82,13 +78,13 @@ impl ConnectOptions {
 /// ```
 #[derive(Clone)]
 pub struct Queue {
-    backend: Arc<dyn Backend>,
+    store: Arc<dyn Store>,
 }
 
 impl std::fmt::Debug for Queue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Queue")
-            .field("backend", &self.backend.kind())
+            .field("backend", &self.store.kind())
             .finish()
     }
 }
@@ -110,7 +106,7 @@ impl Queue {
         if opts.migrate {
             queue.migrate().await?;
         } else {
-            queue.backend.check_migrated().await?;
+            queue.store.check_migrated().await?;
         }
         Ok(queue)
     }
@@ -118,43 +114,54 @@ impl Queue {
     /// Connects without migrating or checking the schema (`opts.migrate` only decides whether
     /// a missing SQLite file may be created). Call [`Queue::migrate`] next.
     pub async fn connect_unchecked(opts: &ConnectOptions) -> Result<Queue> {
-        let backend: Arc<dyn Backend> = match scheme(&opts.url)? {
-            Scheme::Postgres => Arc::new(
-                PostgresBackend::connect(&opts.url, opts.schema.as_deref(), opts.max_connections)
-                    .await?,
-            ),
-            Scheme::Sqlite => {
-                if opts.schema.is_some() {
-                    return Err(Error::InvalidOption(
-                        "a schema can only be given for PostgreSQL".into(),
-                    ));
-                }
-                Arc::new(
-                    SqliteBackend::connect(&opts.url, opts.max_connections, opts.migrate).await?,
-                )
-            }
-        };
-        Ok(Queue { backend })
+        Ok(Queue {
+            store: store::open(opts).await?,
+        })
     }
 
-    /// Wraps a backend.
-    pub fn from_backend(backend: Arc<dyn Backend>) -> Queue {
-        Queue { backend }
+    /// A queue over a store built elsewhere (the testkit's, or a store that wraps another).
+    pub fn from_store(store: Arc<dyn Store>) -> Queue {
+        Queue { store }
     }
 
-    /// The storage backend.
-    pub fn backend(&self) -> &Arc<dyn Backend> {
-        &self.backend
+    /// The store, for the worker.
+    pub(crate) fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    /// The store, shared, for the worker's background tasks.
+    pub(crate) fn store_arc(&self) -> Arc<dyn Store> {
+        self.store.clone()
     }
 
     /// Which database this queue uses.
     pub fn kind(&self) -> BackendKind {
-        self.backend.kind()
+        self.store.kind()
+    }
+
+    /// The queue's connection pool, to run the application's own statements or transactions
+    /// on the same connections (see [`Queue::enqueue_in`]).
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use underling::{EnqueueOptions, Pool, Queue};
+    ///
+    /// let queue = Queue::connect_and_migrate("sqlite::memory:").await?;
+    /// let Pool::Sqlite(pool) = queue.pool() else { unreachable!() };
+    /// let mut tx = pool.begin().await?;
+    /// let id = queue.enqueue_in(&mut tx, "mail.send", serde_json::json!({}), EnqueueOptions::new()).await?;
+    /// tx.commit().await?;
+    /// assert!(queue.job(id).await?.is_some());
+    /// # Ok::<(), underling::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn pool(&self) -> Pool {
+        self.store.pool()
     }
 
     /// Applies pending migrations; returns the ones applied.
     pub async fn migrate(&self) -> Result<Vec<AppliedMigration>> {
-        self.backend.migrate().await
+        self.store.migrate().await
     }
 
     /// Enqueues one job and returns its id.
@@ -164,103 +171,109 @@ impl Queue {
         args: impl Serialize,
         opts: EnqueueOptions,
     ) -> Result<i64> {
-        let job = NewJob::new(task, to_json(args)?, opts)?;
-        let ids = self.backend.enqueue(std::slice::from_ref(&job)).await?;
-        ids.first()
-            .copied()
-            .ok_or_else(|| Error::Database(sqlx::Error::RowNotFound))
+        let job = NewJob::new(task, args, opts)?;
+        let ids = self.enqueue_batch(std::slice::from_ref(&job)).await?;
+        single(ids)
     }
 
-    /// Enqueues many jobs in one round trip; returns their ids in input order.
-    ///
-    /// Every job is validated first: if one is invalid, none is written.
+    /// Enqueues many jobs in one round trip; returns their ids in input order. Either every
+    /// job is written or none is.
     pub async fn enqueue_batch(&self, jobs: &[NewJob]) -> Result<Vec<i64>> {
-        for job in jobs {
-            job.check()?;
-        }
-        self.backend.enqueue(jobs).await
+        self.store
+            .enqueue(store::Enqueue { jobs, now: None })
+            .await
     }
 
-    /// Enqueues a job inside the caller's own PostgreSQL transaction: it exists if and only if
-    /// the transaction commits. Pass `&mut *tx`.
-    pub async fn enqueue_in_postgres(
+    /// Enqueues a job inside the application's own transaction (or on its own connection): it
+    /// exists if and only if that transaction commits. Pass `&mut tx` (a PostgreSQL or SQLite
+    /// transaction or connection of the sqlx that underling re-exports as
+    /// [`crate::sqlx`]) matching the queue's database; on PostgreSQL every statement names
+    /// the queue's schema, whatever the connection's search path.
+    pub async fn enqueue_in(
         &self,
-        conn: &mut sqlx::PgConnection,
+        conn: impl crate::AppConnection,
         task: &str,
         args: impl Serialize,
         opts: EnqueueOptions,
     ) -> Result<i64> {
-        let job = NewJob::new(task, to_json(args)?, opts)?;
-        let backend = self
-            .backend
-            .as_any()
-            .downcast_ref::<PostgresBackend>()
-            .ok_or_else(|| {
-                Error::InvalidOption("enqueue_in_postgres needs a PostgreSQL queue".into())
-            })?;
-        let ids = backend.enqueue_in(conn, std::slice::from_ref(&job)).await?;
-        ids.first()
-            .copied()
-            .ok_or_else(|| Error::Database(sqlx::Error::RowNotFound))
+        let job = NewJob::new(task, args, opts)?;
+        single(self.enqueue_batch_in(conn, std::slice::from_ref(&job)).await?)
     }
 
-    /// Enqueues a job inside the caller's own SQLite transaction: it exists if and only if the
-    /// transaction commits. Pass `&mut *tx`.
-    pub async fn enqueue_in_sqlite(
+    /// Enqueues many jobs inside the application's own transaction (see
+    /// [`Queue::enqueue_in`]); returns their ids in input order.
+    pub async fn enqueue_batch_in(
         &self,
-        conn: &mut sqlx::SqliteConnection,
-        task: &str,
-        args: impl Serialize,
-        opts: EnqueueOptions,
-    ) -> Result<i64> {
-        let job = NewJob::new(task, to_json(args)?, opts)?;
-        let backend = self
-            .backend
-            .as_any()
-            .downcast_ref::<SqliteBackend>()
-            .ok_or_else(|| Error::InvalidOption("enqueue_in_sqlite needs a SQLite queue".into()))?;
-        let ids = backend.enqueue_in(conn, std::slice::from_ref(&job)).await?;
-        ids.first()
-            .copied()
-            .ok_or_else(|| Error::Database(sqlx::Error::RowNotFound))
+        conn: impl crate::AppConnection,
+        jobs: &[NewJob],
+    ) -> Result<Vec<i64>> {
+        conn.enqueue(&*self.store, store::Enqueue { jobs, now: None })
+            .await
     }
 
     /// One job with its parents and children, or `None`.
     pub async fn job(&self, id: i64) -> Result<Option<Job>> {
-        self.backend.job(id).await
+        self.store.job(id).await
     }
 
     /// A page of jobs matching `filter`, newest first, with the total count.
     pub async fn list_jobs(&self, filter: &JobFilter, limit: u64, offset: u64) -> Result<JobList> {
-        self.backend.list(filter, limit, offset).await
+        self.store
+            .list(store::ListJobs {
+                filter,
+                limit,
+                offset,
+            })
+            .await
     }
 
-    /// Puts a job back in the queue (from any state), with optional changes.
+    /// Puts a job back in the queue (from any state) as a new attempt, with optional changes.
     pub async fn retry_job(&self, id: i64, opts: RetryOptions) -> Result<()> {
         opts.validate()?;
-        self.backend.retry(id, &opts).await
+        let filter = JobFilter {
+            ids: vec![id],
+            ..JobFilter::default()
+        };
+        let retried = self
+            .store
+            .retry(store::Retry {
+                filter: &filter,
+                changes: &opts,
+                now: None,
+            })
+            .await?;
+        if retried == 0 {
+            return Err(Error::JobNotFound(id));
+        }
+        Ok(())
     }
 
     /// Retries every job matching `filter`; returns how many.
     pub async fn retry_jobs(&self, filter: &JobFilter) -> Result<u64> {
-        self.backend.retry_matching(filter).await
+        self.store
+            .retry(store::Retry {
+                filter,
+                changes: &RetryOptions::default(),
+                now: None,
+            })
+            .await
     }
 
     /// Removes a job that is not active.
     pub async fn remove_job(&self, id: i64) -> Result<()> {
-        self.backend.remove(id).await
+        self.store.remove(id).await
     }
 
     /// Removes up to `batch` jobs matching `filter`; returns how many. Call until it returns 0
     /// to purge everything without holding one huge transaction.
     pub async fn purge_batch(&self, filter: &JobFilter, batch: u64) -> Result<u64> {
-        self.backend.purge_batch(filter, batch).await
+        self.store.purge(store::Purge { filter, batch }).await
     }
 
     /// Merges `notes` (a JSON object) into a job's notes; a null value deletes its key.
     pub async fn note(&self, id: i64, notes: Value) -> Result<()> {
         match notes {
-            Value::Object(map) => self.backend.note(id, &map).await,
+            Value::Object(map) => self.store.note(store::Note { id, notes: &map }).await,
             other => Err(Error::InvalidNotes(format!(
                 "notes must be a JSON object, got {}",
                 json_kind(&other)
@@ -270,19 +283,19 @@ impl Queue {
 
     /// Merges one note key.
     pub async fn note_key(&self, id: i64, key: &str, value: Value) -> Result<()> {
-        let mut map = Map::new();
-        map.insert(key.to_string(), value);
-        self.backend.note(id, &map).await
+        let mut notes = Map::new();
+        notes.insert(key.to_string(), value);
+        self.store.note(store::Note { id, notes: &notes }).await
     }
 
     /// Counts across the store.
     pub async fn stats(&self) -> Result<Stats> {
-        self.backend.stats().await
+        self.store.stats(None).await
     }
 
     /// Finished and failed jobs per hour, over the last 24 hours (oldest first).
     pub async fn history(&self) -> Result<Vec<HistoryPoint>> {
-        self.backend.history().await
+        self.store.history(None).await
     }
 
     /// Tries to take a hold on a named lock for `duration`; `false` if `limit` holds are live.
@@ -295,49 +308,74 @@ impl Queue {
                 "a lock limit must be at least 1, got {limit}"
             )));
         }
-        self.backend.lock(name, duration, limit).await
+        self.store
+            .lock(store::Lock {
+                name,
+                duration,
+                limit,
+                now: None,
+            })
+            .await
     }
 
     /// Releases the hold on a lock that expires first; `false` if none was held.
     pub async fn unlock(&self, name: &str) -> Result<bool> {
-        self.backend.unlock(name).await
+        self.store.unlock(store::Unlock { name, now: None }).await
     }
 
     /// Whether a lock has any live hold.
     pub async fn is_locked(&self, name: &str) -> Result<bool> {
-        Ok(!self.backend.lock(name, Duration::ZERO, 1).await?)
+        let free = self
+            .store
+            .lock(store::Lock {
+                name,
+                duration: Duration::ZERO,
+                limit: 1,
+                now: None,
+            })
+            .await?;
+        Ok(!free)
     }
 
     /// Live lock holds for the names given (all when empty).
     pub async fn locks(&self, names: &[String]) -> Result<Vec<LockInfo>> {
-        self.backend.locks(names).await
+        self.store.locks(store::Locks { names, now: None }).await
     }
 
     /// Pauses a queue: its jobs are not claimed until it is resumed.
     pub async fn pause_queue(&self, queue: &str) -> Result<()> {
-        validate_queue(queue)?;
-        self.backend.set_queue_paused(queue, true).await
+        self.set_paused(queue, true).await
     }
 
     /// Resumes a paused queue.
     pub async fn resume_queue(&self, queue: &str) -> Result<()> {
+        self.set_paused(queue, false).await
+    }
+
+    async fn set_paused(&self, queue: &str, paused: bool) -> Result<()> {
         validate_queue(queue)?;
-        self.backend.set_queue_paused(queue, false).await
+        self.store
+            .set_queue_paused(store::PauseQueue {
+                queue,
+                paused,
+                now: None,
+            })
+            .await
     }
 
     /// Every queue with jobs or a pause flag, with counts per state.
     pub async fn queues(&self) -> Result<Vec<QueueInfo>> {
-        self.backend.queues().await
+        self.store.queues().await
     }
 
     /// Registered workers, oldest first.
     pub async fn workers(&self) -> Result<Vec<WorkerInfo>> {
-        self.backend.workers(&[]).await
+        self.store.workers(&[]).await
     }
 
     /// One worker.
     pub async fn worker(&self, id: i64) -> Result<WorkerInfo> {
-        self.backend
+        self.store
             .workers(&[id])
             .await?
             .into_iter()
@@ -352,23 +390,44 @@ impl Queue {
                 "a command name must not be empty".into(),
             ));
         }
-        self.backend.broadcast(command, &args, ids).await
+        self.store
+            .broadcast(store::Broadcast {
+                command,
+                args: &args,
+                ids,
+                now: None,
+            })
+            .await
     }
 
-    /// Rescues jobs of missing workers and removes old and expired jobs.
+    /// Rescues jobs of missing workers (retried after the default backoff where tries are
+    /// left) and removes old and expired jobs. A worker's own repair applies each task's
+    /// backoff instead.
     pub async fn repair(&self, opts: &RepairOptions) -> Result<RepairReport> {
-        self.backend.repair(opts).await
+        self.store
+            .repair(store::Repair {
+                options: opts,
+                backoff: &|_task: &str, retries: i32| default_backoff(retries),
+                now: None,
+            })
+            .await
     }
 
     /// Closes the connection pool.
     pub async fn close(&self) {
-        self.backend.close().await
+        self.store.close().await
     }
 }
 
-/// Serializes job arguments.
-fn to_json(args: impl Serialize) -> Result<Value> {
-    serde_json::to_value(args).map_err(|e| Error::InvalidArgs(e.to_string()))
+/// The one id of a one-job enqueue.
+fn single(ids: Vec<i64>) -> Result<i64> {
+    match ids.as_slice() {
+        [id] => Ok(*id),
+        other => Err(Error::Invariant(format!(
+            "one job was enqueued but {} ids came back",
+            other.len()
+        ))),
+    }
 }
 
 /// Parses job arguments given as JSON text (for command lines and HTTP bodies).

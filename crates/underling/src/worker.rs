@@ -30,12 +30,65 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::backend::Backend;
+use crate::store::Store as Backend;
+use crate::store;
 use crate::error::{Error, Result};
 use crate::job::{DEFAULT_QUEUE, Job, JobState, Outcome, Settle, Settled};
 use crate::model::{ClaimSpec, RepairOptions};
 use crate::queue::Queue;
 use crate::task::{DynTask, JobContext, Registry, TaskError};
+
+
+/// The store's operations as the worker calls them.
+#[async_trait::async_trait]
+trait Calls {
+    async fn settle_and_claim(&self, settles: &[Settle], worker_id: i64, spec: &ClaimSpec, limit: usize) -> Result<(Vec<Settled>, Vec<Job>)>;
+    async fn claim(&self, worker_id: i64, spec: &ClaimSpec, limit: usize) -> Result<Vec<Job>>;
+    async fn settle(&self, settles: &[Settle]) -> Result<Vec<Settled>>;
+    async fn beat(&self, id: i64, status: &Value) -> Result<bool>;
+    async fn register(&self, host: &str, pid: i32, status: &Value) -> Result<i64>;
+    async fn due(&self, spec: &ClaimSpec) -> Result<Option<chrono::DateTime<chrono::Utc>>>;
+    async fn give_back(&self, worker_id: i64, attempts: &[(i64, i32)]) -> Result<u64>;
+    async fn by_id(&self, worker_id: i64, id: i64) -> Result<Option<Job>>;
+    async fn rescue(&self, opts: &RepairOptions, registry: &Registry) -> Result<crate::model::RepairReport>;
+}
+
+#[async_trait::async_trait]
+impl Calls for dyn Backend {
+    async fn settle_and_claim(&self, settles: &[Settle], worker_id: i64, spec: &ClaimSpec, limit: usize) -> Result<(Vec<Settled>, Vec<Job>)> {
+        let reply = self.cycle(store::Cycle { settles, claim: Some(store::Claim { worker_id, spec, limit }), now: None }).await?;
+        Ok((reply.settled, reply.claimed))
+    }
+    async fn claim(&self, worker_id: i64, spec: &ClaimSpec, limit: usize) -> Result<Vec<Job>> {
+        Ok(Calls::settle_and_claim(self, &[], worker_id, spec, limit).await?.1)
+    }
+    async fn settle(&self, settles: &[Settle]) -> Result<Vec<Settled>> {
+        Ok(self.cycle(store::Cycle { settles, claim: None, now: None }).await?.settled)
+    }
+    async fn beat(&self, id: i64, status: &Value) -> Result<bool> {
+        self.heartbeat(store::Heartbeat { id, status, now: None }).await
+    }
+    async fn register(&self, host: &str, pid: i32, status: &Value) -> Result<i64> {
+        self.register_worker(store::RegisterWorker { host, pid, status, now: None }).await
+    }
+    async fn due(&self, spec: &ClaimSpec) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        self.next_due(store::NextDue { queues: &spec.queues, now: None }).await
+    }
+    async fn give_back(&self, worker_id: i64, attempts: &[(i64, i32)]) -> Result<u64> {
+        let attempts: Vec<store::Attempt> = attempts.iter().map(|(id, retries)| store::Attempt { id: *id, retries: *retries }).collect();
+        self.release(store::Release { worker_id, attempts: &attempts }).await
+    }
+    async fn by_id(&self, worker_id: i64, id: i64) -> Result<Option<Job>> {
+        self.claim_by_id(store::ClaimById { worker_id, id, now: None }).await
+    }
+    async fn rescue(&self, opts: &RepairOptions, registry: &Registry) -> Result<crate::model::RepairReport> {
+        let backoff = |task: &str, retries: i32| match registry.get(task) {
+            Some(t) => (t.options().backoff)(retries),
+            None => crate::job::default_backoff(retries),
+        };
+        self.repair(store::Repair { options: opts, backoff: &backoff, now: None }).await
+    }
+}
 
 /// How long an outcome waits for the main loop to take it along with a claim before the
 /// settler writes it on its own.
@@ -312,7 +365,7 @@ impl Worker {
     /// Runs until stopped (or, with `burst`, until nothing is ready), then unregisters.
     pub async fn run(self) -> Result<WorkerSummary> {
         self.validate()?;
-        let backend = self.queue.backend().clone();
+        let backend = self.queue.store_arc();
         let host = hostname::get()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "unknown".into());
@@ -321,7 +374,7 @@ impl Worker {
         let paused_concurrency = concurrency;
         let mut summary = WorkerSummary {
             worker_id: backend
-                .register_worker(&host, pid, &self.status(concurrency, 0, 0))
+                .register(&host, pid, &self.status(concurrency, 0, 0))
                 .await?,
             ..WorkerSummary::default()
         };
@@ -404,8 +457,7 @@ impl Worker {
                 in_flight += 1;
                 reserved += free;
                 tokio::spawn(async move {
-                    let result = backend
-                        .settle_and_claim(&settles, worker_id, &spec, free)
+                    let result = Calls::settle_and_claim(&*backend, &settles, worker_id, &spec, free)
                         .await;
                     let _ = claim_tx.send(ClaimResult {
                         requested: free,
@@ -425,7 +477,7 @@ impl Worker {
                 // once more before leaving.
                 if flush(&settle_tx).await {
                     let free = concurrency.max(1);
-                    match backend.claim(summary.worker_id, &spec, free).await {
+                    match Calls::claim(&*backend, summary.worker_id, &spec, free).await {
                         Ok(jobs) if !jobs.is_empty() => {
                             maybe_ready = jobs.len() == free;
                             for job in jobs {
@@ -458,7 +510,7 @@ impl Worker {
                     }
                 }
                 _ = tokio::time::sleep_until(next_repair) => {
-                    match backend.repair(&self.options.repair).await {
+                    match backend.rescue(&self.options.repair, &self.registry).await {
                         Ok(report) => tracing::debug!(?report, "repair"),
                         Err(e) => tracing::warn!(error = %e, "repair failed"),
                     }
@@ -660,7 +712,7 @@ impl Worker {
         pid: i32,
         status: &Value,
     ) {
-        match backend.heartbeat(summary.worker_id, status).await {
+        match backend.beat(summary.worker_id, status).await {
             Ok(true) => {}
             Ok(false) => {
                 // Someone's repair took us for dead; our running attempts are stale now (their
@@ -669,7 +721,7 @@ impl Worker {
                     worker = summary.worker_id,
                     "worker was removed; registering again"
                 );
-                if let Ok(id) = backend.register_worker(host, pid, status).await {
+                if let Ok(id) = backend.register(host, pid, status).await {
                     summary.worker_id = id;
                 }
             }
@@ -736,7 +788,7 @@ impl Worker {
         spec: &ClaimSpec,
     ) -> tokio::time::Instant {
         let mut wait = self.options.poll_interval;
-        if let Ok(Some(due)) = backend.next_due(spec).await {
+        if let Ok(Some(due)) = backend.due(spec).await {
             let until = (due - chrono::Utc::now())
                 .to_std()
                 .unwrap_or(Duration::ZERO);
@@ -882,7 +934,7 @@ impl Worker {
     /// A job that cannot run (missing, not inactive, delayed, waiting for parents, expired, or
     /// of a task this worker does not know) gives [`Error::NotReady`] saying why.
     pub async fn run_foreground(&self, id: i64) -> Result<ForegroundRun> {
-        let backend = self.queue.backend().clone();
+        let backend = self.queue.store_arc();
         let Some(job) = backend.job(id).await? else {
             return Err(Error::JobNotFound(id));
         };
@@ -897,7 +949,7 @@ impl Worker {
             .unwrap_or_else(|_| "unknown".into());
         let status = json!({"foreground": id});
         let worker_id = backend
-            .register_worker(&host, std::process::id() as i32, &status)
+            .register(&host, std::process::id() as i32, &status)
             .await?;
         // Heartbeat while the job runs, or a repair elsewhere would take this worker for dead
         // after `missing_after` and rescue (and re-run) a job that is running fine.
@@ -909,14 +961,14 @@ impl Worker {
                 tick.reset();
                 loop {
                     tick.tick().await;
-                    if let Err(e) = backend.heartbeat(worker_id, &status).await {
+                    if let Err(e) = backend.beat(worker_id, &status).await {
                         tracing::warn!(error = %e, "heartbeat failed");
                     }
                 }
             }
         }));
         let result = async {
-            let Some(claimed) = backend.claim_by_id(worker_id, id).await? else {
+            let Some(claimed) = backend.by_id(worker_id, id).await? else {
                 return Err(Error::NotReady {
                     id,
                     reason: not_ready_reason(&*backend, id).await?,
@@ -933,8 +985,7 @@ impl Worker {
                 kill_rx,
             )
             .await;
-            let settled = backend
-                .settle(&[Settle {
+            let settled = Calls::settle(&*backend, &[Settle {
                     id,
                     retries,
                     outcome,
@@ -1129,7 +1180,7 @@ async fn settle_loop(
 async fn write_outcomes(backend: &dyn Backend, batch: &[Settle]) -> bool {
     let mut tries = 0;
     loop {
-        match backend.settle(batch).await {
+        match Calls::settle(backend, batch).await {
             Ok(results) => {
                 report_stale(batch, &results);
                 return true;
@@ -1163,7 +1214,7 @@ async fn release(
     jobs: Vec<Job>,
 ) -> std::result::Result<(), Vec<Job>> {
     let attempts: Vec<(i64, i32)> = jobs.iter().map(|job| (job.id, job.retries)).collect();
-    match backend.release(worker_id, &attempts).await {
+    match backend.give_back(worker_id, &attempts).await {
         Ok(released) => {
             tracing::debug!(
                 jobs = attempts.len(),

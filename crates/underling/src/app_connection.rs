@@ -1,0 +1,67 @@
+//! Enqueueing on the application's own connections and transactions.
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::store::{Enqueue, Store};
+
+/// A connection or transaction of the application's own, on which [`crate::Queue::enqueue_in`]
+/// writes jobs: they exist if and only if it commits.
+///
+/// Implemented for `&mut` PostgreSQL and SQLite connections and transactions of the sqlx that
+/// underling re-exports ([`crate::sqlx`]), so that the transaction's type picks the dialect: a
+/// PostgreSQL transaction given to a SQLite queue (or the reverse) is
+/// [`crate::Error::WrongBackend`], found before anything is written.
+#[async_trait]
+pub trait AppConnection: Send {
+    /// Inserts the jobs on this connection.
+    async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<i64>>;
+}
+
+#[cfg(feature = "postgres")]
+#[async_trait]
+impl AppConnection for &mut sqlx::PgConnection {
+    async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<i64>> {
+        store.enqueue_on_postgres(self, p).await
+    }
+}
+
+#[cfg(feature = "postgres")]
+#[async_trait]
+impl AppConnection for &mut sqlx::Transaction<'_, sqlx::Postgres> {
+    async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<i64>> {
+        store.enqueue_on_postgres(self, p).await
+    }
+}
+
+#[cfg(feature = "postgres")]
+#[async_trait]
+impl AppConnection for &mut sqlx::pool::PoolConnection<sqlx::Postgres> {
+    async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<i64>> {
+        store.enqueue_on_postgres(self, p).await
+    }
+}
+
+#[cfg(feature = "sqlite")]
+#[async_trait]
+impl AppConnection for &mut sqlx::SqliteConnection {
+    async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<i64>> {
+        store.enqueue_on_sqlite(self, p).await
+    }
+}
+
+#[cfg(feature = "sqlite")]
+#[async_trait]
+impl AppConnection for &mut sqlx::Transaction<'_, sqlx::Sqlite> {
+    async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<i64>> {
+        store.enqueue_on_sqlite(self, p).await
+    }
+}
+
+#[cfg(feature = "sqlite")]
+#[async_trait]
+impl AppConnection for &mut sqlx::pool::PoolConnection<sqlx::Sqlite> {
+    async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<i64>> {
+        store.enqueue_on_sqlite(self, p).await
+    }
+}

@@ -1,0 +1,255 @@
+//! The storage contract, and its PostgreSQL and SQLite implementations.
+//!
+//! Everything above this module talks to the database through [`Store`]; all SQL lives in the
+//! `sql/` folders of [`postgres`] and [`sqlite`] (and, for PostgreSQL's planner-tuned worker
+//! cycle, in the migrations). Each operation takes one parameter struct ([`params`]) built by
+//! [`crate::Queue`] or the worker from validated input, with `now` passed in wherever time
+//! matters. The behaviour suite in the `underling-testkit` crate states what every
+//! implementation must do, and runs against both.
+//!
+//! Applications use [`crate::Queue`]; this trait is for the testkit and for new backends.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::broadcast;
+
+use crate::error::{Error, Result};
+use crate::job::{Job, JobList};
+use crate::model::{AppliedMigration, Command, HistoryPoint, LockInfo, QueueInfo, RepairReport};
+use crate::model::{Stats, WorkerInfo};
+use crate::queue::ConnectOptions;
+
+pub(crate) mod migrate;
+pub(crate) mod notify;
+pub mod params;
+pub(crate) mod rows;
+
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+pub use params::*;
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BackendKind {
+    /// PostgreSQL.
+    Postgres,
+    /// SQLite.
+    Sqlite,
+}
+
+impl BackendKind {
+    /// Tells which backend a database URL is for.
+    ///
+    /// ```
+    /// use underling::BackendKind;
+    /// assert_eq!(BackendKind::from_url("postgres://db/app").unwrap(), BackendKind::Postgres);
+    /// assert_eq!(BackendKind::from_url("sqlite::memory:").unwrap(), BackendKind::Sqlite);
+    /// assert!(BackendKind::from_url("mysql://db/app").is_err());
+    /// ```
+    pub fn from_url(url: &str) -> Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(BackendKind::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Ok(BackendKind::Sqlite)
+        } else {
+            Err(Error::InvalidUrl {
+                url: crate::url::mask_password(url),
+                reason: "unknown scheme".into(),
+            })
+        }
+    }
+
+    /// The Cargo feature that builds this backend.
+    pub fn feature(self) -> &'static str {
+        match self {
+            BackendKind::Postgres => "postgres",
+            BackendKind::Sqlite => "sqlite",
+        }
+    }
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BackendKind::Postgres => "PostgreSQL",
+            BackendKind::Sqlite => "SQLite",
+        })
+    }
+}
+
+/// A store's connection pool, for applications that run their own statements (or their own
+/// transactions, see [`crate::Queue::enqueue_in`]) on the queue's connections.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Pool {
+    /// A PostgreSQL pool; its connections have the queue's schema on their search path.
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::PgPool),
+    /// A SQLite pool.
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::SqlitePool),
+}
+
+/// The storage contract: one implementation per database, the same behaviour on each.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which database this is.
+    fn kind(&self) -> BackendKind;
+    /// The connection pool.
+    fn pool(&self) -> Pool;
+
+    /// Applies pending migrations (safe when many processes start at once).
+    async fn migrate(&self) -> Result<Vec<AppliedMigration>>;
+    /// Fails with [`Error::NotMigrated`] unless every migration is applied.
+    async fn check_migrated(&self) -> Result<()>;
+
+    /// Inserts jobs in one round trip and returns their ids in input order.
+    async fn enqueue(&self, p: Enqueue<'_>) -> Result<Vec<i64>>;
+    /// Inserts jobs on the caller's PostgreSQL connection or transaction: they exist if and
+    /// only if it commits. Every statement names the store's schema.
+    #[cfg(feature = "postgres")]
+    async fn enqueue_on_postgres(
+        &self,
+        _conn: &mut sqlx::PgConnection,
+        _p: Enqueue<'_>,
+    ) -> Result<Vec<i64>> {
+        Err(Error::WrongBackend {
+            expected: BackendKind::Postgres,
+            found: self.kind(),
+        })
+    }
+    /// Inserts jobs on the caller's SQLite connection or transaction: they exist if and only
+    /// if it commits.
+    #[cfg(feature = "sqlite")]
+    async fn enqueue_on_sqlite(
+        &self,
+        _conn: &mut sqlx::SqliteConnection,
+        _p: Enqueue<'_>,
+    ) -> Result<Vec<i64>> {
+        Err(Error::WrongBackend {
+            expected: BackendKind::Sqlite,
+            found: self.kind(),
+        })
+    }
+
+    /// A worker's cycle: settles attempts that ended (only those still current: active, with
+    /// the retry count they were claimed with), then claims ready jobs in priority then id
+    /// order. One round trip and one commit where the database allows.
+    async fn cycle(&self, p: Cycle<'_>) -> Result<CycleReply>;
+    /// Claims one job by id if it is ready (ignoring its queue and pauses).
+    async fn claim_by_id(&self, p: ClaimById) -> Result<Option<Job>>;
+    /// Puts jobs that a worker claimed but never started back to inactive, without using up
+    /// an attempt. Only attempts still active under that worker change; returns how many did.
+    async fn release(&self, p: Release<'_>) -> Result<u64>;
+    /// When the next delayed inactive job of the queues falls due, if any.
+    async fn next_due(&self, p: NextDue<'_>) -> Result<Option<DateTime<Utc>>>;
+
+    /// One job with its parents and children.
+    async fn job(&self, id: i64) -> Result<Option<Job>>;
+    /// A page of jobs, newest first, and the total count.
+    async fn list(&self, p: ListJobs<'_>) -> Result<JobList>;
+    /// Puts every matching job back to inactive as a new attempt (checking the new parents
+    /// first); returns how many.
+    async fn retry(&self, p: Retry<'_>) -> Result<u64>;
+    /// Removes a job that is not active.
+    async fn remove(&self, id: i64) -> Result<()>;
+    /// Removes up to `batch` matching jobs, oldest first; returns how many.
+    async fn purge(&self, p: Purge<'_>) -> Result<u64>;
+    /// Merges keys into a job's notes; a null value deletes the key.
+    async fn note(&self, p: Note<'_>) -> Result<()>;
+    /// Counts across the store.
+    async fn stats(&self, now: Now) -> Result<Stats>;
+    /// Finished and failed jobs per hour over the 24 hours up to `now`.
+    async fn history(&self, now: Now) -> Result<Vec<HistoryPoint>>;
+
+    /// Registers a worker; returns its id.
+    async fn register_worker(&self, p: RegisterWorker<'_>) -> Result<i64>;
+    /// Records a heartbeat with a fresh status; `false` if the worker was removed meanwhile.
+    async fn heartbeat(&self, p: Heartbeat<'_>) -> Result<bool>;
+    /// Removes a worker.
+    async fn unregister_worker(&self, id: i64) -> Result<()>;
+    /// All workers (or the ones given), oldest first.
+    async fn workers(&self, ids: &[i64]) -> Result<Vec<WorkerInfo>>;
+    /// Puts a command into the inbox of the workers given (all when empty); returns how many.
+    async fn broadcast(&self, p: Broadcast<'_>) -> Result<u64>;
+    /// Takes the commands waiting in a worker's inbox, oldest first.
+    async fn receive(&self, worker_id: i64) -> Result<Vec<Command>>;
+
+    /// Takes a hold on a named lock unless `limit` holds are live; a zero duration only checks.
+    async fn lock(&self, p: Lock<'_>) -> Result<bool>;
+    /// Releases the hold that expires first; `false` if none was held.
+    async fn unlock(&self, p: Unlock<'_>) -> Result<bool>;
+    /// Live holds, for the names given (all when empty).
+    async fn locks(&self, p: Locks<'_>) -> Result<Vec<LockInfo>>;
+
+    /// Pauses or resumes a queue.
+    async fn set_queue_paused(&self, p: PauseQueue<'_>) -> Result<()>;
+    /// Every queue that has jobs or a pause flag, with counts.
+    async fn queues(&self) -> Result<Vec<QueueInfo>>;
+
+    /// Removes workers whose heartbeat is too old and rescues their jobs (failed, and retried
+    /// after their task's backoff where tries are left, as one settle), then removes old
+    /// finished jobs and expired ones, fails stuck ones and drops expired locks.
+    async fn repair(&self, p: Repair<'_>) -> Result<RepairReport>;
+
+    /// A stream of queue names that got ready jobs (`*` for any), if this store can push them.
+    /// Subscribe before claiming so that no wake-up is missed between an empty claim and the
+    /// wait that follows.
+    async fn subscribe(&self) -> Result<Option<broadcast::Receiver<String>>>;
+
+    /// Closes the connection pool.
+    async fn close(&self);
+}
+
+/// Opens the store a URL names, without migrating or checking its schema (`opts.migrate`
+/// only decides whether a missing SQLite file may be created).
+pub async fn open(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
+    match BackendKind::from_url(&opts.url)? {
+        #[cfg(feature = "postgres")]
+        BackendKind::Postgres => Ok(Arc::new(postgres::PostgresStore::connect(opts).await?)),
+        #[cfg(feature = "sqlite")]
+        BackendKind::Sqlite => Ok(Arc::new(sqlite::SqliteStore::connect(opts).await?)),
+        #[allow(unreachable_patterns)]
+        kind => Err(Error::BackendDisabled(kind)),
+    }
+}
+
+/// Sorts claimed jobs into claim order: highest priority first, then by id.
+pub(crate) fn claim_order(jobs: &mut [Job]) {
+    jobs.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
+}
+
+/// A statement's text with its `{name}` placeholders replaced by fragments (other `.sql` files
+/// of the same folder, such as the job filter or the readiness rule). Nothing dynamic is
+/// spliced into SQL this way: each statement is filled once per process from files compiled
+/// into the library.
+pub(crate) fn fill(template: &str, fragments: &[(&str, &str)]) -> String {
+    let mut text = template.to_string();
+    for (name, fragment) in fragments {
+        text = text.replace(&format!("{{{name}}}"), fragment.trim_end());
+    }
+    text
+}
+
+/// The text of a statement in the calling backend's `sql/` folder, with the fragments named
+/// after it filled in (see [`fill`]); a `&'static str`, built on first use.
+macro_rules! statement {
+    ($file:literal) => {
+        include_str!(concat!("sql/", $file, ".sql"))
+    };
+    ($file:literal, $($fragment:literal),+) => {{
+        static TEXT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            $crate::store::fill(
+                include_str!(concat!("sql/", $file, ".sql")),
+                &[$(($fragment, include_str!(concat!("sql/", $fragment, ".sql")))),+],
+            )
+        });
+        TEXT.as_str()
+    }};
+}
+pub(crate) use statement;

@@ -1,0 +1,245 @@
+//! The inputs and outputs of the storage contract: one parameter struct per operation.
+//!
+//! Every struct here is built by [`crate::Queue`] or the worker from input they have already
+//! validated; a store checks only what the database alone can know (a parent that does not
+//! exist, a job that is active, an attempt that is no longer current).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::job::{Job, JobFilter, NewJob, RetryOptions, Settle, Settled};
+use crate::model::{ClaimSpec, RepairOptions};
+
+/// The time an operation takes as "now".
+///
+/// `None` means the database's clock on PostgreSQL (one clock for every host) and this
+/// process's clock on SQLite. Tests pass a fixed time to see what a store does at that moment
+/// without waiting for it.
+pub type Now = Option<DateTime<Utc>>;
+
+/// One attempt at a job: its id and its retry count when it was claimed. A later attempt at the
+/// same job (after a retry or a rescue) has a higher retry count, so an attempt that is no
+/// longer current can be told apart and changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Attempt {
+    /// The job.
+    pub id: i64,
+    /// The job's retry count when it was claimed.
+    pub retries: i32,
+}
+
+/// [`super::Store::enqueue`]: jobs to insert, in one round trip.
+#[derive(Debug, Clone, Copy)]
+pub struct Enqueue<'a> {
+    /// The jobs, validated by [`NewJob::new`].
+    pub jobs: &'a [NewJob],
+    /// Delays and expiries count from this time.
+    pub now: Now,
+}
+
+/// What a worker wants to claim.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    /// The worker the jobs are handed to.
+    pub worker_id: i64,
+    /// Which queues and tasks (queues must not be empty).
+    pub spec: &'a ClaimSpec,
+    /// At most this many jobs.
+    pub limit: usize,
+}
+
+/// [`super::Store::cycle`]: a worker's whole cycle. Outcomes are written first, then jobs are
+/// claimed, in one round trip where the database allows.
+#[derive(Debug, Clone, Copy)]
+pub struct Cycle<'a> {
+    /// Attempts that ended, to settle (may be empty).
+    pub settles: &'a [Settle],
+    /// Jobs to claim after settling, if any.
+    pub claim: Option<Claim<'a>>,
+    /// The time of the settles and claims.
+    pub now: Now,
+}
+
+/// What [`super::Store::cycle`] did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CycleReply {
+    /// What each settle did, in input order.
+    pub settled: Vec<Settled>,
+    /// The claimed jobs, highest priority first, then by id.
+    pub claimed: Vec<Job>,
+}
+
+/// [`super::Store::claim_by_id`]: one job, for a foreground run.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimById {
+    /// The worker the job is handed to.
+    pub worker_id: i64,
+    /// The job, claimed only if it is ready (queues and pauses are ignored).
+    pub id: i64,
+    /// The time of the claim.
+    pub now: Now,
+}
+
+/// [`super::Store::release`]: jobs a worker claimed but never started.
+#[derive(Debug, Clone, Copy)]
+pub struct Release<'a> {
+    /// The worker that holds them; attempts held by any other worker are left alone.
+    pub worker_id: i64,
+    /// The attempts to give back.
+    pub attempts: &'a [Attempt],
+}
+
+/// [`super::Store::next_due`]: when the next delayed job of some queues falls due.
+#[derive(Debug, Clone, Copy)]
+pub struct NextDue<'a> {
+    /// The queues.
+    pub queues: &'a [String],
+    /// Jobs due after this time count.
+    pub now: Now,
+}
+
+/// [`super::Store::list`]: one page of jobs, newest first.
+#[derive(Debug, Clone, Copy)]
+pub struct ListJobs<'a> {
+    /// Which jobs.
+    pub filter: &'a JobFilter,
+    /// At most this many.
+    pub limit: u64,
+    /// Skipping this many.
+    pub offset: u64,
+}
+
+/// [`super::Store::retry`]: puts every matching job back to inactive (from any state) as a
+/// new attempt, applying the changes to each.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry<'a> {
+    /// Which jobs.
+    pub filter: &'a JobFilter,
+    /// What to change on each (validated).
+    pub changes: &'a RetryOptions,
+    /// Delays and expiries count from this time.
+    pub now: Now,
+}
+
+/// [`super::Store::purge`]: removes a bounded batch of matching jobs.
+#[derive(Debug, Clone, Copy)]
+pub struct Purge<'a> {
+    /// Which jobs.
+    pub filter: &'a JobFilter,
+    /// At most this many in one statement.
+    pub batch: u64,
+}
+
+/// [`super::Store::note`]: merges keys into a job's notes.
+#[derive(Debug, Clone, Copy)]
+pub struct Note<'a> {
+    /// The job.
+    pub id: i64,
+    /// Keys to set; a null value deletes its key.
+    pub notes: &'a Map<String, Value>,
+}
+
+/// [`super::Store::register_worker`].
+#[derive(Debug, Clone, Copy)]
+pub struct RegisterWorker<'a> {
+    /// Host name.
+    pub host: &'a str,
+    /// Process id.
+    pub pid: i32,
+    /// What the worker says about itself.
+    pub status: &'a Value,
+    /// The registration (and first heartbeat) time.
+    pub now: Now,
+}
+
+/// [`super::Store::heartbeat`].
+#[derive(Debug, Clone, Copy)]
+pub struct Heartbeat<'a> {
+    /// The worker.
+    pub id: i64,
+    /// A fresh status.
+    pub status: &'a Value,
+    /// The heartbeat's time.
+    pub now: Now,
+}
+
+/// [`super::Store::broadcast`]: a remote command for workers' inboxes.
+#[derive(Debug, Clone, Copy)]
+pub struct Broadcast<'a> {
+    /// The command name.
+    pub command: &'a str,
+    /// Its arguments.
+    pub args: &'a Value,
+    /// The workers (all when empty).
+    pub ids: &'a [i64],
+    /// When it was sent.
+    pub now: Now,
+}
+
+/// [`super::Store::lock`]: takes a hold on a named lock unless `limit` holds are live.
+#[derive(Debug, Clone, Copy)]
+pub struct Lock<'a> {
+    /// The lock's name.
+    pub name: &'a str,
+    /// How long the hold lasts; zero only checks.
+    pub duration: Duration,
+    /// How many holds may be live at once (at least 1).
+    pub limit: u32,
+    /// The time of the attempt.
+    pub now: Now,
+}
+
+/// [`super::Store::unlock`]: releases the hold on a lock that expires first.
+#[derive(Debug, Clone, Copy)]
+pub struct Unlock<'a> {
+    /// The lock's name.
+    pub name: &'a str,
+    /// Holds that expired before this time are gone already.
+    pub now: Now,
+}
+
+/// [`super::Store::locks`]: the live holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Locks<'a> {
+    /// The locks' names (all when empty).
+    pub names: &'a [String],
+    /// Holds that expired before this time are not listed.
+    pub now: Now,
+}
+
+/// [`super::Store::set_queue_paused`].
+#[derive(Debug, Clone, Copy)]
+pub struct PauseQueue<'a> {
+    /// The queue.
+    pub queue: &'a str,
+    /// Paused or resumed.
+    pub paused: bool,
+    /// When it changed.
+    pub now: Now,
+}
+
+/// The delay before the next try of a job whose worker went away, by task name and the
+/// number of retries so far: the worker passes its registry's backoffs.
+pub type RescueBackoff<'a> = &'a (dyn Fn(&str, i32) -> Duration + Sync);
+
+/// [`super::Store::repair`].
+#[derive(Clone, Copy)]
+pub struct Repair<'a> {
+    /// What counts as missing, old or stuck.
+    pub options: &'a RepairOptions,
+    /// The backoff of each rescued job that has tries left.
+    pub backoff: RescueBackoff<'a>,
+    /// The time of the repair.
+    pub now: Now,
+}
+
+impl std::fmt::Debug for Repair<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repair")
+            .field("options", self.options)
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
+}

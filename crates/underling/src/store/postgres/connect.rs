@@ -1,0 +1,130 @@
+//! Connecting to PostgreSQL: URL and schema checks, the pool, and migrations.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+
+use crate::error::{Error, Result};
+use crate::model::AppliedMigration;
+use crate::queue::ConnectOptions;
+use crate::store::{migrate, statement};
+use crate::url::mask_password;
+
+/// The migrations for PostgreSQL, embedded at build time.
+pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// An advisory lock that serializes migrations across every process.
+const MIGRATION_LOCK: i64 = 1970170217;
+
+/// What connecting produced.
+pub(super) struct Connected {
+    pub(super) pool: PgPool,
+    /// How to connect; the LISTEN connection is opened with these, outside the pool.
+    pub(super) options: PgConnectOptions,
+}
+
+/// Connects to `opts.url`. With a schema, every pool connection has it on its search path.
+pub(super) async fn connect(opts: &ConnectOptions) -> Result<Connected> {
+    let masked = mask_password(&opts.url);
+    let mut options = PgConnectOptions::from_str(&opts.url).map_err(|e| Error::InvalidUrl {
+        url: masked.clone(),
+        reason: e.to_string(),
+    })?;
+    options = options.application_name("underling");
+    if let Some(schema) = &opts.schema {
+        validate_schema(schema)?;
+        options = options.options([("search_path", schema.as_str())]);
+    }
+    // One direct connection first: a pool retries a refused connection until its acquire
+    // timeout and then reports only that it timed out, losing the reason.
+    let probe = <PgConnection as sqlx::Connection>::connect_with(&options)
+        .await
+        .map_err(|source| Error::Connect {
+            url: masked.clone(),
+            source,
+        })?;
+    let _ = sqlx::Connection::close(probe).await;
+    let pool = PgPoolOptions::new()
+        .max_connections(opts.max_connections.max(2))
+        .acquire_timeout(Duration::from_secs(10))
+        // A ping before every query would double the round trips of the hot path.
+        .test_before_acquire(false)
+        .connect_with(options.clone())
+        .await
+        .map_err(|source| Error::Connect {
+            url: masked,
+            source,
+        })?;
+    Ok(Connected { pool, options })
+}
+
+/// Schema names are spliced into SQL (quoted), so only plain identifiers are accepted.
+pub(super) fn validate_schema(schema: &str) -> Result<()> {
+    let ok = !schema.is_empty()
+        && schema.len() <= 63
+        && schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !schema.starts_with(|c: char| c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidOption(format!(
+            "invalid schema name {schema:?}: use letters, digits and underscores"
+        )))
+    }
+}
+
+/// The migrations applied so far, or `None` when there is no migrations table.
+pub(super) async fn applied_versions(pool: &PgPool) -> Result<Option<Vec<i64>>> {
+    let exists: bool = sqlx::query_scalar(statement!("has_migrations"))
+        .fetch_one(pool)
+        .await?;
+    if !exists {
+        return Ok(None);
+    }
+    let versions: Vec<i64> = sqlx::query_scalar(statement!("applied_migrations"))
+        .fetch_all(pool)
+        .await?;
+    Ok(Some(versions))
+}
+
+/// Creates the schema and applies pending migrations, one process at a time: `CREATE SCHEMA
+/// IF NOT EXISTS` races with itself, and sqlx's own lock only covers the migrations table.
+pub(super) async fn migrate(pool: &PgPool, schema: Option<&str>) -> Result<Vec<AppliedMigration>> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *conn)
+        .await?;
+    let result = migrate_locked(pool, &mut conn, schema).await;
+    // A session lock outlives the statement: release it before the connection goes back to
+    // the pool, whatever happened.
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *conn)
+        .await?;
+    result
+}
+
+async fn migrate_locked(
+    pool: &PgPool,
+    conn: &mut PgConnection,
+    schema: Option<&str>,
+) -> Result<Vec<AppliedMigration>> {
+    if let Some(schema) = schema {
+        // Checked by `validate_schema` when connecting.
+        let sql = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *conn)
+            .await?;
+    }
+    let before = applied_versions(pool).await?.unwrap_or_default();
+    // `run_direct` takes the connection itself (`run` wants an `Acquire`, which does not
+    // compile inside an `async_trait` method).
+    migrate::migrator(&MIGRATOR)
+        .run_direct(None, &mut *conn, false)
+        .await?;
+    Ok(migrate::newly_applied(&MIGRATOR, &before))
+}

@@ -1,0 +1,629 @@
+//! The PostgreSQL store: claims with `FOR UPDATE SKIP LOCKED`, wakes workers with
+//! LISTEN/NOTIFY, and settles many attempts per statement.
+//!
+//! Statements live in `sql/`; the worker's cycle, the readiness rule and the retry transition
+//! live in the migrations as functions, because they carry planner settings of their own.
+
+mod connect;
+mod listener;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgRow};
+use sqlx::{FromRow, Row};
+use tokio::sync::{OnceCell, broadcast};
+use tokio::task::JoinHandle;
+
+use crate::error::{Error, Result};
+use crate::job::{Job, JobList, JobState, NewJob, Outcome, Settle};
+use crate::model::{AppliedMigration, Command, HistoryPoint, LockInfo, QueueInfo, RepairReport};
+use crate::model::{Stats, WorkerInfo};
+use crate::queue::ConnectOptions;
+use crate::store::notify::{Coalescer, SendWake, Wakeups};
+use crate::store::rows::{self, JobRow};
+use crate::store::{self, BackendKind, Pool, Store, statement};
+
+/// A job row as PostgreSQL returns it.
+type PgJobRow = JobRow<DateTime<Utc>, Value, Vec<i64>>;
+
+/// Seconds as a float, for `make_interval(secs => …)`.
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// The PostgreSQL store.
+pub struct PostgresStore {
+    pool: PgPool,
+    /// How to connect, for the LISTEN connection.
+    options: PgConnectOptions,
+    /// The schema the tables live in, if not the default.
+    schema: Option<String>,
+    /// The NOTIFY channel; one per schema so that two stores on one server do not wake each other.
+    channel: String,
+    /// Statements that may run on a connection the library does not own, with the schema named.
+    named: NamedStatements,
+    wakeups: Wakeups,
+    listener: OnceCell<()>,
+    listener_task: Mutex<Option<JoinHandle<()>>>,
+    /// Coalesces the wake-ups of single enqueues.
+    coalescer: Arc<Coalescer>,
+}
+
+/// The statements of a transactional enqueue, with the store's schema named in them.
+struct NamedStatements {
+    missing_parent: String,
+    enqueue_jobs: String,
+}
+
+impl NamedStatements {
+    fn new(schema: Option<&str>) -> Self {
+        // The schema was checked by `validate_schema`: letters, digits and underscores.
+        let prefix = schema.map(|s| format!("\"{s}\".")).unwrap_or_default();
+        let named = |template: &str| store::fill(template, &[("schema", prefix.as_str())]);
+        NamedStatements {
+            missing_parent: named(statement!("missing_parent")),
+            enqueue_jobs: named(statement!("enqueue_jobs")),
+        }
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `opts.url`; with `opts.schema`, every table lives in that schema (created
+    /// by `migrate`).
+    pub async fn connect(opts: &ConnectOptions) -> Result<Self> {
+        let connected = connect::connect(opts).await?;
+        let schema = opts.schema.clone();
+        Ok(PostgresStore {
+            channel: format!("underling.{}", schema.as_deref().unwrap_or("public")),
+            named: NamedStatements::new(schema.as_deref()),
+            pool: connected.pool,
+            options: connected.options,
+            schema,
+            wakeups: Wakeups::default(),
+            listener: OnceCell::new(),
+            listener_task: Mutex::new(None),
+            coalescer: Arc::new(Coalescer::default()),
+        })
+    }
+
+    /// Sends one NOTIFY for a queue, outside any transaction.
+    fn send_wake(&self) -> SendWake {
+        let (pool, channel) = (self.pool.clone(), self.channel.clone());
+        Arc::new(move |queue: String| {
+            let (pool, channel) = (pool.clone(), channel.clone());
+            Box::pin(async move {
+                if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(&channel)
+                    .bind(&queue)
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::warn!(error = %e, queue, "waking workers failed; they find the jobs at their next poll");
+                }
+            })
+        })
+    }
+
+    /// Inserts jobs on one connection (the pool's or the caller's): the parent check, then one
+    /// statement, both naming the schema.
+    async fn insert(&self, conn: &mut PgConnection, p: store::Enqueue<'_>) -> Result<Vec<i64>> {
+        let jobs = p.jobs;
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut parents: Vec<i64> = jobs.iter().flat_map(|j| j.parents().iter().copied()).collect();
+        if !parents.is_empty() {
+            parents.sort_unstable();
+            parents.dedup();
+            let missing: Option<i64> =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(self.named.missing_parent.clone()))
+                    .bind(&parents)
+                    .fetch_one(&mut *conn)
+                    .await?;
+            if let Some(missing) = missing {
+                return Err(Error::ParentNotFound(missing));
+            }
+        }
+        let columns = BatchColumns::new(jobs);
+        let query = sqlx::query_scalar(sqlx::AssertSqlSafe(self.named.enqueue_jobs.clone()));
+        let ids: Vec<i64> = columns
+            .bind(query)
+            .bind(&self.channel)
+            .bind(p.now)
+            .fetch_all(&mut *conn)
+            .await?;
+        Ok(ids)
+    }
+
+    /// One job without parents, due now or later: the hot path of single enqueues, one short
+    /// INSERT. With `wake`, its queue's workers are woken at commit when it is due.
+    async fn insert_one(&self, job: &NewJob, wake: bool, now: store::Now) -> Result<i64> {
+        let query = if wake {
+            sqlx::query_scalar(statement!("enqueue_one"))
+        } else {
+            sqlx::query_scalar(statement!("enqueue_one_quiet"))
+        };
+        let query = query
+            .bind(job.task())
+            .bind(job.args())
+            .bind(job.queue())
+            .bind(job.priority())
+            .bind(job.attempts())
+            .bind(job.run_at())
+            .bind(job.delay().map(secs))
+            .bind(job.expire().map(secs))
+            .bind(job.lax())
+            .bind(Value::Object(job.notes().clone()));
+        let query = if wake {
+            query.bind(&self.channel).bind(now)
+        } else {
+            query.bind(now)
+        };
+        Ok(query.fetch_one(&self.pool).await?)
+    }
+}
+
+/// A batch of jobs as one array per column, for `underling_enqueue_jobs`.
+struct BatchColumns<'a> {
+    tasks: Vec<&'a str>,
+    args: Vec<&'a Value>,
+    queues: Vec<&'a str>,
+    priorities: Vec<i32>,
+    attempts: Vec<i32>,
+    delays: Vec<Option<f64>>,
+    run_ats: Vec<Option<DateTime<Utc>>>,
+    expires: Vec<Option<f64>>,
+    laxes: Vec<bool>,
+    has_parents: Vec<bool>,
+    notes: Vec<Value>,
+    /// (1-based input position, parent id) for every dependency.
+    dep_ord: Vec<i64>,
+    dep_parent: Vec<i64>,
+}
+
+impl<'a> BatchColumns<'a> {
+    fn new(jobs: &'a [NewJob]) -> Self {
+        let mut c = BatchColumns {
+            tasks: Vec::with_capacity(jobs.len()),
+            args: Vec::with_capacity(jobs.len()),
+            queues: Vec::with_capacity(jobs.len()),
+            priorities: Vec::with_capacity(jobs.len()),
+            attempts: Vec::with_capacity(jobs.len()),
+            delays: Vec::with_capacity(jobs.len()),
+            run_ats: Vec::with_capacity(jobs.len()),
+            expires: Vec::with_capacity(jobs.len()),
+            laxes: Vec::with_capacity(jobs.len()),
+            has_parents: Vec::with_capacity(jobs.len()),
+            notes: Vec::with_capacity(jobs.len()),
+            dep_ord: Vec::new(),
+            dep_parent: Vec::new(),
+        };
+        for (i, job) in jobs.iter().enumerate() {
+            c.tasks.push(job.task());
+            c.args.push(job.args());
+            c.queues.push(job.queue());
+            c.priorities.push(job.priority());
+            c.attempts.push(job.attempts());
+            c.delays.push(job.delay().map(secs));
+            c.run_ats.push(job.run_at());
+            c.expires.push(job.expire().map(secs));
+            c.laxes.push(job.lax());
+            c.has_parents.push(!job.parents().is_empty());
+            c.notes.push(Value::Object(job.notes().clone()));
+            for parent in job.parents() {
+                c.dep_ord.push(i as i64 + 1);
+                c.dep_parent.push(*parent);
+            }
+        }
+        c
+    }
+
+    /// Binds the columns as `$1..$13`.
+    fn bind<'q, O>(
+        &'q self,
+        query: sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+        query
+            .bind(&self.tasks)
+            .bind(&self.args)
+            .bind(&self.queues)
+            .bind(&self.priorities)
+            .bind(&self.attempts)
+            .bind(&self.delays)
+            .bind(&self.run_ats)
+            .bind(&self.expires)
+            .bind(&self.laxes)
+            .bind(&self.has_parents)
+            .bind(&self.notes)
+            .bind(&self.dep_ord)
+            .bind(&self.dep_parent)
+    }
+}
+
+/// Outcomes as one array per column, for `underling_cycle`.
+struct SettleColumns<'a> {
+    ids: Vec<i64>,
+    retries: Vec<i32>,
+    oks: Vec<bool>,
+    results: Vec<&'a Value>,
+    delays: Vec<f64>,
+}
+
+impl<'a> SettleColumns<'a> {
+    fn new(settles: &'a [Settle]) -> Self {
+        let mut c = SettleColumns {
+            ids: Vec::with_capacity(settles.len()),
+            retries: Vec::with_capacity(settles.len()),
+            oks: Vec::with_capacity(settles.len()),
+            results: Vec::with_capacity(settles.len()),
+            delays: Vec::with_capacity(settles.len()),
+        };
+        for s in settles {
+            c.ids.push(s.id);
+            c.retries.push(s.retries);
+            match &s.outcome {
+                Outcome::Finished(result) => {
+                    c.oks.push(true);
+                    c.results.push(result);
+                    c.delays.push(0.0);
+                }
+                Outcome::Failed { error, retry_delay } => {
+                    c.oks.push(false);
+                    c.results.push(error);
+                    c.delays.push(secs(*retry_delay));
+                }
+            }
+        }
+        c
+    }
+}
+
+/// Runs `underling_cycle` on `conn` and splits its rows into settles and claimed jobs.
+async fn run_cycle(
+    conn: &mut PgConnection,
+    channel: &str,
+    p: store::Cycle<'_>,
+) -> Result<store::CycleReply> {
+    let columns = SettleColumns::new(p.settles);
+    let (worker_id, queues, tasks, limit) = match p.claim {
+        Some(c) if !c.spec.queues.is_empty() => (
+            c.worker_id,
+            c.spec.queues.as_slice(),
+            c.spec.tasks.as_slice(),
+            c.limit,
+        ),
+        _ => (0, &[][..], &[][..], 0),
+    };
+    if p.settles.is_empty() && limit == 0 {
+        return Ok(store::CycleReply::default());
+    }
+    let rows: Vec<PgRow> = sqlx::query(statement!("cycle"))
+        .bind(&columns.ids)
+        .bind(&columns.retries)
+        .bind(&columns.oks)
+        .bind(&columns.results)
+        .bind(&columns.delays)
+        .bind(channel)
+        .bind(worker_id)
+        .bind(queues)
+        .bind(tasks)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(p.now)
+        .fetch_all(&mut *conn)
+        .await?;
+    // Claimed jobs come back active and whole; settled ones as their id and new state.
+    let mut changed = Vec::new();
+    let mut claimed = Vec::new();
+    for row in &rows {
+        let state: String = row.try_get("state")?;
+        if state == JobState::Active.as_str() {
+            claimed.push(PgJobRow::from_row(row)?.into_job()?);
+        } else {
+            changed.push((row.try_get::<i64, _>("id")?, state));
+        }
+    }
+    store::claim_order(&mut claimed);
+    Ok(store::CycleReply {
+        settled: rows::settled(p.settles, &changed)?,
+        claimed,
+    })
+}
+
+mod operations;
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        if let Ok(mut slot) = self.listener_task.lock()
+            && let Some(handle) = slot.take()
+        {
+            handle.abort();
+        }
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Postgres
+    }
+
+    fn pool(&self) -> Pool {
+        Pool::Postgres(self.pool.clone())
+    }
+
+    async fn migrate(&self) -> Result<Vec<AppliedMigration>> {
+        connect::migrate(&self.pool, self.schema.as_deref()).await
+    }
+
+    async fn check_migrated(&self) -> Result<()> {
+        store::migrate::check_applied(
+            &connect::MIGRATOR,
+            connect::applied_versions(&self.pool).await?,
+        )
+    }
+
+    async fn enqueue(&self, p: store::Enqueue<'_>) -> Result<Vec<i64>> {
+        if let [job] = p.jobs
+            && job.parents().is_empty()
+        {
+            if job.run_at().is_some() || job.delay().is_some() {
+                return Ok(vec![self.insert_one(job, true, p.now).await?]);
+            }
+            // A single job, due now, in its own transaction: its wake-up may be coalesced.
+            if self
+                .coalescer
+                .notify_now(job.queue(), std::time::Instant::now())
+            {
+                return Ok(vec![self.insert_one(job, true, p.now).await?]);
+            }
+            let id = self.insert_one(job, false, p.now).await?;
+            self.coalescer.catch_up(job.queue(), &self.send_wake());
+            return Ok(vec![id]);
+        }
+        // The parent check and the insert must see the same parents.
+        let mut tx = self.pool.begin().await?;
+        let ids = self.insert(&mut tx, p).await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn enqueue_on_postgres(
+        &self,
+        conn: &mut PgConnection,
+        p: store::Enqueue<'_>,
+    ) -> Result<Vec<i64>> {
+        self.insert(conn, p).await
+    }
+
+    async fn cycle(&self, p: store::Cycle<'_>) -> Result<store::CycleReply> {
+        let mut conn = self.pool.acquire().await?;
+        run_cycle(&mut conn, &self.channel, p).await
+    }
+
+    async fn claim_by_id(&self, p: store::ClaimById) -> Result<Option<Job>> {
+        let row: Option<PgJobRow> = sqlx::query_as(statement!("claim_by_id", "job_columns"))
+            .bind(p.worker_id)
+            .bind(p.id)
+            .bind(p.now)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(JobRow::into_job).transpose()
+    }
+
+    async fn release(&self, p: store::Release<'_>) -> Result<u64> {
+        if p.attempts.is_empty() {
+            return Ok(0);
+        }
+        let (ids, retries): (Vec<i64>, Vec<i32>) =
+            p.attempts.iter().map(|a| (a.id, a.retries)).unzip();
+        let released: i64 = sqlx::query_scalar(statement!("release"))
+            .bind(&ids)
+            .bind(&retries)
+            .bind(p.worker_id)
+            .bind(&self.channel)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(released).unwrap_or(0))
+    }
+
+    async fn next_due(&self, p: store::NextDue<'_>) -> Result<Option<DateTime<Utc>>> {
+        Ok(sqlx::query_scalar(statement!("next_due"))
+            .bind(p.queues)
+            .bind(p.now)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn job(&self, id: i64) -> Result<Option<Job>> {
+        let row: Option<PgJobRow> = sqlx::query_as(statement!("job", "job_columns"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(JobRow::into_job).transpose()
+    }
+
+    async fn list(&self, p: store::ListJobs<'_>) -> Result<JobList> {
+        self.list_jobs(p).await
+    }
+
+    async fn retry(&self, p: store::Retry<'_>) -> Result<u64> {
+        self.retry_jobs(p).await
+    }
+
+    async fn remove(&self, id: i64) -> Result<()> {
+        let state: Option<String> = sqlx::query_scalar(statement!("remove"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match state.as_deref() {
+            None => Err(Error::JobNotFound(id)),
+            Some("removed") => Ok(()),
+            Some(_) => Err(Error::JobActive(id)),
+        }
+    }
+
+    async fn purge(&self, p: store::Purge<'_>) -> Result<u64> {
+        self.purge_jobs(p).await
+    }
+
+    async fn note(&self, p: store::Note<'_>) -> Result<()> {
+        let (set, unset): (Map<String, Value>, Map<String, Value>) =
+            p.notes.clone().into_iter().partition(|(_, v)| !v.is_null());
+        let unset: Vec<String> = unset.into_iter().map(|(k, _)| k).collect();
+        let result = sqlx::query(statement!("note"))
+            .bind(p.id)
+            .bind(Value::Object(set))
+            .bind(&unset)
+            .execute(&self.pool)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Err(Error::JobNotFound(p.id));
+        }
+        Ok(())
+    }
+
+    async fn stats(&self, now: store::Now) -> Result<Stats> {
+        self.read_stats(now).await
+    }
+
+    async fn history(&self, now: store::Now) -> Result<Vec<HistoryPoint>> {
+        self.read_history(now).await
+    }
+
+    async fn register_worker(&self, p: store::RegisterWorker<'_>) -> Result<i64> {
+        Ok(sqlx::query_scalar(statement!("register_worker"))
+            .bind(p.host)
+            .bind(p.pid)
+            .bind(p.status)
+            .bind(p.now)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn heartbeat(&self, p: store::Heartbeat<'_>) -> Result<bool> {
+        let result = sqlx::query(statement!("heartbeat"))
+            .bind(p.id)
+            .bind(p.status)
+            .bind(p.now)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn unregister_worker(&self, id: i64) -> Result<()> {
+        sqlx::query(statement!("unregister_worker"))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn workers(&self, ids: &[i64]) -> Result<Vec<WorkerInfo>> {
+        self.read_workers(ids).await
+    }
+
+    async fn broadcast(&self, p: store::Broadcast<'_>) -> Result<u64> {
+        let result = sqlx::query(statement!("broadcast"))
+            .bind(p.command)
+            .bind(p.args)
+            .bind(p.ids)
+            .bind(p.now)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+
+    async fn receive(&self, worker_id: i64) -> Result<Vec<Command>> {
+        let mut rows: Vec<(i64, String, Value)> = sqlx::query_as(statement!("receive"))
+            .bind(worker_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.sort_by_key(|r| r.0);
+        Ok(rows
+            .into_iter()
+            .map(|(_, command, args)| Command { command, args })
+            .collect())
+    }
+
+    async fn lock(&self, p: store::Lock<'_>) -> Result<bool> {
+        Ok(sqlx::query_scalar(statement!("lock"))
+            .bind(p.name)
+            .bind(secs(p.duration))
+            .bind(i32::try_from(p.limit).unwrap_or(i32::MAX))
+            .bind(p.now)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn unlock(&self, p: store::Unlock<'_>) -> Result<bool> {
+        let result = sqlx::query(statement!("unlock"))
+            .bind(p.name)
+            .bind(p.now)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn locks(&self, p: store::Locks<'_>) -> Result<Vec<LockInfo>> {
+        let rows: Vec<(i64, String, DateTime<Utc>)> = sqlx::query_as(statement!("locks"))
+            .bind(p.names)
+            .bind(p.now)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, expires)| LockInfo { id, name, expires })
+            .collect())
+    }
+
+    async fn set_queue_paused(&self, p: store::PauseQueue<'_>) -> Result<()> {
+        sqlx::query(statement!("pause_queue"))
+            .bind(p.queue)
+            .bind(p.paused)
+            .bind(&self.channel)
+            .bind(p.now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn queues(&self) -> Result<Vec<QueueInfo>> {
+        self.read_queues().await
+    }
+
+    async fn repair(&self, p: store::Repair<'_>) -> Result<RepairReport> {
+        self.run_repair(p).await
+    }
+
+    async fn subscribe(&self) -> Result<Option<broadcast::Receiver<String>>> {
+        // Subscribe first: the listener's first wake-up (`*`) must reach this subscriber.
+        let receiver = self.wakeups.subscribe();
+        self.listener
+            .get_or_init(|| async {
+                let handle = listener::start(
+                    self.options.clone(),
+                    self.channel.clone(),
+                    self.wakeups.clone(),
+                );
+                if let Ok(mut slot) = self.listener_task.lock() {
+                    *slot = Some(handle);
+                }
+            })
+            .await;
+        Ok(Some(receiver))
+    }
+
+    async fn close(&self) {
+        if let Ok(mut slot) = self.listener_task.lock()
+            && let Some(handle) = slot.take()
+        {
+            handle.abort();
+        }
+        self.coalescer.flush(&self.send_wake()).await;
+        self.pool.close().await;
+    }
+}

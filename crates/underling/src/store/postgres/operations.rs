@@ -1,0 +1,273 @@
+//! The PostgreSQL store's operations over job filters, its read models and its repair.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::{PgJobRow, PostgresStore, run_cycle, secs};
+use crate::error::Result;
+use crate::job::{JobFilter, JobList, Outcome, Settle};
+use crate::model::{HistoryPoint, QueueInfo, RepairReport, Stats, WorkerInfo};
+use crate::store::{self, rows, statement};
+
+/// A job filter bound as `$1..$6` (see `sql/filter.sql`).
+struct FilterArgs {
+    ids: Vec<i64>,
+    states: Vec<&'static str>,
+    queues: Vec<String>,
+    tasks: Vec<String>,
+    notes: Vec<String>,
+    finished_before: Option<DateTime<Utc>>,
+}
+
+impl FilterArgs {
+    fn new(f: &JobFilter) -> Self {
+        FilterArgs {
+            ids: f.ids.clone(),
+            states: f.states.iter().map(|s| s.as_str()).collect(),
+            queues: f.queues.clone(),
+            tasks: f.tasks.clone(),
+            notes: f.notes.clone(),
+            finished_before: f.finished_before,
+        }
+    }
+}
+
+/// Binds a [`FilterArgs`] as `$1..$6` to any kind of query.
+macro_rules! bind_filter {
+    ($query:expr, $args:expr) => {
+        $query
+            .bind(&$args.ids)
+            .bind(&$args.states)
+            .bind(&$args.queues)
+            .bind(&$args.tasks)
+            .bind(&$args.notes)
+            .bind($args.finished_before)
+    };
+}
+
+/// Converts a count the database returned.
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+impl PostgresStore {
+    pub(super) async fn list_jobs(&self, p: store::ListJobs<'_>) -> Result<JobList> {
+        let args = FilterArgs::new(p.filter);
+        let total: i64 = bind_filter!(sqlx::query_scalar(statement!("count", "filter")), args)
+            .fetch_one(&self.pool)
+            .await?;
+        let rows: Vec<PgJobRow> = bind_filter!(
+            sqlx::query_as(statement!("list", "job_columns", "filter")),
+            args
+        )
+        .bind(i64::try_from(p.limit).unwrap_or(i64::MAX))
+        .bind(i64::try_from(p.offset).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(JobList {
+            jobs: rows::into_jobs(rows)?,
+            total: count(total),
+        })
+    }
+
+    pub(super) async fn retry_jobs(&self, p: store::Retry<'_>) -> Result<u64> {
+        let args = FilterArgs::new(p.filter);
+        let changes = p.changes;
+        let mut tx = self.pool.begin().await?;
+        if let Some(parents) = &changes.parents {
+            let missing: Option<i64> =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(self.named.missing_parent.clone()))
+                    .bind(parents)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if let Some(missing) = missing {
+                return Err(crate::Error::ParentNotFound(missing));
+            }
+        }
+        let retried: i64 = bind_filter!(sqlx::query_scalar(statement!("retry", "filter")), args)
+            .bind(changes.delay.map(secs))
+            .bind(&changes.queue)
+            .bind(changes.priority)
+            .bind(changes.attempts)
+            .bind(changes.lax)
+            .bind(changes.expire.map(secs))
+            .bind(&changes.parents)
+            .bind(&self.channel)
+            .bind(p.now)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(count(retried))
+    }
+
+    pub(super) async fn purge_jobs(&self, p: store::Purge<'_>) -> Result<u64> {
+        let args = FilterArgs::new(p.filter);
+        let result = bind_filter!(sqlx::query(statement!("purge", "filter")), args)
+            .bind(i64::try_from(p.batch).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+
+    pub(super) async fn read_stats(&self, now: store::Now) -> Result<Stats> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            inactive: i64,
+            active: i64,
+            finished: i64,
+            failed: i64,
+            delayed: i64,
+            busy_workers: i64,
+            workers: i64,
+            locks: i64,
+            enqueued: i64,
+            uptime: i64,
+        }
+        let row: Row = sqlx::query_as(statement!("stats"))
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Stats {
+            inactive_jobs: count(row.inactive),
+            active_jobs: count(row.active),
+            finished_jobs: count(row.finished),
+            failed_jobs: count(row.failed),
+            delayed_jobs: count(row.delayed),
+            active_workers: count(row.busy_workers),
+            inactive_workers: count(row.workers - row.busy_workers),
+            active_locks: count(row.locks),
+            enqueued_jobs: count(row.enqueued),
+            uptime: Some(count(row.uptime)),
+        })
+    }
+
+    pub(super) async fn read_history(&self, now: store::Now) -> Result<Vec<HistoryPoint>> {
+        let rows: Vec<(DateTime<Utc>, i64, i64)> = sqlx::query_as(statement!("history"))
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(hour, finished, failed)| HistoryPoint {
+                hour,
+                finished: count(finished),
+                failed: count(failed),
+            })
+            .collect())
+    }
+
+    pub(super) async fn read_workers(&self, ids: &[i64]) -> Result<Vec<WorkerInfo>> {
+        type Row = (
+            i64,
+            String,
+            i32,
+            DateTime<Utc>,
+            DateTime<Utc>,
+            Value,
+            Vec<i64>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(statement!("workers"))
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, host, pid, started, last_heartbeat, status, jobs)| WorkerInfo {
+                    id,
+                    host,
+                    pid,
+                    started,
+                    last_heartbeat,
+                    status,
+                    jobs,
+                },
+            )
+            .collect())
+    }
+
+    pub(super) async fn read_queues(&self) -> Result<Vec<QueueInfo>> {
+        let rows: Vec<(String, bool, i64, i64, i64, i64)> = sqlx::query_as(statement!("queues"))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(name, paused, inactive, active, failed, finished)| QueueInfo {
+                    name,
+                    paused,
+                    inactive: count(inactive),
+                    active: count(active),
+                    failed: count(failed),
+                    finished: count(finished),
+                },
+            )
+            .collect())
+    }
+
+    pub(super) async fn run_repair(&self, p: store::Repair<'_>) -> Result<RepairReport> {
+        let opts = p.options;
+        let mut report = RepairReport::default();
+        // Missing workers go, and their attempts are settled as failed in the same transaction:
+        // the rows stay locked from the moment they are found, so no release or claim can slip
+        // in between, and the settle applies each task's backoff through the one retry
+        // transition (underling_cycle).
+        let mut tx = self.pool.begin().await?;
+        report.missing_workers = sqlx::query(statement!("repair_missing_workers"))
+            .bind(secs(opts.missing_after))
+            .bind(p.now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let abandoned: Vec<(i64, String, i32)> =
+            sqlx::query_as(statement!("repair_abandoned"))
+                .fetch_all(&mut *tx)
+                .await?;
+        let settles: Vec<Settle> = abandoned
+            .iter()
+            .map(|(id, task, retries)| Settle {
+                id: *id,
+                retries: *retries,
+                outcome: Outcome::Failed {
+                    error: Value::String("Worker went away".into()),
+                    retry_delay: (p.backoff)(task, *retries),
+                },
+            })
+            .collect();
+        let cycle = store::Cycle {
+            settles: &settles,
+            claim: None,
+            now: p.now,
+        };
+        let reply = run_cycle(&mut tx, &self.channel, cycle).await?;
+        report.abandoned_jobs = reply
+            .settled
+            .iter()
+            .filter(|s| **s != crate::job::Settled::Stale)
+            .count() as u64;
+        tx.commit().await?;
+
+        report.removed_jobs = sqlx::query(statement!("repair_old"))
+            .bind(secs(opts.remove_after))
+            .bind(p.now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        report.expired_jobs = sqlx::query(statement!("repair_expired"))
+            .bind(p.now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        report.stuck_jobs = sqlx::query(statement!("repair_stuck"))
+            .bind(secs(opts.stuck_after))
+            .bind(p.now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        sqlx::query(statement!("repair_locks"))
+            .bind(p.now)
+            .execute(&self.pool)
+            .await?;
+        Ok(report)
+    }
+}

@@ -1,0 +1,15 @@
+-- One job without parents, and the wake-up of its queue's workers (at commit) when it is due.
+-- $1 task, $2 args, $3 queue, $4 priority, $5 attempts, $6 run_at, $7 delay (s), $8 expire (s),
+-- $9 lax, $10 notes, $11 the wake-up channel, $12 now (NULL: the database's clock).
+WITH ins AS (
+    INSERT INTO underling_jobs (task, args, queue, priority, attempts, created, delayed, expires, lax, notes)
+    SELECT $1, $2, $3, $4, $5, t.at,
+           COALESCE($6, t.at + make_interval(secs => COALESCE($7, 0))),
+           CASE WHEN $8::float8 IS NULL THEN NULL ELSE t.at + make_interval(secs => $8) END,
+           $9, $10
+    FROM (SELECT COALESCE($12::timestamptz, now()) AS at) t
+    RETURNING id, queue, delayed, created
+), wake AS (
+    SELECT pg_notify($11, queue) FROM ins WHERE delayed <= created
+)
+SELECT id FROM ins WHERE (SELECT count(*) FROM wake) >= 0

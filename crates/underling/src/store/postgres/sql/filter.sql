@@ -1,0 +1,6 @@
+(cardinality($1::bigint[]) = 0 OR j.id = ANY($1))
+AND (cardinality($2::text[]) = 0 OR j.state = ANY($2))
+AND (cardinality($3::text[]) = 0 OR j.queue = ANY($3))
+AND (cardinality($4::text[]) = 0 OR j.task = ANY($4))
+AND (cardinality($5::text[]) = 0 OR j.notes ?& $5)
+AND ($6::timestamptz IS NULL OR j.finished < $6)

@@ -1,0 +1,1 @@
+SELECT to_regclass('underling_migrations') IS NOT NULL

@@ -1,0 +1,5 @@
+-- One job with its parents and children.
+SELECT {job_columns},
+       ARRAY(SELECT parent_id FROM underling_job_deps WHERE child_id = j.id ORDER BY parent_id) AS parents,
+       ARRAY(SELECT child_id FROM underling_job_deps WHERE parent_id = j.id ORDER BY child_id) AS children
+FROM underling_jobs j WHERE j.id = $1

@@ -1,0 +1,7 @@
+-- A page of matching jobs, newest first. $1..$6 the filter, $7 limit, $8 offset.
+SELECT {job_columns},
+       ARRAY(SELECT parent_id FROM underling_job_deps WHERE child_id = j.id ORDER BY parent_id) AS parents,
+       ARRAY(SELECT child_id FROM underling_job_deps WHERE parent_id = j.id ORDER BY child_id) AS children
+FROM underling_jobs j
+WHERE {filter}
+ORDER BY j.id DESC LIMIT $7 OFFSET $8

@@ -1,0 +1,1 @@
+DELETE FROM underling_locks WHERE expires <= COALESCE($1::timestamptz, now())

@@ -1,0 +1,162 @@
+//! Rows as the databases return them, turned into the library's types: written once for both
+//! stores, whose columns differ only in how they hold times (PostgreSQL `timestamptz`, SQLite
+//! integer milliseconds), JSON (`jsonb` or text) and id lists (arrays or JSON text).
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::job::{Job, JobState, Settled};
+use crate::job::Settle;
+
+/// A time as a store holds it.
+pub(crate) trait StoredTime {
+    fn into_time(self) -> DateTime<Utc>;
+}
+
+impl StoredTime for DateTime<Utc> {
+    fn into_time(self) -> DateTime<Utc> {
+        self
+    }
+}
+
+impl StoredTime for i64 {
+    /// Milliseconds since the Unix epoch.
+    fn into_time(self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(self).unwrap_or_default()
+    }
+}
+
+/// JSON as a store holds it.
+pub(crate) trait StoredJson {
+    fn into_json(self) -> Result<Value>;
+}
+
+impl StoredJson for Value {
+    fn into_json(self) -> Result<Value> {
+        Ok(self)
+    }
+}
+
+impl StoredJson for String {
+    fn into_json(self) -> Result<Value> {
+        Ok(serde_json::from_str(&self)?)
+    }
+}
+
+/// A list of ids as a store returns it (an array, or a JSON array as text; none when absent).
+pub(crate) trait StoredIds {
+    fn into_ids(self) -> Result<Vec<i64>>;
+}
+
+impl StoredIds for Vec<i64> {
+    fn into_ids(self) -> Result<Vec<i64>> {
+        Ok(self)
+    }
+}
+
+impl StoredIds for Option<String> {
+    fn into_ids(self) -> Result<Vec<i64>> {
+        let mut ids: Vec<i64> = match self {
+            None => Vec::new(),
+            Some(text) => serde_json::from_str(&text)?,
+        };
+        ids.sort_unstable();
+        Ok(ids)
+    }
+}
+
+/// A row of `underling_jobs`, with the job's parents and children where the statement
+/// selected them. `T`, `J` and `L` are how the store holds times, JSON and id lists.
+#[derive(sqlx::FromRow)]
+pub(crate) struct JobRow<T, J, L: Default> {
+    id: i64,
+    task: String,
+    queue: String,
+    args: J,
+    state: String,
+    priority: i32,
+    attempts: i32,
+    retries: i32,
+    created: T,
+    delayed: T,
+    started: Option<T>,
+    finished: Option<T>,
+    retried: Option<T>,
+    expires: Option<T>,
+    lax: bool,
+    worker_id: Option<i64>,
+    result: Option<J>,
+    notes: J,
+    #[sqlx(default)]
+    parents: L,
+    #[sqlx(default)]
+    children: L,
+}
+
+impl<T: StoredTime, J: StoredJson, L: StoredIds + Default> JobRow<T, J, L> {
+    /// The job this row holds.
+    pub(crate) fn into_job(self) -> Result<Job> {
+        Ok(Job {
+            id: self.id,
+            task: self.task,
+            queue: self.queue,
+            args: self.args.into_json()?,
+            state: JobState::from_str(&self.state)?,
+            priority: self.priority,
+            attempts: self.attempts,
+            retries: self.retries,
+            created: self.created.into_time(),
+            delayed: self.delayed.into_time(),
+            started: self.started.map(StoredTime::into_time),
+            finished: self.finished.map(StoredTime::into_time),
+            retried: self.retried.map(StoredTime::into_time),
+            expires: self.expires.map(StoredTime::into_time),
+            lax: self.lax,
+            worker_id: self.worker_id,
+            result: self.result.map(StoredJson::into_json).transpose()?,
+            notes: match self.notes.into_json()? {
+                Value::Object(map) => map,
+                _ => Map::new(),
+            },
+            parents: self.parents.into_ids()?,
+            children: self.children.into_ids()?,
+        })
+    }
+}
+
+/// Turns job rows into jobs.
+pub(crate) fn into_jobs<T, J, L>(rows: Vec<JobRow<T, J, L>>) -> Result<Vec<Job>>
+where
+    T: StoredTime,
+    J: StoredJson,
+    L: StoredIds + Default,
+{
+    rows.into_iter().map(JobRow::into_job).collect()
+}
+
+/// What each settle did, in input order, from the `(id, new state)` of the jobs a settle
+/// statement changed. A settle that did not come back was stale: its attempt was no longer
+/// current.
+pub(crate) fn settled(settles: &[Settle], changed: &[(i64, String)]) -> Result<Vec<Settled>> {
+    let mut by_id = std::collections::HashMap::with_capacity(changed.len());
+    for (id, state) in changed {
+        let outcome = match JobState::from_str(state)? {
+            JobState::Finished => Settled::Finished,
+            JobState::Failed => Settled::Failed,
+            JobState::Inactive => Settled::Retried,
+            JobState::Active => {
+                return Err(Error::Invariant(format!(
+                    "a settle left job {id} active"
+                )));
+            }
+        };
+        by_id.insert(*id, outcome);
+    }
+    Ok(settles
+        .iter()
+        .map(|s| by_id.get(&s.id).copied().unwrap_or(Settled::Stale))
+        .collect())
+}

@@ -1,0 +1,473 @@
+//! The SQLite store: the same behaviour as PostgreSQL, for embedded use and tests.
+//!
+//! SQLite has no `SKIP LOCKED`; a claim is a single `UPDATE … RETURNING` statement, which takes
+//! the database's write lock before it reads, so no job is handed out twice. Statements that
+//! must read then write run in `BEGIN IMMEDIATE` transactions for the same reason. Times are
+//! stored as integer milliseconds since the Unix epoch and bound from Rust. Statements live in
+//! `sql/`; the readiness rule is `sql/ready.sql` and the retry transition `sql/settle.sql`.
+
+mod connect;
+mod operations;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sqlx::sqlite::{SqliteConnection, SqlitePool};
+use tokio::sync::broadcast;
+
+use crate::error::{Error, Result};
+use crate::job::{Job, JobList, NewJob, Outcome, Settle, Settled};
+use crate::model::{AppliedMigration, Command, HistoryPoint, LockInfo, QueueInfo, RepairReport};
+use crate::model::{Stats, WorkerInfo};
+use crate::queue::ConnectOptions;
+use crate::store::notify::Wakeups;
+use crate::store::rows::{self, JobRow, StoredTime};
+use crate::store::{self, BackendKind, Pool, Store, statement};
+
+/// A job row as SQLite returns it.
+type SqliteJobRow = JobRow<i64, String, Option<String>>;
+
+/// `now` in milliseconds (this process's clock when not given).
+fn millis(now: store::Now) -> i64 {
+    now.unwrap_or_else(Utc::now).timestamp_millis()
+}
+
+/// A duration in milliseconds.
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A list as JSON text, for `json_each`.
+fn json_text<T: serde::Serialize>(items: &[T]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_string())
+}
+
+/// The SQLite store.
+pub struct SqliteStore {
+    pool: SqlitePool,
+    /// SQLite lets one connection write at a time. Our own writers queue here instead of
+    /// meeting in SQLite's busy handler, which sleeps for milliseconds between tries.
+    writer: tokio::sync::Mutex<()>,
+    /// Wakes workers in this process; other processes poll.
+    wakeups: Wakeups,
+}
+
+impl SqliteStore {
+    /// Opens the database `opts.url` names.
+    pub async fn connect(opts: &ConnectOptions) -> Result<Self> {
+        Ok(SqliteStore {
+            pool: connect::open(opts).await?,
+            writer: tokio::sync::Mutex::new(()),
+            wakeups: Wakeups::default(),
+        })
+    }
+
+    /// Wakes the workers of the queues that got jobs due now.
+    fn wake_for(&self, jobs: &[NewJob]) {
+        self.wakeups.wake_all(
+            jobs.iter()
+                .filter(|j| j.parents().is_empty() && j.delay().is_none() && j.run_at().is_none())
+                .map(NewJob::queue),
+        );
+    }
+
+    /// Settles attempts on one connection (the retry transition, `sql/settle.sql`) and wakes
+    /// the workers of the children of the jobs that ended.
+    async fn settle_on(
+        &self,
+        conn: &mut SqliteConnection,
+        settles: &[Settle],
+        now: store::Now,
+    ) -> Result<Vec<Settled>> {
+        if settles.is_empty() {
+            return Ok(Vec::new());
+        }
+        let input: Vec<Value> = settles
+            .iter()
+            .map(|s| match &s.outcome {
+                Outcome::Finished(result) => json!([s.id, s.retries, true, result.to_string(), 0]),
+                Outcome::Failed { error, retry_delay } => {
+                    json!([s.id, s.retries, false, error.to_string(), ms(*retry_delay)])
+                }
+            })
+            .collect();
+        let changed: Vec<(i64, String)> = sqlx::query_as(statement!("settle"))
+            .bind(Value::Array(input).to_string())
+            .bind(millis(now))
+            .fetch_all(&mut *conn)
+            .await?;
+        let ended: Vec<i64> = changed
+            .iter()
+            .filter(|(_, state)| state != "inactive")
+            .map(|(id, _)| *id)
+            .collect();
+        if !ended.is_empty() {
+            let queues: Vec<String> = sqlx::query_scalar(statement!("waiting_children"))
+                .bind(json_text(&ended))
+                .fetch_all(&mut *conn)
+                .await?;
+            self.wakeups.wake_all(queues.iter().map(String::as_str));
+        }
+        rows::settled(settles, &changed)
+    }
+}
+
+/// Inserts jobs on one connection (the caller's, or a pool's): the parent check, the jobs in
+/// one statement, then their dependencies.
+async fn insert_jobs(conn: &mut SqliteConnection, p: store::Enqueue<'_>) -> Result<Vec<i64>> {
+    let jobs = p.jobs;
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut parents: Vec<i64> = jobs
+        .iter()
+        .flat_map(|j| j.parents().iter().copied())
+        .collect();
+    if !parents.is_empty() {
+        parents.sort_unstable();
+        parents.dedup();
+        let missing: Option<i64> = sqlx::query_scalar(statement!("missing_parent"))
+            .bind(json_text(&parents))
+            .fetch_optional(&mut *conn)
+            .await?;
+        if let Some(missing) = missing {
+            return Err(Error::ParentNotFound(missing));
+        }
+    }
+    let now = millis(p.now);
+    let rows: Vec<Value> = jobs
+        .iter()
+        .map(|j| {
+            let delayed = match (j.run_at(), j.delay()) {
+                (Some(at), _) => at.timestamp_millis(),
+                (None, Some(d)) => now.saturating_add(ms(d)),
+                (None, None) => now,
+            };
+            json!([
+                j.task(),
+                j.args().to_string(),
+                j.queue(),
+                j.priority(),
+                j.attempts(),
+                delayed,
+                j.expire().map(|e| now.saturating_add(ms(e))),
+                j.lax(),
+                !j.parents().is_empty(),
+                Value::Object(j.notes().clone()).to_string(),
+            ])
+        })
+        .collect();
+    let mut ids: Vec<i64> = sqlx::query_scalar(statement!("enqueue"))
+        .bind(Value::Array(rows).to_string())
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await?;
+    ids.sort_unstable();
+    let deps: Vec<(i64, i64)> = jobs
+        .iter()
+        .zip(&ids)
+        .flat_map(|(j, id)| j.parents().iter().map(move |p| (*id, *p)))
+        .collect();
+    if !deps.is_empty() {
+        sqlx::query(statement!("enqueue_deps"))
+            .bind(json_text(&deps))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(ids)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Sqlite
+    }
+
+    fn pool(&self) -> Pool {
+        Pool::Sqlite(self.pool.clone())
+    }
+
+    async fn migrate(&self) -> Result<Vec<AppliedMigration>> {
+        connect::migrate(&self.pool).await
+    }
+
+    async fn check_migrated(&self) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        store::migrate::check_applied(
+            &connect::MIGRATOR,
+            connect::applied_versions(&mut conn).await?,
+        )
+    }
+
+    async fn enqueue(&self, p: store::Enqueue<'_>) -> Result<Vec<i64>> {
+        let writer = self.writer.lock().await;
+        let ids = if p.jobs.iter().any(|j| !j.parents().is_empty()) {
+            // The parent check, the insert and the dependencies commit together.
+            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            let ids = insert_jobs(&mut tx, p).await?;
+            tx.commit().await?;
+            ids
+        } else {
+            // One INSERT statement: atomic on its own.
+            let mut conn = self.pool.acquire().await?;
+            insert_jobs(&mut conn, p).await?
+        };
+        drop(writer);
+        self.wake_for(p.jobs);
+        Ok(ids)
+    }
+
+    async fn enqueue_on_sqlite(
+        &self,
+        conn: &mut SqliteConnection,
+        p: store::Enqueue<'_>,
+    ) -> Result<Vec<i64>> {
+        let ids = insert_jobs(conn, p).await?;
+        // Other processes poll; in this process a woken worker that finds nothing (because the
+        // transaction has not committed yet) simply waits again.
+        self.wake_for(p.jobs);
+        Ok(ids)
+    }
+
+    async fn cycle(&self, p: store::Cycle<'_>) -> Result<store::CycleReply> {
+        // SQLite commits cost little: a statement for the settles and one for the claim.
+        let _writer = self.writer.lock().await;
+        let mut conn = self.pool.acquire().await?;
+        let settled = self.settle_on(&mut conn, p.settles, p.now).await?;
+        let claimed = match p.claim {
+            Some(claim) if claim.limit > 0 && !claim.spec.queues.is_empty() => {
+                let rows: Vec<SqliteJobRow> =
+                    sqlx::query_as(statement!("claim", "ready", "returning_columns"))
+                        .bind(millis(p.now))
+                        .bind(claim.worker_id)
+                        .bind(json_text(&claim.spec.queues))
+                        .bind(json_text(&claim.spec.tasks))
+                        .bind(i64::try_from(claim.limit).unwrap_or(i64::MAX))
+                        .fetch_all(&mut *conn)
+                        .await?;
+                let mut jobs = rows::into_jobs(rows)?;
+                store::claim_order(&mut jobs);
+                jobs
+            }
+            _ => Vec::new(),
+        };
+        Ok(store::CycleReply { settled, claimed })
+    }
+
+    async fn claim_by_id(&self, p: store::ClaimById) -> Result<Option<Job>> {
+        let _writer = self.writer.lock().await;
+        let row: Option<SqliteJobRow> =
+            sqlx::query_as(statement!("claim_by_id", "ready", "returning_columns"))
+                .bind(millis(p.now))
+                .bind(p.worker_id)
+                .bind(p.id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(JobRow::into_job).transpose()
+    }
+
+    async fn release(&self, p: store::Release<'_>) -> Result<u64> {
+        if p.attempts.is_empty() {
+            return Ok(0);
+        }
+        let input: Vec<Value> = p.attempts.iter().map(|a| json!([a.id, a.retries])).collect();
+        let writer = self.writer.lock().await;
+        let queues: Vec<String> = sqlx::query_scalar(statement!("release"))
+            .bind(Value::Array(input).to_string())
+            .bind(p.worker_id)
+            .fetch_all(&self.pool)
+            .await?;
+        drop(writer);
+        self.wakeups.wake_all(queues.iter().map(String::as_str));
+        Ok(queues.len() as u64)
+    }
+
+    async fn next_due(&self, p: store::NextDue<'_>) -> Result<Option<DateTime<Utc>>> {
+        let due: Option<i64> = sqlx::query_scalar(statement!("next_due"))
+            .bind(json_text(p.queues))
+            .bind(millis(p.now))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(due.map(StoredTime::into_time))
+    }
+
+    async fn job(&self, id: i64) -> Result<Option<Job>> {
+        let row: Option<SqliteJobRow> = sqlx::query_as(statement!("job", "job_columns"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(JobRow::into_job).transpose()
+    }
+
+    async fn list(&self, p: store::ListJobs<'_>) -> Result<JobList> {
+        self.list_jobs(p).await
+    }
+
+    async fn retry(&self, p: store::Retry<'_>) -> Result<u64> {
+        self.retry_jobs(p).await
+    }
+
+    async fn remove(&self, id: i64) -> Result<()> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let state: Option<String> = sqlx::query_scalar(statement!("job_state"))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        match state.as_deref() {
+            None => Err(Error::JobNotFound(id)),
+            Some("active") => Err(Error::JobActive(id)),
+            Some(_) => {
+                sqlx::query(statement!("remove"))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn purge(&self, p: store::Purge<'_>) -> Result<u64> {
+        self.purge_jobs(p).await
+    }
+
+    async fn note(&self, p: store::Note<'_>) -> Result<()> {
+        self.merge_notes(p).await
+    }
+
+    async fn stats(&self, now: store::Now) -> Result<Stats> {
+        self.read_stats(now).await
+    }
+
+    async fn history(&self, now: store::Now) -> Result<Vec<HistoryPoint>> {
+        self.read_history(now).await
+    }
+
+    async fn register_worker(&self, p: store::RegisterWorker<'_>) -> Result<i64> {
+        let _writer = self.writer.lock().await;
+        Ok(sqlx::query_scalar(statement!("register_worker"))
+            .bind(p.host)
+            .bind(p.pid)
+            .bind(millis(p.now))
+            .bind(p.status.to_string())
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn heartbeat(&self, p: store::Heartbeat<'_>) -> Result<bool> {
+        let _writer = self.writer.lock().await;
+        let result = sqlx::query(statement!("heartbeat"))
+            .bind(p.id)
+            .bind(millis(p.now))
+            .bind(p.status.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn unregister_worker(&self, id: i64) -> Result<()> {
+        let _writer = self.writer.lock().await;
+        sqlx::query(statement!("unregister_worker"))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn workers(&self, ids: &[i64]) -> Result<Vec<WorkerInfo>> {
+        self.read_workers(ids).await
+    }
+
+    async fn broadcast(&self, p: store::Broadcast<'_>) -> Result<u64> {
+        let _writer = self.writer.lock().await;
+        let result = sqlx::query(statement!("broadcast"))
+            .bind(p.command)
+            .bind(p.args.to_string())
+            .bind(millis(p.now))
+            .bind(json_text(p.ids))
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+
+    async fn receive(&self, worker_id: i64) -> Result<Vec<Command>> {
+        let _writer = self.writer.lock().await;
+        let mut rows: Vec<(i64, String, String)> = sqlx::query_as(statement!("receive"))
+            .bind(worker_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.sort_by_key(|r| r.0);
+        rows.into_iter()
+            .map(|(_, command, args)| {
+                Ok(Command {
+                    command,
+                    args: serde_json::from_str(&args)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn lock(&self, p: store::Lock<'_>) -> Result<bool> {
+        self.take_lock(p).await
+    }
+
+    async fn unlock(&self, p: store::Unlock<'_>) -> Result<bool> {
+        let _writer = self.writer.lock().await;
+        let result = sqlx::query(statement!("unlock"))
+            .bind(p.name)
+            .bind(millis(p.now))
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn locks(&self, p: store::Locks<'_>) -> Result<Vec<LockInfo>> {
+        let rows: Vec<(i64, String, i64)> = sqlx::query_as(statement!("locks"))
+            .bind(millis(p.now))
+            .bind(json_text(p.names))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, expires)| LockInfo {
+                id,
+                name,
+                expires: expires.into_time(),
+            })
+            .collect())
+    }
+
+    async fn set_queue_paused(&self, p: store::PauseQueue<'_>) -> Result<()> {
+        let writer = self.writer.lock().await;
+        sqlx::query(statement!("pause_queue"))
+            .bind(p.queue)
+            .bind(p.paused)
+            .bind(millis(p.now))
+            .execute(&self.pool)
+            .await?;
+        drop(writer);
+        if !p.paused {
+            self.wakeups.wake(p.queue);
+        }
+        Ok(())
+    }
+
+    async fn queues(&self) -> Result<Vec<QueueInfo>> {
+        self.read_queues().await
+    }
+
+    async fn repair(&self, p: store::Repair<'_>) -> Result<RepairReport> {
+        self.run_repair(p).await
+    }
+
+    async fn subscribe(&self) -> Result<Option<broadcast::Receiver<String>>> {
+        Ok(Some(self.wakeups.subscribe()))
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

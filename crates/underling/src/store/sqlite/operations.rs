@@ -1,0 +1,318 @@
+//! The SQLite store's operations over job filters, its read models, locks and repair.
+
+use serde_json::{Map, Value};
+
+use super::{SqliteJobRow, SqliteStore, json_text, millis, ms};
+use crate::error::{Error, Result};
+use crate::job::{JobFilter, JobList, Outcome, Settle, Settled};
+use crate::model::{HistoryPoint, QueueInfo, RepairReport, Stats, WorkerInfo};
+use crate::store::rows::{self, StoredIds, StoredJson, StoredTime};
+use crate::store::{self, statement};
+
+/// Binds a [`JobFilter`] as `?1..?6` (see `sql/filter.sql`).
+macro_rules! bind_filter {
+    ($query:expr, $f:expr) => {{
+        let f: &JobFilter = $f;
+        let states: Vec<&str> = f.states.iter().map(|s| s.as_str()).collect();
+        $query
+            .bind(json_text(&f.ids))
+            .bind(json_text(&states))
+            .bind(json_text(&f.queues))
+            .bind(json_text(&f.tasks))
+            .bind(json_text(&f.notes))
+            .bind(f.finished_before.map(|t| t.timestamp_millis()))
+    }};
+}
+
+/// Converts a count the database returned.
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+impl SqliteStore {
+    pub(super) async fn list_jobs(&self, p: store::ListJobs<'_>) -> Result<JobList> {
+        let total: i64 = bind_filter!(sqlx::query_scalar(statement!("count", "filter")), p.filter)
+            .fetch_one(&self.pool)
+            .await?;
+        let rows: Vec<SqliteJobRow> = bind_filter!(
+            sqlx::query_as(statement!("list", "job_columns", "filter")),
+            p.filter
+        )
+        .bind(i64::try_from(p.limit).unwrap_or(i64::MAX))
+        .bind(i64::try_from(p.offset).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(JobList {
+            jobs: rows::into_jobs(rows)?,
+            total: count(total),
+        })
+    }
+
+    pub(super) async fn retry_jobs(&self, p: store::Retry<'_>) -> Result<u64> {
+        let changes = p.changes;
+        let now = millis(p.now);
+        let writer = self.writer.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if let Some(parents) = &changes.parents {
+            let missing: Option<i64> = sqlx::query_scalar(statement!("missing_parent"))
+                .bind(json_text(parents))
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(missing) = missing {
+                return Err(Error::ParentNotFound(missing));
+            }
+        }
+        let retried: Vec<(i64, String, i64)> =
+            bind_filter!(sqlx::query_as(statement!("retry", "filter")), p.filter)
+                .bind(now)
+                .bind(changes.delay.map(ms).unwrap_or(0))
+                .bind(&changes.queue)
+                .bind(changes.priority)
+                .bind(changes.attempts)
+                .bind(changes.lax)
+                .bind(changes.expire.map(ms))
+                .bind(changes.parents.as_ref().map(|p| !p.is_empty()))
+                .fetch_all(&mut *tx)
+                .await?;
+        if let Some(parents) = &changes.parents {
+            let ids: Vec<i64> = retried.iter().map(|(id, _, _)| *id).collect();
+            sqlx::query(statement!("replace_parents"))
+                .bind(json_text(&ids))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(statement!("add_parents"))
+                .bind(json_text(&ids))
+                .bind(json_text(parents))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        drop(writer);
+        self.wakeups.wake_all(
+            retried
+                .iter()
+                .filter(|(_, _, delayed)| *delayed <= now)
+                .map(|(_, queue, _)| queue.as_str()),
+        );
+        Ok(retried.len() as u64)
+    }
+
+    pub(super) async fn purge_jobs(&self, p: store::Purge<'_>) -> Result<u64> {
+        let _writer = self.writer.lock().await;
+        let result = bind_filter!(sqlx::query(statement!("purge", "filter")), p.filter)
+            .bind(i64::try_from(p.batch).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+
+    pub(super) async fn merge_notes(&self, p: store::Note<'_>) -> Result<()> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let current: Option<String> = sqlx::query_scalar(statement!("notes"))
+            .bind(p.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(current) = current else {
+            return Err(Error::JobNotFound(p.id));
+        };
+        let mut merged = match current.into_json()? {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        for (key, value) in p.notes {
+            if value.is_null() {
+                merged.remove(key);
+            } else {
+                merged.insert(key.clone(), value.clone());
+            }
+        }
+        sqlx::query(statement!("set_notes"))
+            .bind(p.id)
+            .bind(Value::Object(merged).to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn read_stats(&self, now: store::Now) -> Result<Stats> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            inactive: i64,
+            active: i64,
+            finished: i64,
+            failed: i64,
+            delayed: i64,
+            busy_workers: i64,
+            workers: i64,
+            locks: i64,
+            enqueued: i64,
+        }
+        let row: Row = sqlx::query_as(statement!("stats"))
+            .bind(millis(now))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Stats {
+            inactive_jobs: count(row.inactive),
+            active_jobs: count(row.active),
+            finished_jobs: count(row.finished),
+            failed_jobs: count(row.failed),
+            delayed_jobs: count(row.delayed),
+            active_workers: count(row.busy_workers),
+            inactive_workers: count(row.workers - row.busy_workers),
+            active_locks: count(row.locks),
+            enqueued_jobs: count(row.enqueued),
+            uptime: None,
+        })
+    }
+
+    pub(super) async fn read_history(&self, now: store::Now) -> Result<Vec<HistoryPoint>> {
+        const HOUR: i64 = 3_600_000;
+        let current = millis(now) / HOUR * HOUR;
+        let start = current - 23 * HOUR;
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(statement!("history"))
+            .bind(start)
+            .fetch_all(&self.pool)
+            .await?;
+        let counts: std::collections::HashMap<i64, (i64, i64)> = rows
+            .into_iter()
+            .map(|(hour, finished, failed)| (hour, (finished, failed)))
+            .collect();
+        Ok((0..24)
+            .map(|i| {
+                let hour = start + i * HOUR;
+                let (finished, failed) = counts.get(&hour).copied().unwrap_or((0, 0));
+                HistoryPoint {
+                    hour: hour.into_time(),
+                    finished: count(finished),
+                    failed: count(failed),
+                }
+            })
+            .collect())
+    }
+
+    pub(super) async fn read_workers(&self, ids: &[i64]) -> Result<Vec<WorkerInfo>> {
+        type Row = (i64, String, i32, i64, i64, String, Option<String>);
+        let rows: Vec<Row> = sqlx::query_as(statement!("workers"))
+            .bind(json_text(ids))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|(id, host, pid, started, notified, status, jobs)| {
+                Ok(WorkerInfo {
+                    id,
+                    host,
+                    pid,
+                    started: started.into_time(),
+                    last_heartbeat: notified.into_time(),
+                    status: status.into_json()?,
+                    jobs: jobs.into_ids()?,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn take_lock(&self, p: store::Lock<'_>) -> Result<bool> {
+        let _writer = self.writer.lock().await;
+        let now = millis(p.now);
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(statement!("lock_expire"))
+            .bind(p.name)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let held: i64 = sqlx::query_scalar(statement!("lock_count"))
+            .bind(p.name)
+            .fetch_one(&mut *tx)
+            .await?;
+        if held >= i64::from(p.limit) {
+            return Ok(false);
+        }
+        let expires = now.saturating_add(ms(p.duration));
+        if expires > now {
+            sqlx::query(statement!("lock_take"))
+                .bind(p.name)
+                .bind(expires)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub(super) async fn read_queues(&self) -> Result<Vec<QueueInfo>> {
+        let rows: Vec<(String, bool, i64, i64, i64, i64)> = sqlx::query_as(statement!("queues"))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(name, paused, inactive, active, failed, finished)| QueueInfo {
+                    name,
+                    paused,
+                    inactive: count(inactive),
+                    active: count(active),
+                    failed: count(failed),
+                    finished: count(finished),
+                },
+            )
+            .collect())
+    }
+
+    pub(super) async fn run_repair(&self, p: store::Repair<'_>) -> Result<RepairReport> {
+        let opts = p.options;
+        let now = millis(p.now);
+        let at = Some(now.into_time());
+        let mut report = RepairReport::default();
+        let _writer = self.writer.lock().await;
+        // One write transaction: missing workers go, and their attempts are settled as failed
+        // through the one retry transition (`sql/settle.sql`), each with its task's backoff.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        report.missing_workers = sqlx::query(statement!("repair_missing_workers"))
+            .bind(now)
+            .bind(ms(opts.missing_after))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let abandoned: Vec<(i64, String, i32)> = sqlx::query_as(statement!("repair_abandoned"))
+            .fetch_all(&mut *tx)
+            .await?;
+        let settles: Vec<Settle> = abandoned
+            .iter()
+            .map(|(id, task, retries)| Settle {
+                id: *id,
+                retries: *retries,
+                outcome: Outcome::Failed {
+                    error: Value::String("Worker went away".into()),
+                    retry_delay: (p.backoff)(task, *retries),
+                },
+            })
+            .collect();
+        let settled = self.settle_on(&mut tx, &settles, at).await?;
+        report.abandoned_jobs = settled.iter().filter(|s| **s != Settled::Stale).count() as u64;
+        report.removed_jobs = sqlx::query(statement!("repair_old"))
+            .bind(now)
+            .bind(ms(opts.remove_after))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        report.expired_jobs = sqlx::query(statement!("repair_expired"))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        report.stuck_jobs = sqlx::query(statement!("repair_stuck"))
+            .bind(now)
+            .bind(ms(opts.stuck_after))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query(statement!("repair_locks"))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(report)
+    }
+}

@@ -1,0 +1,1 @@
+SELECT version FROM underling_migrations WHERE success ORDER BY version

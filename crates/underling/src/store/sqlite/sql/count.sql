@@ -1,0 +1,1 @@
+SELECT count(*) FROM underling_jobs j WHERE {filter}

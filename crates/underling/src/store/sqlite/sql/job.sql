@@ -1,0 +1,4 @@
+SELECT {job_columns},
+       (SELECT json_group_array(parent_id) FROM underling_job_deps WHERE child_id = j.id) AS parents,
+       (SELECT json_group_array(child_id) FROM underling_job_deps WHERE parent_id = j.id) AS children
+FROM underling_jobs j WHERE j.id = ?1

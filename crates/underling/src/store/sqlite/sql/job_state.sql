@@ -1,0 +1,1 @@
+SELECT state FROM underling_jobs WHERE id = ?1

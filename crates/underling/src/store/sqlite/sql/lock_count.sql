@@ -1,0 +1,1 @@
+SELECT count(*) FROM underling_locks WHERE name = ?1

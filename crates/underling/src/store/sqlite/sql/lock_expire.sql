@@ -1,0 +1,1 @@
+DELETE FROM underling_locks WHERE name = ?1 AND expires <= ?2

@@ -1,0 +1,1 @@
+INSERT INTO underling_locks (name, expires) VALUES (?1, ?2)

@@ -1,0 +1,1 @@
+SELECT notes FROM underling_jobs WHERE id = ?1

@@ -1,0 +1,10 @@
+WITH c AS (
+    SELECT queue AS name,
+           sum(state = 'inactive') AS inactive, sum(state = 'active') AS active,
+           sum(state = 'failed') AS failed, sum(state = 'finished') AS finished
+    FROM underling_jobs GROUP BY queue
+), names AS (SELECT name FROM c UNION SELECT name FROM underling_queues)
+SELECT n.name, COALESCE(q.paused, 0), COALESCE(c.inactive, 0),
+       COALESCE(c.active, 0), COALESCE(c.failed, 0), COALESCE(c.finished, 0)
+FROM names n LEFT JOIN c ON c.name = n.name
+LEFT JOIN underling_queues q ON q.name = n.name ORDER BY n.name

@@ -1,0 +1,4 @@
+-- The attempts whose worker is gone.
+SELECT j.id, j.task, j.retries FROM underling_jobs j
+WHERE j.state = 'active' AND NOT EXISTS (SELECT 1 FROM underling_workers w WHERE w.id = j.worker_id)
+ORDER BY j.id

@@ -1,0 +1,1 @@
+DELETE FROM underling_jobs WHERE state = 'inactive' AND expires <= ?1

@@ -1,0 +1,1 @@
+DELETE FROM underling_locks WHERE expires <= ?1

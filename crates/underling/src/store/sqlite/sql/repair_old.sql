@@ -1,0 +1,5 @@
+-- Removes jobs that finished more than ?2 ms before ?1 (ms), unless a child still waits.
+DELETE FROM underling_jobs AS j
+WHERE j.state = 'finished' AND j.finished <= ?1 - ?2
+  AND NOT EXISTS (SELECT 1 FROM underling_job_deps d JOIN underling_jobs c ON c.id = d.child_id
+                  WHERE d.parent_id = j.id AND c.state <> 'finished')

@@ -1,0 +1,2 @@
+id, task, queue, args, state, priority, attempts, retries, created,
+delayed, started, finished, retried, expires, lax, worker_id, result, notes

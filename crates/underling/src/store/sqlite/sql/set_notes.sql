@@ -1,0 +1,1 @@
+UPDATE underling_jobs SET notes = ?2 WHERE id = ?1

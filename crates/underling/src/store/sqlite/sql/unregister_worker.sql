@@ -1,0 +1,1 @@
+DELETE FROM underling_workers WHERE id = ?1
