@@ -64,6 +64,11 @@ pub enum Error {
         "invalid task name {0:?}: a task name must be a non-empty string without surrounding spaces"
     )]
     InvalidTask(String),
+    /// A queue name was empty or otherwise unusable.
+    #[error(
+        "invalid queue name {0:?}: a queue name must be a non-empty string without surrounding spaces"
+    )]
+    InvalidQueue(String),
     /// Two tasks were registered under one name.
     #[error("two tasks are registered as {0:?}: task names must be unique")]
     DuplicateTask(String),

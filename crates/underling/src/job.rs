@@ -350,9 +350,7 @@ pub(crate) fn validate_task(task: &str) -> Result<()> {
 /// Checks a queue name.
 pub(crate) fn validate_queue(queue: &str) -> Result<()> {
     if queue.is_empty() || queue.trim() != queue {
-        return Err(Error::InvalidOption(format!(
-            "invalid queue name {queue:?}: a queue name must be a non-empty string without surrounding spaces"
-        )));
+        return Err(Error::InvalidQueue(queue.to_string()));
     }
     Ok(())
 }

@@ -36,12 +36,12 @@ pub use job::{
     DEFAULT_QUEUE, EnqueueOptions, Job, JobFilter, JobList, JobState, NewJob, Outcome,
     RetryOptions, Settle, Settled, default_backoff,
 };
-pub use store::{BackendKind, Pool, Store};
 pub use model::{
     AppliedMigration, ClaimSpec, Command, HistoryPoint, LockInfo, QueueInfo, RepairOptions,
     RepairReport, Stats, WorkerInfo,
 };
 pub use queue::{ConnectOptions, DEFAULT_DATABASE_URL, Queue, parse_args};
+pub use store::{BackendKind, Pool, Store};
 pub use task::{
     DynTask, JobContext, Registry, Task, TaskError, TaskOptions, TaskRegistration, TaskResult,
 };

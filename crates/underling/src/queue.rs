@@ -179,9 +179,7 @@ impl Queue {
     /// Enqueues many jobs in one round trip; returns their ids in input order. Either every
     /// job is written or none is.
     pub async fn enqueue_batch(&self, jobs: &[NewJob]) -> Result<Vec<i64>> {
-        self.store
-            .enqueue(store::Enqueue { jobs, now: None })
-            .await
+        self.store.enqueue(store::Enqueue { jobs, now: None }).await
     }
 
     /// Enqueues a job inside the application's own transaction (or on its own connection): it
@@ -197,7 +195,10 @@ impl Queue {
         opts: EnqueueOptions,
     ) -> Result<i64> {
         let job = NewJob::new(task, args, opts)?;
-        single(self.enqueue_batch_in(conn, std::slice::from_ref(&job)).await?)
+        single(
+            self.enqueue_batch_in(conn, std::slice::from_ref(&job))
+                .await?,
+        )
     }
 
     /// Enqueues many jobs inside the application's own transaction (see

@@ -1,6 +1,6 @@
 //! Tasks: named, typed units of work, and the registry that finds them by name.
 //!
-//! A task is a type that implements [`Task`], registered with [`register_task!`] so that any
+//! A task is a type that implements [`Task`], registered with [`register_task!`](crate::register_task!) so that any
 //! worker binary linking its crate can perform it:
 //!
 //! ```
@@ -156,7 +156,7 @@ impl<T: Task> DynTask for T {
     }
 }
 
-/// A registration collected by `inventory`; create it with [`register_task!`].
+/// A registration collected by `inventory`; create it with [`register_task!`](crate::register_task!).
 pub struct TaskRegistration {
     /// Builds the task.
     pub make: fn() -> Arc<dyn DynTask>,
@@ -199,7 +199,7 @@ impl Registry {
         Self::default()
     }
 
-    /// Every task registered with [`register_task!`] in the crates linked into this binary.
+    /// Every task registered with [`register_task!`](crate::register_task!) in the crates linked into this binary.
     ///
     /// Fails on two tasks with one name. (A crate whose tasks should be found must be named
     /// in the binary, e.g. `use my_tasks as _;`, or the linker drops its registrations.)
@@ -216,9 +216,7 @@ impl Registry {
         let name = task.name();
         crate::job::validate_task(name)?;
         if self.tasks.contains_key(name) {
-            return Err(Error::InvalidOption(format!(
-                "two tasks are registered as {name:?}: task names must be unique"
-            )));
+            return Err(Error::DuplicateTask(name.to_string()));
         }
         self.tasks.insert(name.to_string(), task);
         Ok(self)

@@ -30,19 +30,24 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::store::Store as Backend;
-use crate::store;
 use crate::error::{Error, Result};
 use crate::job::{DEFAULT_QUEUE, Job, JobState, Outcome, Settle, Settled};
 use crate::model::{ClaimSpec, RepairOptions};
 use crate::queue::Queue;
+use crate::store;
+use crate::store::Store as Backend;
 use crate::task::{DynTask, JobContext, Registry, TaskError};
-
 
 /// The store's operations as the worker calls them.
 #[async_trait::async_trait]
 trait Calls {
-    async fn settle_and_claim(&self, settles: &[Settle], worker_id: i64, spec: &ClaimSpec, limit: usize) -> Result<(Vec<Settled>, Vec<Job>)>;
+    async fn settle_and_claim(
+        &self,
+        settles: &[Settle],
+        worker_id: i64,
+        spec: &ClaimSpec,
+        limit: usize,
+    ) -> Result<(Vec<Settled>, Vec<Job>)>;
     async fn claim(&self, worker_id: i64, spec: &ClaimSpec, limit: usize) -> Result<Vec<Job>>;
     async fn settle(&self, settles: &[Settle]) -> Result<Vec<Settled>>;
     async fn beat(&self, id: i64, status: &Value) -> Result<bool>;
@@ -50,43 +55,111 @@ trait Calls {
     async fn due(&self, spec: &ClaimSpec) -> Result<Option<chrono::DateTime<chrono::Utc>>>;
     async fn give_back(&self, worker_id: i64, attempts: &[(i64, i32)]) -> Result<u64>;
     async fn by_id(&self, worker_id: i64, id: i64) -> Result<Option<Job>>;
-    async fn rescue(&self, opts: &RepairOptions, registry: &Registry) -> Result<crate::model::RepairReport>;
+    async fn rescue(
+        &self,
+        opts: &RepairOptions,
+        registry: &Registry,
+    ) -> Result<crate::model::RepairReport>;
 }
 
 #[async_trait::async_trait]
 impl Calls for dyn Backend {
-    async fn settle_and_claim(&self, settles: &[Settle], worker_id: i64, spec: &ClaimSpec, limit: usize) -> Result<(Vec<Settled>, Vec<Job>)> {
-        let reply = self.cycle(store::Cycle { settles, claim: Some(store::Claim { worker_id, spec, limit }), now: None }).await?;
+    async fn settle_and_claim(
+        &self,
+        settles: &[Settle],
+        worker_id: i64,
+        spec: &ClaimSpec,
+        limit: usize,
+    ) -> Result<(Vec<Settled>, Vec<Job>)> {
+        let reply = self
+            .cycle(store::Cycle {
+                settles,
+                claim: Some(store::Claim {
+                    worker_id,
+                    spec,
+                    limit,
+                }),
+                now: None,
+            })
+            .await?;
         Ok((reply.settled, reply.claimed))
     }
     async fn claim(&self, worker_id: i64, spec: &ClaimSpec, limit: usize) -> Result<Vec<Job>> {
-        Ok(Calls::settle_and_claim(self, &[], worker_id, spec, limit).await?.1)
+        Ok(Calls::settle_and_claim(self, &[], worker_id, spec, limit)
+            .await?
+            .1)
     }
     async fn settle(&self, settles: &[Settle]) -> Result<Vec<Settled>> {
-        Ok(self.cycle(store::Cycle { settles, claim: None, now: None }).await?.settled)
+        Ok(self
+            .cycle(store::Cycle {
+                settles,
+                claim: None,
+                now: None,
+            })
+            .await?
+            .settled)
     }
     async fn beat(&self, id: i64, status: &Value) -> Result<bool> {
-        self.heartbeat(store::Heartbeat { id, status, now: None }).await
+        self.heartbeat(store::Heartbeat {
+            id,
+            status,
+            now: None,
+        })
+        .await
     }
     async fn register(&self, host: &str, pid: i32, status: &Value) -> Result<i64> {
-        self.register_worker(store::RegisterWorker { host, pid, status, now: None }).await
+        self.register_worker(store::RegisterWorker {
+            host,
+            pid,
+            status,
+            now: None,
+        })
+        .await
     }
     async fn due(&self, spec: &ClaimSpec) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
-        self.next_due(store::NextDue { queues: &spec.queues, now: None }).await
+        self.next_due(store::NextDue {
+            queues: &spec.queues,
+            now: None,
+        })
+        .await
     }
     async fn give_back(&self, worker_id: i64, attempts: &[(i64, i32)]) -> Result<u64> {
-        let attempts: Vec<store::Attempt> = attempts.iter().map(|(id, retries)| store::Attempt { id: *id, retries: *retries }).collect();
-        self.release(store::Release { worker_id, attempts: &attempts }).await
+        let attempts: Vec<store::Attempt> = attempts
+            .iter()
+            .map(|(id, retries)| store::Attempt {
+                id: *id,
+                retries: *retries,
+            })
+            .collect();
+        self.release(store::Release {
+            worker_id,
+            attempts: &attempts,
+        })
+        .await
     }
     async fn by_id(&self, worker_id: i64, id: i64) -> Result<Option<Job>> {
-        self.claim_by_id(store::ClaimById { worker_id, id, now: None }).await
+        self.claim_by_id(store::ClaimById {
+            worker_id,
+            id,
+            now: None,
+        })
+        .await
     }
-    async fn rescue(&self, opts: &RepairOptions, registry: &Registry) -> Result<crate::model::RepairReport> {
+    async fn rescue(
+        &self,
+        opts: &RepairOptions,
+        registry: &Registry,
+    ) -> Result<crate::model::RepairReport> {
         let backoff = |task: &str, retries: i32| match registry.get(task) {
             Some(t) => (t.options().backoff)(retries),
             None => crate::job::default_backoff(retries),
         };
-        self.repair(store::Repair { options: opts, backoff: &backoff, now: None }).await
+        self.repair(store::Repair {
+            options: opts,
+            backoff: &backoff,
+            now: None,
+        })
+        .await
     }
 }
 
@@ -457,8 +530,8 @@ impl Worker {
                 in_flight += 1;
                 reserved += free;
                 tokio::spawn(async move {
-                    let result = Calls::settle_and_claim(&*backend, &settles, worker_id, &spec, free)
-                        .await;
+                    let result =
+                        Calls::settle_and_claim(&*backend, &settles, worker_id, &spec, free).await;
                     let _ = claim_tx.send(ClaimResult {
                         requested: free,
                         settles,
@@ -985,15 +1058,18 @@ impl Worker {
                 kill_rx,
             )
             .await;
-            let settled = Calls::settle(&*backend, &[Settle {
+            let settled = Calls::settle(
+                &*backend,
+                &[Settle {
                     id,
                     retries,
                     outcome,
-                }])
-                .await?
-                .first()
-                .copied()
-                .unwrap_or(Settled::Stale);
+                }],
+            )
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(Settled::Stale);
             let job = backend.job(id).await?.ok_or(Error::JobNotFound(id))?;
             Ok(ForegroundRun { job, settled })
         }

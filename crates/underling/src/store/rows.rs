@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::job::{Job, JobState, Settled};
 use crate::job::Settle;
+use crate::job::{Job, JobState, Settled};
 
 /// A time as a store holds it.
 pub(crate) trait StoredTime {
@@ -148,9 +148,7 @@ pub(crate) fn settled(settles: &[Settle], changed: &[(i64, String)]) -> Result<V
             JobState::Failed => Settled::Failed,
             JobState::Inactive => Settled::Retried,
             JobState::Active => {
-                return Err(Error::Invariant(format!(
-                    "a settle left job {id} active"
-                )));
+                return Err(Error::Invariant(format!("a settle left job {id} active")));
             }
         };
         by_id.insert(*id, outcome);

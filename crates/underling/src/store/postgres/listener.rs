@@ -14,7 +14,11 @@ use crate::store::notify::{ANY_QUEUE, Wakeups};
 /// wake-ups and wake-ups never take a pool connection. Notifications sent while it is not
 /// listening are lost, so every (re)connection wakes every worker once (`*`), and workers poll
 /// as well.
-pub(super) fn start(options: PgConnectOptions, channel: String, wakeups: Wakeups) -> JoinHandle<()> {
+pub(super) fn start(
+    options: PgConnectOptions,
+    channel: String,
+    wakeups: Wakeups,
+) -> JoinHandle<()> {
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .idle_timeout(None)

@@ -115,7 +115,10 @@ impl PostgresStore {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        let mut parents: Vec<i64> = jobs.iter().flat_map(|j| j.parents().iter().copied()).collect();
+        let mut parents: Vec<i64> = jobs
+            .iter()
+            .flat_map(|j| j.parents().iter().copied())
+            .collect();
         if !parents.is_empty() {
             parents.sort_unstable();
             parents.dedup();

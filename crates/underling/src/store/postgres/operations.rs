@@ -219,10 +219,9 @@ impl PostgresStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        let abandoned: Vec<(i64, String, i32)> =
-            sqlx::query_as(statement!("repair_abandoned"))
-                .fetch_all(&mut *tx)
-                .await?;
+        let abandoned: Vec<(i64, String, i32)> = sqlx::query_as(statement!("repair_abandoned"))
+            .fetch_all(&mut *tx)
+            .await?;
         let settles: Vec<Settle> = abandoned
             .iter()
             .map(|(id, task, retries)| Settle {

@@ -272,7 +272,11 @@ impl Store for SqliteStore {
         if p.attempts.is_empty() {
             return Ok(0);
         }
-        let input: Vec<Value> = p.attempts.iter().map(|a| json!([a.id, a.retries])).collect();
+        let input: Vec<Value> = p
+            .attempts
+            .iter()
+            .map(|a| json!([a.id, a.retries]))
+            .collect();
         let writer = self.writer.lock().await;
         let queues: Vec<String> = sqlx::query_scalar(statement!("release"))
             .bind(Value::Array(input).to_string())
