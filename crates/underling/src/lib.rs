@@ -19,7 +19,6 @@
 //! ```
 
 pub mod backend;
-pub mod bench;
 mod error;
 mod job;
 mod model;

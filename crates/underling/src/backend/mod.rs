@@ -18,7 +18,6 @@ use crate::model::{
 };
 
 pub mod postgres;
-pub mod raw;
 pub mod sqlite;
 
 /// Which database a backend talks to.

@@ -341,19 +341,6 @@ impl PostgresBackend {
         &self.pool
     }
 
-    /// Drops the schema this backend was connected with, and everything in it. For tests and
-    /// benchmarks that use a throw-away schema.
-    pub async fn drop_schema(&self) -> Result<()> {
-        if let Some(schema) = &self.schema {
-            let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
-            // The schema name was checked by `validate_schema`: letters, digits and underscores.
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&self.pool)
-                .await?;
-        }
-        Ok(())
-    }
-
     async fn applied_versions(&self) -> Result<Option<Vec<i64>>> {
         let exists: bool =
             sqlx::query_scalar("SELECT to_regclass('underling_migrations') IS NOT NULL")

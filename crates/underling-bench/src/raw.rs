@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sqlx::{PgPool, SqlitePool};
 
-use crate::error::Result;
+use underling::{Error, Result};
 
 /// Creates (or empties) `raw_jobs` beside the jobs table.
 pub async fn pg_prepare(pool: &PgPool) -> Result<()> {
@@ -80,12 +80,11 @@ pub async fn pg_insert_singles(pool: &PgPool, total: usize, clients: usize) -> R
                     .execute(&pool)
                     .await?;
             }
-            Ok::<(), crate::Error>(())
+            Ok::<(), Error>(())
         }));
     }
     for h in handles {
-        h.await
-            .map_err(|e| crate::Error::InvalidOption(e.to_string()))??;
+        h.await.map_err(|e| Error::InvalidOption(e.to_string()))??;
     }
     Ok(start.elapsed())
 }
@@ -121,7 +120,7 @@ pub async fn pg_claim_finish(pool: &PgPool, clients: usize) -> Result<(Duration,
                 .fetch_all(&pool)
                 .await?;
                 if ids.is_empty() {
-                    return Ok::<u64, crate::Error>(count);
+                    return Ok::<u64, Error>(count);
                 }
                 count += ids.len() as u64;
                 sqlx::query(
@@ -136,9 +135,7 @@ pub async fn pg_claim_finish(pool: &PgPool, clients: usize) -> Result<(Duration,
     }
     let mut total = 0;
     for h in handles {
-        total += h
-            .await
-            .map_err(|e| crate::Error::InvalidOption(e.to_string()))??;
+        total += h.await.map_err(|e| Error::InvalidOption(e.to_string()))??;
     }
     Ok((start.elapsed(), total))
 }
