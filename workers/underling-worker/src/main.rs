@@ -1,5 +1,7 @@
 //! `underling-worker`: claims jobs from the database and runs the tasks linked into it.
 
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -22,7 +24,7 @@ struct Args {
     #[arg(long, env = "UNDERLING_SCHEMA")]
     schema: Option<String>,
     /// Queue to claim from (repeat for several).
-    #[arg(short, long = "queue", default_value = "default")]
+    #[arg(short, long = "queue", default_values_t = WorkerOptions::default().queues)]
     queues: Vec<String>,
     /// How many jobs run at once.
     #[arg(short, long, default_value_t = WorkerOptions::default().concurrency)]
@@ -37,23 +39,23 @@ struct Args {
     #[arg(long, value_name = "ID")]
     foreground: Option<i64>,
     /// How often to record that this worker is alive.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
-    heartbeat_interval: Duration,
+    #[arg(long, default_value_t = HumanDuration(WorkerOptions::default().heartbeat_interval))]
+    heartbeat_interval: HumanDuration,
     /// A worker silent this long is taken for dead and its jobs are rescued.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
-    missing_after: Duration,
+    #[arg(long, default_value_t = HumanDuration(RepairOptions::default().missing_after))]
+    missing_after: HumanDuration,
     /// About how often to run repair (jittered ±50%).
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
-    repair_interval: Duration,
+    #[arg(long, default_value_t = HumanDuration(WorkerOptions::default().repair_interval))]
+    repair_interval: HumanDuration,
     /// How often an idle worker looks for jobs without being woken.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
-    poll_interval: Duration,
+    #[arg(long, default_value_t = HumanDuration(WorkerOptions::default().poll_interval))]
+    poll_interval: HumanDuration,
     /// How often to read remote commands.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
-    command_interval: Duration,
+    #[arg(long, default_value_t = HumanDuration(WorkerOptions::default().command_interval))]
+    command_interval: HumanDuration,
     /// On SIGTERM/SIGINT, how long running jobs may take to finish.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
-    shutdown_grace: Duration,
+    #[arg(long, default_value_t = HumanDuration(WorkerOptions::default().shutdown_grace))]
+    shutdown_grace: HumanDuration,
     /// Apply pending migrations at start.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     migrate: bool,
@@ -89,15 +91,15 @@ async fn main() -> anyhow::Result<()> {
     let options = WorkerOptions {
         queues: args.queues.clone(),
         concurrency: args.jobs,
-        heartbeat_interval: args.heartbeat_interval,
-        command_interval: args.command_interval,
-        poll_interval: args.poll_interval,
-        repair_interval: args.repair_interval,
+        heartbeat_interval: args.heartbeat_interval.0,
+        command_interval: args.command_interval.0,
+        poll_interval: args.poll_interval.0,
+        repair_interval: args.repair_interval.0,
         repair: RepairOptions {
-            missing_after: args.missing_after,
+            missing_after: args.missing_after.0,
             ..RepairOptions::default()
         },
-        shutdown_grace: args.shutdown_grace,
+        shutdown_grace: args.shutdown_grace.0,
         burst: args.burst,
         ..WorkerOptions::default()
     };
@@ -137,6 +139,25 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A duration as `humantime` writes and reads it ("5s", "1m 30s"), so that `--help` shows the
+/// library's defaults in the form the flags accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HumanDuration(Duration);
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&humantime::format_duration(self.0), f)
+    }
+}
+
+impl FromStr for HumanDuration {
+    type Err = humantime::DurationError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        humantime::parse_duration(s).map(HumanDuration)
+    }
+}
+
 /// SIGINT and SIGTERM, caught from the moment they are created.
 struct Signals {
     term: tokio::signal::unix::Signal,
@@ -158,5 +179,63 @@ impl Signals {
             _ = self.term.recv() => {}
             _ = self.int.recv() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn flags_default_to_the_library_defaults() {
+        let args = Args::try_parse_from(["underling-worker"]).expect("no flags parse");
+        let worker = WorkerOptions::default();
+        assert_eq!(args.queues, worker.queues);
+        assert_eq!(args.queues, [underling::DEFAULT_QUEUE]);
+        assert_eq!(args.jobs, worker.concurrency);
+        assert_eq!(args.heartbeat_interval.0, worker.heartbeat_interval);
+        assert_eq!(args.missing_after.0, RepairOptions::default().missing_after);
+        assert_eq!(args.repair_interval.0, worker.repair_interval);
+        assert_eq!(args.poll_interval.0, worker.poll_interval);
+        assert_eq!(args.command_interval.0, worker.command_interval);
+        assert_eq!(args.shutdown_grace.0, worker.shutdown_grace);
+    }
+
+    #[test]
+    fn help_shows_the_defaults_as_the_flags_accept_them() {
+        let help = Args::command().render_long_help().to_string();
+        for (flag, default) in [
+            ("--queue", "default"),
+            ("--jobs", "64"),
+            ("--heartbeat-interval", "5s"),
+            ("--missing-after", "30s"),
+            ("--repair-interval", "30s"),
+            ("--poll-interval", "2s"),
+            ("--command-interval", "1s"),
+            ("--shutdown-grace", "30s"),
+        ] {
+            let at = help.find(flag).unwrap_or_else(|| panic!("{flag} in help"));
+            // The flag's line and the lines of its description, up to the next flag.
+            let mut lines = help[at..].lines();
+            let mut entry = lines.next().unwrap_or_default().to_string();
+            for line in lines.take_while(|line| !line.trim_start().starts_with('-')) {
+                entry.push('\n');
+                entry.push_str(line);
+            }
+            assert!(
+                entry.contains(&format!("[default: {default}]")),
+                "{flag}: {entry}"
+            );
+        }
+    }
+
+    #[test]
+    fn durations_parse_as_before() {
+        let args = Args::try_parse_from(["underling-worker", "--poll-interval", "1m 30s"])
+            .expect("a humantime duration parses");
+        assert_eq!(args.poll_interval.0, Duration::from_secs(90));
+        assert!(Args::try_parse_from(["underling-worker", "--poll-interval", "soon"]).is_err());
     }
 }

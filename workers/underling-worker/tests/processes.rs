@@ -118,14 +118,17 @@ impl TestDb {
 
     /// Drops the schema and the scratch directory.
     async fn cleanup(self) {
-        if let Some(pg) = self
-            .queue
-            .backend()
-            .as_any()
-            .downcast_ref::<PostgresBackend>()
-        {
-            pg.drop_schema().await.expect("drop test schema");
-        }
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.url)
+            .await
+            .expect("connect to drop the test schema");
+        // The name comes from `TestDb::new`: letters, digits and underscores.
+        let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema);
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .expect("drop test schema");
+        let _ = conn.close().await;
         self.queue.close().await;
         let _ = std::fs::remove_dir_all(&self.dir);
     }

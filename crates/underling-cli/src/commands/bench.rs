@@ -1,10 +1,10 @@
-//! `underling bench`: the library's benchmark, printed as a table or JSON records.
+//! `underling bench`: the `underling-bench` crate's benchmark, as a table or JSON records.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::bail;
-use underling::bench::{BenchOptions, Measurement};
+use underling_bench::{BenchOptions, Measurement};
 
 use super::Target;
 use crate::cli::BenchArgs;
@@ -54,7 +54,7 @@ pub async fn run(target: &Target<'_>, args: BenchArgs, json: bool) -> anyhow::Re
                 );
             }
         };
-        runs.push(underling::bench::run(&opts, &progress).await?);
+        runs.push(underling_bench::run(&opts, &progress).await?);
     }
     let medians = medians(&runs);
     if json {

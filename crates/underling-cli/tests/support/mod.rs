@@ -13,7 +13,6 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{Value, json};
-use underling::backend::postgres::PostgresBackend;
 use underling::{ConnectOptions, EnqueueOptions, Job, NewJob, Outcome, Queue, Settle};
 
 /// The PostgreSQL server the tests use.
@@ -379,10 +378,15 @@ impl Drop for TestDb {
                 .enable_all()
                 .build()?;
             runtime.block_on(async {
-                let backend = PostgresBackend::connect(&url, Some(&schema), 2).await?;
-                backend.drop_schema().await?;
-                backend.pool().close().await;
-                Ok::<(), underling::Error>(())
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&url).await?;
+                // The name comes from `unique`: letters, digits and underscores.
+                let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut conn)
+                    .await?;
+                conn.close().await?;
+                Ok::<(), sqlx::Error>(())
             })?;
             Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
         })

@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use underling::backend::postgres::PostgresBackend;
+use sqlx::Connection;
 use underling::{ConnectOptions, Queue};
 
 /// The PostgreSQL server the tests use.
@@ -27,21 +27,32 @@ pub async fn sqlite() -> Queue {
 pub struct PgTestDb {
     /// The queue.
     pub queue: Queue,
+    /// The schema it works in (made by [`unique_schema`]).
+    pub schema: String,
 }
 
 impl PgTestDb {
     /// Drops the test's schema.
     pub async fn cleanup(self) {
-        if let Some(pg) = self
-            .queue
-            .backend()
-            .as_any()
-            .downcast_ref::<PostgresBackend>()
-        {
-            pg.drop_schema().await.expect("drop test schema");
-        }
+        drop_schema(&self.schema).await;
         self.queue.close().await;
     }
+}
+
+/// Drops a schema made by [`unique_schema`], and everything in it, over a connection of its
+/// own.
+pub async fn drop_schema(schema: &str) {
+    let url = postgres_url();
+    let mut conn = sqlx::PgConnection::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url} to drop test schema {schema}: {e}"));
+    // The name comes from `unique_schema`: letters, digits and underscores.
+    let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("drop test schema {schema}: {e}"));
+    let _ = conn.close().await;
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -60,12 +71,13 @@ pub fn unique_schema() -> String {
 /// reachable outside CI.
 pub async fn postgres() -> Option<PgTestDb> {
     let url = postgres_url();
+    let schema = unique_schema();
     let opts = ConnectOptions::new(&url)
-        .schema(unique_schema())
+        .schema(&schema)
         .max_connections(12)
         .migrate(true);
     match Queue::connect_with(opts).await {
-        Ok(queue) => Some(PgTestDb { queue }),
+        Ok(queue) => Some(PgTestDb { queue, schema }),
         Err(e) => {
             if std::env::var_os("CI").is_some() {
                 panic!("PostgreSQL is required in CI but {url} failed: {e}");

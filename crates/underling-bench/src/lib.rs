@@ -1,0 +1,763 @@
+//! The benchmark behind `underling bench`: underling's enqueue, processing and latency figures
+//! next to the raw-SQL ceiling of the same server, measured in the same run.
+//!
+//! It works in a throw-away PostgreSQL schema (or a temporary SQLite file) and removes it at
+//! the end.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::{PgPool, SqlitePool};
+use underling::{
+    ConnectOptions, EnqueueOptions, JobContext, JobFilter, JobState, NewJob, Pool, Queue,
+    Registry, Task, TaskResult, Worker, WorkerOptions,
+};
+
+mod error;
+mod raw;
+
+pub use error::{BenchError, Result};
+
+/// The task the benchmark runs. Worker processes know it as the built-in `underling.noop`.
+const NOOP: &str = "underling.noop";
+/// The queue the benchmark uses.
+const BENCH_QUEUE: &str = "bench";
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// The PostgreSQL server (a fresh schema is used), or `None` to skip PostgreSQL.
+    pub postgres_url: Option<String>,
+    /// Also measure SQLite (a temporary file in WAL mode).
+    pub sqlite: bool,
+    /// Small sizes: the whole run takes well under a minute.
+    pub quick: bool,
+    /// The `underling-worker` binary for the multi-process figure; skipped when `None`.
+    pub worker_binary: Option<PathBuf>,
+}
+
+/// One figure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    /// `postgres` or `sqlite`.
+    pub backend: String,
+    /// `raw`, `enqueue`, `process` or `latency`.
+    pub group: String,
+    /// What was measured.
+    pub name: String,
+    /// The figure.
+    pub value: f64,
+    /// Its unit: `jobs/s`, `rows/s` or `ms`.
+    pub unit: String,
+    /// How many jobs or rows it covered.
+    pub count: u64,
+    /// The raw figure it is compared with, if any.
+    pub ceiling: Option<String>,
+    /// `value / ceiling`.
+    pub ratio: Option<f64>,
+}
+
+/// Sizes for one run.
+struct Sizes {
+    raw_batch_rows: usize,
+    raw_single: usize,
+    raw_single_4: usize,
+    raw_claim: usize,
+    enqueue_single: usize,
+    enqueue_single_4: usize,
+    enqueue_batch: usize,
+    enqueue_tx: usize,
+    process_1: usize,
+    process_n: usize,
+    process_procs: usize,
+    latency: usize,
+}
+
+impl Sizes {
+    fn new(quick: bool) -> Self {
+        if quick {
+            Sizes {
+                raw_batch_rows: 20_000,
+                raw_single: 1_000,
+                raw_single_4: 2_000,
+                raw_claim: 10_000,
+                enqueue_single: 1_000,
+                enqueue_single_4: 2_000,
+                enqueue_batch: 20_000,
+                enqueue_tx: 500,
+                process_1: 500,
+                process_n: 10_000,
+                process_procs: 10_000,
+                latency: 30,
+            }
+        } else {
+            Sizes {
+                raw_batch_rows: 200_000,
+                raw_single: 5_000,
+                raw_single_4: 10_000,
+                raw_claim: 100_000,
+                enqueue_single: 5_000,
+                enqueue_single_4: 10_000,
+                enqueue_batch: 200_000,
+                enqueue_tx: 3_000,
+                process_1: 3_000,
+                process_n: 100_000,
+                process_procs: 100_000,
+                latency: 200,
+            }
+        }
+    }
+}
+
+/// The benchmark's no-op task.
+#[derive(Default)]
+struct Noop;
+
+#[underling::async_trait]
+impl Task for Noop {
+    type Args = Value;
+    fn name(&self) -> &'static str {
+        NOOP
+    }
+    async fn run(&self, _ctx: &JobContext, _args: Value) -> TaskResult {
+        Ok(Value::Null)
+    }
+}
+
+/// Collects figures and reports each as it is made.
+struct Recorder<'a> {
+    backend: &'static str,
+    out: Vec<Measurement>,
+    report: &'a (dyn Fn(&Measurement) + Sync),
+}
+
+impl Recorder<'_> {
+    fn rate(
+        &mut self,
+        group: &str,
+        name: &str,
+        count: usize,
+        elapsed: Duration,
+        unit: &str,
+    ) -> f64 {
+        let value = count as f64 / elapsed.as_secs_f64().max(1e-9);
+        self.push(group, name, value, unit, count as u64);
+        value
+    }
+
+    fn push(&mut self, group: &str, name: &str, value: f64, unit: &str, count: u64) {
+        let m = Measurement {
+            backend: self.backend.to_string(),
+            group: group.to_string(),
+            name: name.to_string(),
+            value,
+            unit: unit.to_string(),
+            count,
+            ceiling: None,
+            ratio: None,
+        };
+        (self.report)(&m);
+        self.out.push(m);
+    }
+
+    /// Compares the last figure with a raw one.
+    fn compare_last(&mut self, ceiling_name: &str, ceiling: f64) {
+        if let Some(m) = self.out.last_mut() {
+            m.ceiling = Some(ceiling_name.to_string());
+            m.ratio = Some(m.value / ceiling.max(1e-9));
+            (self.report)(m);
+        }
+    }
+}
+
+/// Runs the benchmark; `report` sees every figure as soon as it is measured (a figure is
+/// reported again once its ratio is known).
+pub async fn run(
+    opts: &BenchOptions,
+    report: &(dyn Fn(&Measurement) + Sync),
+) -> Result<Vec<Measurement>> {
+    let sizes = Sizes::new(opts.quick);
+    let mut all = Vec::new();
+    if let Some(url) = &opts.postgres_url {
+        all.extend(run_postgres(url, opts, &sizes, report).await?);
+    }
+    if opts.sqlite {
+        all.extend(run_sqlite(opts, &sizes, report).await?);
+    }
+    Ok(all)
+}
+
+async fn run_postgres(
+    url: &str,
+    opts: &BenchOptions,
+    sizes: &Sizes,
+    report: &(dyn Fn(&Measurement) + Sync),
+) -> Result<Vec<Measurement>> {
+    let schema = format!("underling_bench_{}", std::process::id());
+    let queue = Queue::connect_with(
+        ConnectOptions::new(url)
+            .schema(&schema)
+            .max_connections(16)
+            .migrate(true),
+    )
+    .await?;
+    let result = postgres_figures(&queue, url, &schema, opts, sizes, report).await;
+    drop_schema(&pg_pool(&queue)?, &schema).await?;
+    queue.close().await;
+    result
+}
+
+/// Drops the benchmark's throw-away schema and everything in it.
+async fn drop_schema(pool: &PgPool, schema: &str) -> Result<()> {
+    let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", quote_ident(schema));
+    // The name is generated by this crate and quoted as an identifier.
+    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(pool).await?;
+    Ok(())
+}
+
+/// `name` as a PostgreSQL identifier in double quotes (embedded quotes doubled).
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The connection pool of a PostgreSQL queue.
+fn pg_pool(queue: &Queue) -> Result<PgPool> {
+    match queue.pool() {
+        Pool::Postgres(pool) => Ok(pool),
+        _ => Err(BenchError::Usage("not a PostgreSQL queue".into())),
+    }
+}
+
+/// The connection pool of a SQLite queue.
+fn sqlite_pool(queue: &Queue) -> Result<SqlitePool> {
+    match queue.pool() {
+        Pool::Sqlite(pool) => Ok(pool),
+        _ => Err(BenchError::Usage("not a SQLite queue".into())),
+    }
+}
+
+async fn postgres_figures(
+    queue: &Queue,
+    url: &str,
+    schema: &str,
+    opts: &BenchOptions,
+    sizes: &Sizes,
+    report: &(dyn Fn(&Measurement) + Sync),
+) -> Result<Vec<Measurement>> {
+    let pool = pg_pool(queue)?;
+    let mut rec = Recorder {
+        backend: "postgres",
+        out: Vec::new(),
+        report,
+    };
+
+    // 1. The raw ceiling.
+    raw::pg_prepare(&pool).await?;
+    let t = raw::pg_insert_batches(&pool, sizes.raw_batch_rows, 1000).await?;
+    let raw_batch = rec.rate(
+        "raw",
+        "multi-row INSERT (1,000 rows each)",
+        sizes.raw_batch_rows,
+        t,
+        "rows/s",
+    );
+    raw::pg_reset(&pool).await?;
+    let t = raw::pg_insert_singles(&pool, sizes.raw_single, 1).await?;
+    let raw_single_1 = rec.rate(
+        "raw",
+        "one INSERT per transaction, 1 client",
+        sizes.raw_single,
+        t,
+        "rows/s",
+    );
+    let t = raw::pg_insert_singles(&pool, sizes.raw_single_4, 4).await?;
+    let raw_single_4 = rec.rate(
+        "raw",
+        "one INSERT per transaction, 4 clients",
+        sizes.raw_single_4,
+        t,
+        "rows/s",
+    );
+    raw::pg_reset(&pool).await?;
+    raw::pg_fill(&pool, sizes.raw_claim).await?;
+    let (t, n) = raw::pg_claim_finish(&pool, 1).await?;
+    rec.rate(
+        "raw",
+        "claim 100 SKIP LOCKED + finish in one UPDATE, 1 connection",
+        n as usize,
+        t,
+        "jobs/s",
+    );
+    raw::pg_reset(&pool).await?;
+    raw::pg_fill(&pool, sizes.raw_claim).await?;
+    let (t, n) = raw::pg_claim_finish(&pool, 4).await?;
+    let raw_claim_4 = rec.rate(
+        "raw",
+        "claim 100 SKIP LOCKED + finish in one UPDATE, 4 connections",
+        n as usize,
+        t,
+        "jobs/s",
+    );
+    raw::pg_reset(&pool).await?;
+
+    // 2. Enqueue.
+    enqueue_figures(
+        queue,
+        sizes,
+        &mut rec,
+        raw_single_1,
+        raw_single_4,
+        raw_batch,
+    )
+    .await?;
+    let t = {
+        let start = Instant::now();
+        for _ in 0..sizes.enqueue_tx {
+            let mut tx = pool.begin().await?;
+            queue
+                .enqueue_in(
+                    &mut tx,
+                    NOOP,
+                    Value::Null,
+                    EnqueueOptions::new().queue(BENCH_QUEUE),
+                )
+                .await?;
+            tx.commit().await?;
+        }
+        start.elapsed()
+    };
+    rec.rate(
+        "enqueue",
+        "transactional enqueue (BEGIN, enqueue, COMMIT)",
+        sizes.enqueue_tx,
+        t,
+        "jobs/s",
+    );
+    rec.compare_last("raw one INSERT per transaction, 1 client", raw_single_1);
+    raw::pg_reset(&pool).await?;
+
+    // 3. Processing.
+    process_figures(
+        queue,
+        sizes,
+        &mut rec,
+        raw_claim_4,
+        "raw claim+finish, 4 connections",
+        || raw::pg_reset(&pool),
+        opts.worker_binary.as_ref().map(|b| (b, url, Some(schema))),
+    )
+    .await?;
+
+    // 4. Latency.
+    latency_figures(queue, sizes, &mut rec).await?;
+    raw::pg_cleanup(&pool).await?;
+    Ok(rec.out)
+}
+
+async fn run_sqlite(
+    opts: &BenchOptions,
+    sizes: &Sizes,
+    report: &(dyn Fn(&Measurement) + Sync),
+) -> Result<Vec<Measurement>> {
+    let dir = std::env::temp_dir().join(format!("underling-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("bench.db");
+    let url = format!("sqlite://{}", path.display());
+    let queue =
+        Queue::connect_with(ConnectOptions::new(&url).max_connections(4).migrate(true)).await?;
+    let result = sqlite_figures(&queue, &url, opts, sizes, report).await;
+    queue.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn sqlite_figures(
+    queue: &Queue,
+    url: &str,
+    opts: &BenchOptions,
+    sizes: &Sizes,
+    report: &(dyn Fn(&Measurement) + Sync),
+) -> Result<Vec<Measurement>> {
+    let pool = sqlite_pool(queue)?;
+    let mut rec = Recorder {
+        backend: "sqlite",
+        out: Vec::new(),
+        report,
+    };
+    raw::sqlite_prepare(&pool).await?;
+    let t = raw::sqlite_insert_batches(&pool, sizes.raw_batch_rows, 1000).await?;
+    let raw_batch = rec.rate(
+        "raw",
+        "multi-row INSERT (1,000 rows each)",
+        sizes.raw_batch_rows,
+        t,
+        "rows/s",
+    );
+    raw::sqlite_reset(&pool).await?;
+    let t = raw::sqlite_insert_singles(&pool, sizes.raw_single).await?;
+    let raw_single = rec.rate(
+        "raw",
+        "one INSERT per transaction, 1 client",
+        sizes.raw_single,
+        t,
+        "rows/s",
+    );
+    raw::sqlite_reset(&pool).await?;
+    raw::sqlite_fill(&pool, sizes.raw_claim).await?;
+    let (t, n) = raw::sqlite_claim_finish(&pool).await?;
+    let raw_claim = rec.rate(
+        "raw",
+        "claim 100 + finish in one UPDATE, 1 connection",
+        n as usize,
+        t,
+        "jobs/s",
+    );
+    raw::sqlite_reset(&pool).await?;
+
+    enqueue_figures(queue, sizes, &mut rec, raw_single, raw_single, raw_batch).await?;
+    let t = {
+        let start = Instant::now();
+        for _ in 0..sizes.enqueue_tx {
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            queue
+                .enqueue_in(
+                    &mut tx,
+                    NOOP,
+                    Value::Null,
+                    EnqueueOptions::new().queue(BENCH_QUEUE),
+                )
+                .await?;
+            tx.commit().await?;
+        }
+        start.elapsed()
+    };
+    rec.rate(
+        "enqueue",
+        "transactional enqueue (BEGIN, enqueue, COMMIT)",
+        sizes.enqueue_tx,
+        t,
+        "jobs/s",
+    );
+    rec.compare_last("raw one INSERT per transaction, 1 client", raw_single);
+    raw::sqlite_reset(&pool).await?;
+
+    process_figures(
+        queue,
+        sizes,
+        &mut rec,
+        raw_claim,
+        "raw claim+finish, 1 connection",
+        || raw::sqlite_reset(&pool),
+        opts.worker_binary.as_ref().map(|b| (b, url, None)),
+    )
+    .await?;
+    latency_figures(queue, sizes, &mut rec).await?;
+    Ok(rec.out)
+}
+
+fn noop_jobs(n: usize) -> Result<Vec<NewJob>> {
+    let jobs: underling::Result<Vec<NewJob>> = (0..n)
+        .map(|_| NewJob::new(NOOP, Value::Null, EnqueueOptions::new().queue(BENCH_QUEUE)))
+        .collect();
+    Ok(jobs?)
+}
+
+async fn enqueue_figures(
+    queue: &Queue,
+    sizes: &Sizes,
+    rec: &mut Recorder<'_>,
+    raw_single_1: f64,
+    raw_single_4: f64,
+    raw_batch: f64,
+) -> Result<()> {
+    // On a runtime task, like the raw loop it is compared with: the caller's own task may be
+    // the runtime's main thread, and every reply would then cross threads.
+    let start = Instant::now();
+    let caller = queue.clone();
+    let n = sizes.enqueue_single;
+    tokio::spawn(async move {
+        for _ in 0..n {
+            caller
+                .enqueue(NOOP, Value::Null, EnqueueOptions::new().queue(BENCH_QUEUE))
+                .await?;
+        }
+        Ok::<(), BenchError>(())
+    })
+    .await??;
+    rec.rate(
+        "enqueue",
+        "one job per call, 1 caller",
+        sizes.enqueue_single,
+        start.elapsed(),
+        "jobs/s",
+    );
+    rec.compare_last("raw one INSERT per transaction, 1 client", raw_single_1);
+
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..4 {
+        let queue = queue.clone();
+        let share = sizes.enqueue_single_4 / 4;
+        handles.push(tokio::spawn(async move {
+            for _ in 0..share {
+                queue
+                    .enqueue(NOOP, Value::Null, EnqueueOptions::new().queue(BENCH_QUEUE))
+                    .await?;
+            }
+            Ok::<(), BenchError>(())
+        }));
+    }
+    for h in handles {
+        h.await??;
+    }
+    rec.rate(
+        "enqueue",
+        "one job per call, 4 callers",
+        sizes.enqueue_single_4 / 4 * 4,
+        start.elapsed(),
+        "jobs/s",
+    );
+    rec.compare_last("raw one INSERT per transaction, 4 clients", raw_single_4);
+
+    let jobs = noop_jobs(1000)?;
+    let start = Instant::now();
+    let mut done = 0;
+    while done < sizes.enqueue_batch {
+        queue.enqueue_batch(&jobs).await?;
+        done += jobs.len();
+    }
+    rec.rate(
+        "enqueue",
+        "batch enqueue (1,000 per call)",
+        done,
+        start.elapsed(),
+        "jobs/s",
+    );
+    rec.compare_last("raw multi-row INSERT", raw_batch);
+    Ok(())
+}
+
+async fn process_figures<F, Fut>(
+    queue: &Queue,
+    sizes: &Sizes,
+    rec: &mut Recorder<'_>,
+    ceiling: f64,
+    ceiling_name: &str,
+    reset: F,
+    processes: Option<(&PathBuf, &str, Option<&str>)>,
+) -> Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    reset().await?;
+    let default_concurrency = WorkerOptions::default().concurrency;
+    let mut settings = vec![
+        (1usize, sizes.process_1),
+        (16, sizes.process_n),
+        (128, sizes.process_n),
+    ];
+    if !settings.iter().any(|(c, _)| *c == default_concurrency) {
+        settings.push((default_concurrency, sizes.process_n));
+    }
+    for (concurrency, n) in settings {
+        queue.enqueue_batch(&noop_jobs(n)?).await?;
+        let t = drain_in_process(queue, concurrency).await?;
+        check_all_finished(queue, n).await?;
+        let label = if concurrency == default_concurrency {
+            format!("1 worker, concurrency {concurrency} (the default)")
+        } else {
+            format!("1 worker, concurrency {concurrency}")
+        };
+        rec.rate("process", &label, n, t, "jobs/s");
+        rec.compare_last(ceiling_name, ceiling);
+        reset().await?;
+    }
+    if let Some((binary, url, schema)) = processes {
+        queue
+            .enqueue_batch(&noop_jobs(sizes.process_procs)?)
+            .await?;
+        let t = run_worker_processes(binary, url, schema, 4).await?;
+        check_all_finished(queue, sizes.process_procs).await?;
+        rec.rate(
+            "process",
+            "4 worker processes (default settings)",
+            sizes.process_procs,
+            t,
+            "jobs/s",
+        );
+        rec.compare_last(ceiling_name, ceiling);
+        reset().await?;
+    }
+    Ok(())
+}
+
+/// Runs an in-process worker with default settings (but `concurrency`) until the queue is empty.
+async fn drain_in_process(queue: &Queue, concurrency: usize) -> Result<Duration> {
+    let mut registry = Registry::new();
+    registry.register(Noop)?;
+    let options = WorkerOptions {
+        queues: vec![BENCH_QUEUE.to_string()],
+        concurrency,
+        burst: true,
+        ..WorkerOptions::default()
+    };
+    let start = Instant::now();
+    Worker::new(queue.clone(), registry, options).run().await?;
+    Ok(start.elapsed())
+}
+
+async fn check_all_finished(queue: &Queue, n: usize) -> Result<()> {
+    let filter = JobFilter {
+        states: vec![JobState::Finished],
+        queues: vec![BENCH_QUEUE.to_string()],
+        ..JobFilter::default()
+    };
+    let finished = queue.list_jobs(&filter, 0, 0).await?.total;
+    if finished != n as u64 {
+        return Err(BenchError::Check(format!(
+            "{finished} of {n} jobs finished"
+        )));
+    }
+    Ok(())
+}
+
+/// Starts `count` worker processes in burst mode and waits for all of them.
+async fn run_worker_processes(
+    binary: &PathBuf,
+    url: &str,
+    schema: Option<&str>,
+    count: usize,
+) -> Result<Duration> {
+    let start = Instant::now();
+    let mut children = Vec::new();
+    for _ in 0..count {
+        let mut cmd = tokio::process::Command::new(binary);
+        cmd.arg("--database")
+            .arg(url)
+            .arg("--queue")
+            .arg(BENCH_QUEUE)
+            .arg("--burst")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null());
+        if let Some(schema) = schema {
+            cmd.arg("--schema").arg(schema);
+        }
+        children.push(cmd.spawn().map_err(|e| {
+            BenchError::WorkerProcess(format!("cannot start {}: {e}", binary.display()))
+        })?);
+    }
+    for mut child in children {
+        let status = child.wait().await?;
+        if !status.success() {
+            return Err(BenchError::WorkerProcess(format!(
+                "a worker process exited with {status}"
+            )));
+        }
+    }
+    Ok(start.elapsed())
+}
+
+/// Enqueue→start and enqueue→finish on an idle worker, jobs arriving one at a time.
+async fn latency_figures(queue: &Queue, sizes: &Sizes, rec: &mut Recorder<'_>) -> Result<()> {
+    let mut registry = Registry::new();
+    registry.register(Noop)?;
+    let options = WorkerOptions {
+        queues: vec![BENCH_QUEUE.to_string()],
+        ..WorkerOptions::default()
+    };
+    let worker = Worker::new(queue.clone(), registry, options);
+    let control = worker.control();
+    let handle = tokio::spawn(worker.run());
+    // Let the worker register and go idle.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut ids = Vec::with_capacity(sizes.latency);
+    for _ in 0..sizes.latency {
+        ids.push(
+            queue
+                .enqueue(NOOP, Value::Null, EnqueueOptions::new().queue(BENCH_QUEUE))
+                .await?,
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Wait for the last ones.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let filter = JobFilter {
+            states: vec![JobState::Finished],
+            queues: vec![BENCH_QUEUE.to_string()],
+            ..JobFilter::default()
+        };
+        if queue.list_jobs(&filter, 0, 0).await?.total >= ids.len() as u64
+            || Instant::now() > deadline
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    control.stop();
+    handle.await??;
+    let mut to_start = Vec::new();
+    let mut to_finish = Vec::new();
+    for id in &ids {
+        if let Some(job) = queue.job(*id).await?
+            && let (Some(started), Some(finished)) = (job.started, job.finished)
+        {
+            to_start.push(ms_between(job.created, started));
+            to_finish.push(ms_between(job.created, finished));
+        }
+    }
+    if to_start.len() != ids.len() {
+        return Err(BenchError::Check(format!(
+            "latency: {} of {} jobs finished",
+            to_start.len(),
+            ids.len()
+        )));
+    }
+    let n = ids.len() as u64;
+    rec.push(
+        "latency",
+        "enqueue→start p50",
+        percentile(&mut to_start, 0.50),
+        "ms",
+        n,
+    );
+    rec.push(
+        "latency",
+        "enqueue→start p99",
+        percentile(&mut to_start, 0.99),
+        "ms",
+        n,
+    );
+    rec.push(
+        "latency",
+        "enqueue→finish p50",
+        percentile(&mut to_finish, 0.50),
+        "ms",
+        n,
+    );
+    rec.push(
+        "latency",
+        "enqueue→finish p99",
+        percentile(&mut to_finish, 0.99),
+        "ms",
+        n,
+    );
+    Ok(())
+}
+
+fn ms_between(a: chrono::DateTime<chrono::Utc>, b: chrono::DateTime<chrono::Utc>) -> f64 {
+    (b - a).num_microseconds().unwrap_or(0) as f64 / 1000.0
+}
+
+/// The `p` quantile (nearest rank) of `values`.
+fn percentile(values: &mut [f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(|a, b| a.total_cmp(b));
+    let rank = ((p * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    values[rank - 1]
+}
