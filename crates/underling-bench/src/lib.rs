@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::{PgPool, SqlitePool};
 use underling::{
-    ConnectOptions, EnqueueOptions, JobContext, JobFilter, JobState, NewJob, Pool, Queue,
-    Registry, Task, TaskResult, Worker, WorkerOptions,
+    ConnectOptions, EnqueueOptions, JobContext, JobFilter, JobState, NewJob, Pool, Queue, Registry,
+    Task, TaskResult, Worker, WorkerOptions,
 };
 
 mod error;
