@@ -4,6 +4,7 @@
 //! Statements live in `sql/`; the worker's cycle, the readiness rule and the retry transition
 //! live in the migrations as functions, because they carry planner settings of their own.
 
+mod columns;
 mod connect;
 mod listener;
 
@@ -19,13 +20,14 @@ use tokio::sync::{OnceCell, broadcast};
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
-use crate::job::{Job, JobList, JobState, NewJob, Outcome, Settle};
+use crate::job::{Job, JobList, JobState, NewJob};
 use crate::model::{AppliedMigration, Command, HistoryPoint, LockInfo, QueueInfo, RepairReport};
 use crate::model::{Stats, WorkerInfo};
 use crate::queue::ConnectOptions;
 use crate::store::notify::{Coalescer, SendWake, Wakeups};
 use crate::store::rows::{self, JobRow};
 use crate::store::{self, BackendKind, Pool, Store, statement};
+use columns::{BatchColumns, SettleColumns};
 
 /// A job row as PostgreSQL returns it.
 type PgJobRow = JobRow<DateTime<Utc>, Value, Vec<i64>>;
@@ -167,121 +169,6 @@ impl PostgresStore {
             query.bind(now)
         };
         Ok(query.fetch_one(&self.pool).await?)
-    }
-}
-
-/// A batch of jobs as one array per column, for `underling_enqueue_jobs`.
-struct BatchColumns<'a> {
-    tasks: Vec<&'a str>,
-    args: Vec<&'a Value>,
-    queues: Vec<&'a str>,
-    priorities: Vec<i32>,
-    attempts: Vec<i32>,
-    delays: Vec<Option<f64>>,
-    run_ats: Vec<Option<DateTime<Utc>>>,
-    expires: Vec<Option<f64>>,
-    laxes: Vec<bool>,
-    has_parents: Vec<bool>,
-    notes: Vec<Value>,
-    /// (1-based input position, parent id) for every dependency.
-    dep_ord: Vec<i64>,
-    dep_parent: Vec<i64>,
-}
-
-impl<'a> BatchColumns<'a> {
-    fn new(jobs: &'a [NewJob]) -> Self {
-        let mut c = BatchColumns {
-            tasks: Vec::with_capacity(jobs.len()),
-            args: Vec::with_capacity(jobs.len()),
-            queues: Vec::with_capacity(jobs.len()),
-            priorities: Vec::with_capacity(jobs.len()),
-            attempts: Vec::with_capacity(jobs.len()),
-            delays: Vec::with_capacity(jobs.len()),
-            run_ats: Vec::with_capacity(jobs.len()),
-            expires: Vec::with_capacity(jobs.len()),
-            laxes: Vec::with_capacity(jobs.len()),
-            has_parents: Vec::with_capacity(jobs.len()),
-            notes: Vec::with_capacity(jobs.len()),
-            dep_ord: Vec::new(),
-            dep_parent: Vec::new(),
-        };
-        for (i, job) in jobs.iter().enumerate() {
-            c.tasks.push(job.task());
-            c.args.push(job.args());
-            c.queues.push(job.queue());
-            c.priorities.push(job.priority());
-            c.attempts.push(job.attempts());
-            c.delays.push(job.delay().map(secs));
-            c.run_ats.push(job.run_at());
-            c.expires.push(job.expire().map(secs));
-            c.laxes.push(job.lax());
-            c.has_parents.push(!job.parents().is_empty());
-            c.notes.push(Value::Object(job.notes().clone()));
-            for parent in job.parents() {
-                c.dep_ord.push(i as i64 + 1);
-                c.dep_parent.push(*parent);
-            }
-        }
-        c
-    }
-
-    /// Binds the columns as `$1..$13`.
-    fn bind<'q, O>(
-        &'q self,
-        query: sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
-        query
-            .bind(&self.tasks)
-            .bind(&self.args)
-            .bind(&self.queues)
-            .bind(&self.priorities)
-            .bind(&self.attempts)
-            .bind(&self.delays)
-            .bind(&self.run_ats)
-            .bind(&self.expires)
-            .bind(&self.laxes)
-            .bind(&self.has_parents)
-            .bind(&self.notes)
-            .bind(&self.dep_ord)
-            .bind(&self.dep_parent)
-    }
-}
-
-/// Outcomes as one array per column, for `underling_cycle`.
-struct SettleColumns<'a> {
-    ids: Vec<i64>,
-    retries: Vec<i32>,
-    oks: Vec<bool>,
-    results: Vec<&'a Value>,
-    delays: Vec<f64>,
-}
-
-impl<'a> SettleColumns<'a> {
-    fn new(settles: &'a [Settle]) -> Self {
-        let mut c = SettleColumns {
-            ids: Vec::with_capacity(settles.len()),
-            retries: Vec::with_capacity(settles.len()),
-            oks: Vec::with_capacity(settles.len()),
-            results: Vec::with_capacity(settles.len()),
-            delays: Vec::with_capacity(settles.len()),
-        };
-        for s in settles {
-            c.ids.push(s.id);
-            c.retries.push(s.retries);
-            match &s.outcome {
-                Outcome::Finished(result) => {
-                    c.oks.push(true);
-                    c.results.push(result);
-                    c.delays.push(0.0);
-                }
-                Outcome::Failed { error, retry_delay } => {
-                    c.oks.push(false);
-                    c.results.push(error);
-                    c.delays.push(secs(*retry_delay));
-                }
-            }
-        }
-        c
     }
 }
 
