@@ -124,14 +124,9 @@ impl Queue {
         Queue { store }
     }
 
-    /// The store, for the worker.
-    pub(crate) fn store(&self) -> &dyn Store {
-        &*self.store
-    }
-
-    /// The store, shared, for the worker's background tasks.
-    pub(crate) fn store_arc(&self) -> Arc<dyn Store> {
-        self.store.clone()
+    /// The store, for the worker (shared with its background tasks).
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     /// Which database this queue uses.

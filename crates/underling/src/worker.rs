@@ -438,7 +438,7 @@ impl Worker {
     /// Runs until stopped (or, with `burst`, until nothing is ready), then unregisters.
     pub async fn run(self) -> Result<WorkerSummary> {
         self.validate()?;
-        let backend = self.queue.store_arc();
+        let backend = self.queue.store().clone();
         let host = hostname::get()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "unknown".into());
@@ -1007,7 +1007,7 @@ impl Worker {
     /// A job that cannot run (missing, not inactive, delayed, waiting for parents, expired, or
     /// of a task this worker does not know) gives [`Error::NotReady`] saying why.
     pub async fn run_foreground(&self, id: i64) -> Result<ForegroundRun> {
-        let backend = self.queue.store_arc();
+        let backend = self.queue.store().clone();
         let Some(job) = backend.job(id).await? else {
             return Err(Error::JobNotFound(id));
         };
