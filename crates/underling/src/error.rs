@@ -22,7 +22,7 @@ pub enum Error {
         reason: String,
     },
     /// The database could not be reached.
-    #[error("cannot connect to {url}: {source}")]
+    #[error("cannot connect to {url}: {}", driver_message(.source))]
     Connect {
         /// The URL, with any password masked.
         url: String,
@@ -115,11 +115,20 @@ pub enum Error {
     #[error("the store broke an invariant: {0}")]
     Invariant(String),
     /// Any other database error.
-    #[error("database error: {0}")]
+    #[error("database error: {}", driver_message(.0))]
     Database(#[from] sqlx::Error),
     /// JSON stored in the database could not be read.
     #[error("stored JSON is malformed: {0}")]
     Json(#[from] serde_json::Error),
+}
+
+/// The driver's message for people: the server's own message for a database error, without
+/// the source line of the server's C code that sqlx appends to PostgreSQL errors ("at line 621").
+fn driver_message(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Database(db) => db.message().to_string(),
+        other => other.to_string(),
+    }
 }
 
 /// `Result` with underling's [`Error`].
