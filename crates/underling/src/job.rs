@@ -247,6 +247,9 @@ impl NewJob {
     /// Nothing is written.
     pub fn new(task: &str, args: impl Serialize, opts: EnqueueOptions) -> Result<NewJob> {
         let args = serde_json::to_value(args).map_err(|e| Error::InvalidArgs(e.to_string()))?;
+        if let Some(path) = nul_character_at(&args) {
+            return Err(Error::InvalidArgs(nul_character_reason(&path)));
+        }
         let mut options = opts;
         let notes = match options.notes.take() {
             None => Map::new(),
@@ -258,6 +261,7 @@ impl NewJob {
                 )));
             }
         };
+        check_notes(&notes)?;
         options.parents.sort_unstable();
         options.parents.dedup();
         check_duration("delay", options.delay)?;
@@ -353,6 +357,56 @@ pub(crate) fn validate_queue(queue: &str) -> Result<()> {
         return Err(Error::InvalidQueue(queue.to_string()));
     }
     Ok(())
+}
+
+/// Where in a JSON value a string (or an object key) holds a NUL character, as a path like
+/// `$.files[2].name`, if anywhere. PostgreSQL's `jsonb` cannot store `\u0000`, so no backend
+/// accepts it: JSON that one backend stores must read back the same on the other.
+pub(crate) fn nul_character_at(value: &Value) -> Option<String> {
+    fn walk(value: &Value, path: &mut String) -> bool {
+        match value {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().enumerate().any(|(i, item)| {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                let found = walk(item, path);
+                if !found {
+                    path.truncate(len);
+                }
+                found
+            }),
+            Value::Object(map) => map.iter().any(|(key, item)| {
+                let len = path.len();
+                path.push_str(&format!(".{}", key.replace('\0', "\\u0000")));
+                let found = key.contains('\0') || walk(item, path);
+                if !found {
+                    path.truncate(len);
+                }
+                found
+            }),
+            _ => false,
+        }
+    }
+    let mut path = "$".to_string();
+    walk(value, &mut path).then_some(path)
+}
+
+/// Checks that notes can be stored.
+pub(crate) fn check_notes(notes: &Map<String, Value>) -> Result<()> {
+    // A map is walked as the object it is; its keys come out as `$.key`.
+    let object = Value::Object(notes.clone());
+    match nul_character_at(&object) {
+        Some(path) => Err(Error::InvalidNotes(nul_character_reason(&path))),
+        None => Ok(()),
+    }
+}
+
+/// The reason JSON with a NUL character is refused, for error messages.
+pub(crate) fn nul_character_reason(path: &str) -> String {
+    format!(
+        "a string at {path} contains a NUL character (\\u0000), which PostgreSQL cannot store; \
+         remove it or encode the data (e.g. as base64)"
+    )
 }
 
 /// The JSON type of a value, for error messages.
@@ -481,4 +535,25 @@ pub enum Settled {
 pub fn default_backoff(retries: i32) -> Duration {
     let r = u64::try_from(retries.max(0)).unwrap_or(0);
     Duration::from_secs(r.saturating_pow(4).saturating_add(15))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::nul_character_at;
+
+    #[test]
+    fn a_nul_character_is_found_with_its_path() {
+        assert_eq!(nul_character_at(&json!({"a": "fine"})), None);
+        assert_eq!(
+            nul_character_at(&json!({"a": {"b": ["x", "y\u{0}z"]}})),
+            Some("$.a.b[1]".to_string())
+        );
+        assert_eq!(
+            nul_character_at(&json!({"k\u{0}": 1})),
+            Some("$.k\\u0000".to_string())
+        );
+        assert_eq!(nul_character_at(&json!("\u{0}")), Some("$".to_string()));
+    }
 }

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::job::{EnqueueOptions, Job, JobFilter, JobList, NewJob, RetryOptions};
-use crate::job::{default_backoff, json_kind, validate_queue};
+use crate::job::{check_notes, default_backoff, json_kind, validate_queue};
 use crate::model::{
     AppliedMigration, HistoryPoint, LockInfo, QueueInfo, RepairOptions, RepairReport, Stats,
     WorkerInfo,
@@ -269,7 +269,10 @@ impl Queue {
     /// Merges `notes` (a JSON object) into a job's notes; a null value deletes its key.
     pub async fn note(&self, id: i64, notes: Value) -> Result<()> {
         match notes {
-            Value::Object(map) => self.store.note(store::Note { id, notes: &map }).await,
+            Value::Object(map) => {
+                check_notes(&map)?;
+                self.store.note(store::Note { id, notes: &map }).await
+            }
             other => Err(Error::InvalidNotes(format!(
                 "notes must be a JSON object, got {}",
                 json_kind(&other)
@@ -281,6 +284,7 @@ impl Queue {
     pub async fn note_key(&self, id: i64, key: &str, value: Value) -> Result<()> {
         let mut notes = Map::new();
         notes.insert(key.to_string(), value);
+        check_notes(&notes)?;
         self.store.note(store::Note { id, notes: &notes }).await
     }
 
