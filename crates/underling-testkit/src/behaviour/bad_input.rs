@@ -1,0 +1,92 @@
+//! Bad input gets a clear error and changes nothing.
+
+use serde_json::json;
+use underling::{EnqueueOptions, Error};
+
+use crate::support::*;
+
+behaviours! {
+    async fn empty_task_name_is_refused(t) {
+        let queue = t.queue.clone();
+        let err = queue.enqueue("", json!({}), EnqueueOptions::new()).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidTask(ref t) if t.is_empty()), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "invalid task name \"\": a task name must be a non-empty string without surrounding spaces"
+        );
+        assert_eq!(job_count(&queue).await, 0);
+    }
+
+    async fn task_name_with_surrounding_spaces_is_refused(t) {
+        let queue = t.queue.clone();
+        let err = queue.enqueue(" add", json!({}), EnqueueOptions::new()).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidTask(ref t) if t == " add"), "{err:?}");
+        let err = queue.enqueue("add\n", json!({}), EnqueueOptions::new()).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidTask(_)), "{err:?}");
+        assert_eq!(job_count(&queue).await, 0);
+    }
+
+    async fn zero_attempts_is_refused(t) {
+        let queue = t.queue.clone();
+        let err = queue.enqueue("add", json!({}), EnqueueOptions::new().attempts(0)).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidOption(_)), "{err:?}");
+        assert_eq!(err.to_string(), "invalid option: attempts must be at least 1, got 0");
+        assert_eq!(job_count(&queue).await, 0);
+    }
+
+    async fn negative_attempts_is_refused(t) {
+        let queue = t.queue.clone();
+        let err = queue.enqueue("add", json!({}), EnqueueOptions::new().attempts(-2)).await.unwrap_err();
+        assert_eq!(err.to_string(), "invalid option: attempts must be at least 1, got -2");
+        assert_eq!(job_count(&queue).await, 0);
+    }
+
+    async fn empty_queue_name_is_refused(t) {
+        let queue = t.queue.clone();
+        let err = queue.enqueue("add", json!({}), EnqueueOptions::new().queue("")).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidQueue(ref q) if q.is_empty()), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "invalid queue name \"\": a queue name must be a non-empty string without surrounding spaces"
+        );
+        assert_eq!(job_count(&queue).await, 0);
+    }
+
+    async fn nonexistent_parent_is_refused(t) {
+        let queue = t.queue.clone();
+        let err = queue.enqueue("add", json!({}), EnqueueOptions::new().parent(999)).await.unwrap_err();
+        assert!(matches!(err, Error::ParentNotFound(999)), "{err:?}");
+        assert_eq!(err.to_string(), "parent job 999 does not exist");
+        assert_eq!(job_count(&queue).await, 0);
+    }
+
+    async fn the_lowest_missing_parent_is_reported(t) {
+        let queue = t.queue.clone();
+        let real = enqueue(&queue, "add").await;
+        let err = queue
+            .enqueue("add", json!({}), EnqueueOptions::new().parents([1001, real, 1000]))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::ParentNotFound(1000)), "{err:?}");
+        assert_eq!(job_count(&queue).await, 1);
+    }
+
+    async fn a_removed_job_cannot_become_a_parent(t) {
+        let queue = t.queue.clone();
+        let gone = enqueue(&queue, "add").await;
+        queue.remove_job(gone).await.unwrap();
+        let err = queue.enqueue("add", json!({}), EnqueueOptions::new().parent(gone)).await.unwrap_err();
+        assert!(matches!(err, Error::ParentNotFound(x) if x == gone), "{err:?}");
+        assert_eq!(job_count(&queue).await, 0);
+    }
+
+    async fn arguments_that_cannot_be_json_are_refused(t) {
+        let queue = t.queue.clone();
+        let mut map = std::collections::HashMap::new();
+        map.insert((1, 2), "tuple keys cannot be JSON object keys");
+        let err = queue.enqueue("add", map, EnqueueOptions::new()).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidArgs(_)), "{err:?}");
+        assert!(err.to_string().starts_with("invalid job arguments: "), "{err}");
+        assert_eq!(job_count(&queue).await, 0);
+    }
+}

@@ -1,0 +1,50 @@
+//! The storage behaviours: what every [`underling::Store`] does, checked through
+//! [`underling::Queue`] and the store's own operations. One module per area.
+
+pub mod bad_input;
+pub mod claim;
+pub mod claim_by_id;
+pub mod connect;
+pub mod dependencies;
+pub mod enqueue;
+pub mod list;
+pub mod locks;
+pub mod notes;
+pub mod notify;
+pub mod queues;
+pub mod release;
+pub mod remove;
+pub mod repair;
+pub mod retry;
+pub mod settle;
+pub mod smoke;
+pub mod stats;
+pub mod transactions;
+pub mod workers;
+
+/// Every storage behaviour, module by module.
+pub fn all() -> Vec<crate::Behaviour> {
+    [
+        bad_input::all(),
+        claim::all(),
+        claim_by_id::all(),
+        connect::all(),
+        dependencies::all(),
+        enqueue::all(),
+        list::all(),
+        locks::all(),
+        notes::all(),
+        notify::all(),
+        queues::all(),
+        release::all(),
+        remove::all(),
+        repair::all(),
+        retry::all(),
+        settle::all(),
+        smoke::all(),
+        stats::all(),
+        transactions::all(),
+        workers::all(),
+    ]
+    .concat()
+}

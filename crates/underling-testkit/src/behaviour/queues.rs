@@ -1,0 +1,117 @@
+//! Queues: pausing, resuming and counting.
+
+use serde_json::json;
+use underling::{EnqueueOptions, Error, JobState, QueueInfo};
+
+use crate::support::*;
+
+behaviours! {
+    async fn paused_queue_is_not_claimed_from(t) {
+        let queue = t.queue.clone();
+        let paused = enqueue_with(&queue, "add", EnqueueOptions::new().queue("mail")).await;
+        let other = enqueue(&queue, "add").await;
+        queue.pause_queue("mail").await.unwrap();
+        let w = worker(t).await;
+        assert_eq!(claim_ids(t, w, &["mail", "default"], 10).await, vec![other]);
+        assert_eq!(state(&queue, paused).await, JobState::Inactive);
+    }
+
+    async fn resumed_queue_is_claimed_from_again(t) {
+        let queue = t.queue.clone();
+        let id = enqueue_with(&queue, "add", EnqueueOptions::new().queue("mail")).await;
+        queue.pause_queue("mail").await.unwrap();
+        let w = worker(t).await;
+        assert!(claim_ids(t, w, &["mail"], 10).await.is_empty());
+        queue.resume_queue("mail").await.unwrap();
+        assert_eq!(claim_ids(t, w, &["mail"], 10).await, vec![id]);
+    }
+
+    async fn pausing_twice_and_resuming_once_resumes(t) {
+        let queue = t.queue.clone();
+        let id = enqueue(&queue, "add").await;
+        queue.pause_queue("default").await.unwrap();
+        queue.pause_queue("default").await.unwrap();
+        queue.resume_queue("default").await.unwrap();
+        let w = worker(t).await;
+        assert_eq!(claim_ids(t, w, &["default"], 10).await, vec![id]);
+    }
+
+    async fn a_queue_paused_before_it_has_jobs_stays_paused(t) {
+        let queue = t.queue.clone();
+        queue.pause_queue("later").await.unwrap();
+        let _id = enqueue_with(&queue, "add", EnqueueOptions::new().queue("later")).await;
+        let w = worker(t).await;
+        assert!(claim_ids(t, w, &["later"], 10).await.is_empty());
+    }
+
+    async fn pausing_does_not_stop_running_jobs_from_settling(t) {
+        let queue = t.queue.clone();
+        let id = enqueue(&queue, "add").await;
+        let w = worker(t).await;
+        let claimed = claim_one(t, w).await;
+        queue.pause_queue("default").await.unwrap();
+        assert_eq!(finish(t, &claimed, json!(1)).await, underling::Settled::Finished);
+        assert_eq!(state(&queue, id).await, JobState::Finished);
+    }
+
+    async fn pause_with_an_empty_queue_name_is_invalid(t) {
+        let queue = t.queue.clone();
+        assert!(matches!(queue.pause_queue("").await, Err(Error::InvalidQueue(ref q)) if q.is_empty()));
+        assert!(matches!(queue.resume_queue(" x").await, Err(Error::InvalidQueue(ref q)) if q == " x"));
+        assert_eq!(queue.queues().await.unwrap(), vec![]);
+    }
+
+    async fn queues_lists_counts_per_state_by_name(t) {
+        let queue = t.queue.clone();
+        let w = worker(t).await;
+        enqueue_with(&queue, "add", EnqueueOptions::new().queue("b")).await;
+        enqueue_with(&queue, "add", EnqueueOptions::new().queue("b")).await;
+        let active = enqueue_with(&queue, "add", EnqueueOptions::new().queue("b")).await;
+        let finished = enqueue_with(&queue, "add", EnqueueOptions::new().queue("a")).await;
+        let failed = enqueue_with(&queue, "add", EnqueueOptions::new().queue("a")).await;
+        run_to_finish(t, w, finished).await;
+        run_to_failure(t, w, failed).await;
+        claim_by_id(t, w, active).await.unwrap();
+        queue.pause_queue("c").await.unwrap();
+        queue.pause_queue("b").await.unwrap();
+
+        let info = |name: &str, paused, inactive, active, failed, finished| QueueInfo {
+            name: name.to_string(),
+            paused,
+            inactive,
+            active,
+            failed,
+            finished,
+        };
+        assert_eq!(
+            queue.queues().await.unwrap(),
+            vec![
+                info("a", false, 0, 0, 1, 1),
+                info("b", true, 2, 1, 0, 0),
+                info("c", true, 0, 0, 0, 0),
+            ]
+        );
+    }
+
+    async fn queues_lists_only_queues_with_jobs_or_a_pause_flag(t) {
+        let queue = t.queue.clone();
+        let gone = enqueue_with(&queue, "add", EnqueueOptions::new().queue("gone")).await;
+        enqueue_with(&queue, "add", EnqueueOptions::new().queue("kept")).await;
+        queue.remove_job(gone).await.unwrap();
+        let names: Vec<String> = queue.queues().await.unwrap().into_iter().map(|q| q.name).collect();
+        assert_eq!(names, vec!["kept"]);
+    }
+
+    async fn queues_shows_a_resumed_queue_as_not_paused(t) {
+        let queue = t.queue.clone();
+        enqueue(&queue, "add").await;
+        queue.pause_queue("default").await.unwrap();
+        assert!(queue.queues().await.unwrap()[0].paused);
+        queue.resume_queue("default").await.unwrap();
+        let queues = queue.queues().await.unwrap();
+        assert_eq!(queues.len(), 1);
+        assert_eq!(queues[0].name, "default");
+        assert!(!queues[0].paused);
+        assert_eq!(queues[0].inactive, 1);
+    }
+}

@@ -1,0 +1,189 @@
+//! Repair: rescuing jobs of missing workers, failing stuck jobs, removing old jobs.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::json;
+use underling::store::Heartbeat;
+use underling::{EnqueueOptions, JobState, RepairOptions, RepairReport};
+
+use crate::support::*;
+
+/// Repair options that treat every worker whose heartbeat is in the past as missing.
+fn missing_now() -> RepairOptions {
+    RepairOptions {
+        missing_after: Duration::ZERO,
+        ..Default::default()
+    }
+}
+
+behaviours! {
+    async fn repair_of_a_healthy_store_does_nothing(t) {
+        let queue = t.queue.clone();
+        let ready = enqueue(&queue, "add").await;
+        let running = enqueue(&queue, "add").await;
+        let done = enqueue(&queue, "add").await;
+        let w = worker(t).await;
+        run_to_finish(t, w, done).await;
+        claim_by_id(t, w, running).await.unwrap();
+        let before = queue.list_jobs(&Default::default(), 10, 0).await.unwrap();
+        assert_eq!(queue.repair(&RepairOptions::default()).await.unwrap(), RepairReport::default());
+        assert_eq!(queue.list_jobs(&Default::default(), 10, 0).await.unwrap(), before);
+        assert_eq!(queue.workers().await.unwrap().len(), 1);
+        assert_eq!(state(&queue, ready).await, JobState::Inactive);
+    }
+
+    async fn missing_worker_is_removed_and_its_job_retried_if_tries_are_left(t) {
+        let queue = t.queue.clone();
+        let id = enqueue_with(&queue, "add", EnqueueOptions::new().attempts(2)).await;
+        let w = worker(t).await;
+        claim_one(t, w).await;
+        tick().await;
+        let before = Utc::now();
+        let report = queue.repair(&missing_now()).await.unwrap();
+        assert_eq!(report.missing_workers, 1);
+        assert_eq!(report.abandoned_jobs, 1);
+        assert!(queue.workers().await.unwrap().is_empty());
+        let job = job(&queue, id).await;
+        assert_eq!(job.state, JobState::Inactive);
+        assert_eq!(job.retries, 1);
+        assert_eq!(job.result, Some(json!("Worker went away")));
+        // Retried with the default backoff for its first retry (15 s).
+        assert!(job.delayed >= before + chrono::Duration::seconds(14), "delayed {}", job.delayed);
+        assert!(job.delayed <= Utc::now() + chrono::Duration::seconds(16), "delayed {}", job.delayed);
+    }
+
+    async fn missing_workers_job_fails_on_its_last_attempt(t) {
+        let queue = t.queue.clone();
+        let id = enqueue(&queue, "add").await;
+        let w = worker(t).await;
+        claim_one(t, w).await;
+        tick().await;
+        let report = queue.repair(&missing_now()).await.unwrap();
+        assert_eq!((report.missing_workers, report.abandoned_jobs), (1, 1));
+        let job = job(&queue, id).await;
+        assert_eq!(job.state, JobState::Failed);
+        assert_eq!(job.retries, 0);
+        assert_eq!(job.result, Some(json!("Worker went away")));
+        assert!(job.finished.is_some());
+    }
+
+    async fn rescued_attempt_makes_the_old_settle_stale(t) {
+        let queue = t.queue.clone();
+        let id = enqueue_with(&queue, "add", EnqueueOptions::new().attempts(2)).await;
+        let w = worker(t).await;
+        let claimed = claim_one(t, w).await;
+        tick().await;
+        queue.repair(&missing_now()).await.unwrap();
+        let rescued = job(&queue, id).await;
+        assert_eq!(finish(t, &claimed, json!("late")).await, underling::Settled::Stale);
+        assert_eq!(job(&queue, id).await, rescued);
+    }
+
+    async fn worker_with_a_fresh_heartbeat_is_kept(t) {
+        let queue = t.queue.clone();
+        let id = enqueue(&queue, "add").await;
+        let w = worker(t).await;
+        claim_one(t, w).await;
+        let opts = RepairOptions { missing_after: Duration::from_secs(60), ..Default::default() };
+        let report = queue.repair(&opts).await.unwrap();
+        assert_eq!((report.missing_workers, report.abandoned_jobs), (0, 0));
+        assert_eq!(queue.workers().await.unwrap().len(), 1);
+        assert_eq!(state(&queue, id).await, JobState::Active);
+    }
+
+    async fn heartbeat_keeps_a_worker_from_being_missing(t) {
+        let queue = t.queue.clone();
+        let stale = worker(t).await;
+        let fresh = worker(t).await;
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+        assert!(t.store.heartbeat(Heartbeat { id: fresh, status: &json!({}), now: None }).await.unwrap());
+        let opts = RepairOptions { missing_after: Duration::from_millis(1000), ..Default::default() };
+        let report = queue.repair(&opts).await.unwrap();
+        assert_eq!(report.missing_workers, 1);
+        let ids: Vec<i64> = queue.workers().await.unwrap().iter().map(|w| w.id).collect();
+        assert_eq!(ids, vec![fresh]);
+        assert!(stale < fresh);
+    }
+
+    async fn active_job_of_an_unregistered_worker_is_rescued(t) {
+        let queue = t.queue.clone();
+        let id = enqueue_with(&queue, "add", EnqueueOptions::new().attempts(3)).await;
+        let w = worker(t).await;
+        claim_one(t, w).await;
+        t.store.unregister_worker(w).await.unwrap();
+        let report = queue.repair(&RepairOptions::default()).await.unwrap();
+        assert_eq!((report.missing_workers, report.abandoned_jobs), (0, 1));
+        let job = job(&queue, id).await;
+        assert_eq!(job.state, JobState::Inactive);
+        assert_eq!(job.retries, 1);
+        assert_eq!(job.result, Some(json!("Worker went away")));
+    }
+
+    async fn inactive_job_due_too_long_ago_fails_as_stuck(t) {
+        let queue = t.queue.clone();
+        let stuck = enqueue(&queue, "add").await;
+        let delayed = enqueue_with(&queue, "add", EnqueueOptions::new().delay(Duration::from_secs(3600))).await;
+        tick().await;
+        let opts = RepairOptions { stuck_after: Duration::ZERO, ..Default::default() };
+        let report = queue.repair(&opts).await.unwrap();
+        assert_eq!(report.stuck_jobs, 1);
+        let job = job(&queue, stuck).await;
+        assert_eq!(job.state, JobState::Failed);
+        assert_eq!(job.result, Some(json!("Job appears stuck in queue")));
+        assert_eq!(state(&queue, delayed).await, JobState::Inactive);
+    }
+
+    async fn inactive_job_due_recently_is_not_stuck(t) {
+        let queue = t.queue.clone();
+        let id = enqueue(&queue, "add").await;
+        let opts = RepairOptions { stuck_after: Duration::from_secs(3600), ..Default::default() };
+        assert_eq!(queue.repair(&opts).await.unwrap().stuck_jobs, 0);
+        assert_eq!(state(&queue, id).await, JobState::Inactive);
+    }
+
+    async fn old_finished_jobs_are_removed(t) {
+        let queue = t.queue.clone();
+        let w = worker(t).await;
+        let finished = enqueue(&queue, "add").await;
+        let failed = enqueue(&queue, "add").await;
+        let inactive = enqueue(&queue, "add").await;
+        run_to_finish(t, w, finished).await;
+        run_to_failure(t, w, failed).await;
+        tick().await;
+        let opts = RepairOptions { remove_after: Duration::ZERO, ..Default::default() };
+        let report = queue.repair(&opts).await.unwrap();
+        assert_eq!(report.removed_jobs, 1);
+        assert_eq!(queue.job(finished).await.unwrap(), None);
+        assert_eq!(state(&queue, failed).await, JobState::Failed);
+        assert_eq!(state(&queue, inactive).await, JobState::Inactive);
+    }
+
+    async fn recently_finished_jobs_are_kept(t) {
+        let queue = t.queue.clone();
+        let w = worker(t).await;
+        let id = enqueue(&queue, "add").await;
+        run_to_finish(t, w, id).await;
+        let opts = RepairOptions { remove_after: Duration::from_secs(3600), ..Default::default() };
+        assert_eq!(queue.repair(&opts).await.unwrap().removed_jobs, 0);
+        assert_eq!(state(&queue, id).await, JobState::Finished);
+    }
+
+    async fn old_finished_parent_is_kept_while_a_child_is_unfinished(t) {
+        let queue = t.queue.clone();
+        let w = worker(t).await;
+        let parent = enqueue(&queue, "parent").await;
+        let child = enqueue_with(&queue, "child", EnqueueOptions::new().parent(parent)).await;
+        run_to_finish(t, w, parent).await;
+        tick().await;
+        let opts = RepairOptions { remove_after: Duration::ZERO, ..Default::default() };
+        assert_eq!(queue.repair(&opts).await.unwrap().removed_jobs, 0);
+        assert_eq!(state(&queue, parent).await, JobState::Finished);
+
+        run_to_finish(t, w, child).await;
+        tick().await;
+        assert_eq!(queue.repair(&opts).await.unwrap().removed_jobs, 2);
+        assert_eq!(queue.job(parent).await.unwrap(), None);
+        assert_eq!(queue.job(child).await.unwrap(), None);
+    }
+}

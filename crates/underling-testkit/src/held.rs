@@ -1,0 +1,211 @@
+//! [`HeldStore`]: a store that forwards every operation to another store but holds back
+//! the writes of outcomes, or the replies to claims, as a test asks: to see what a worker
+//! does when its writes are slow, never arrive (a process about to be killed), or when a
+//! claim committed long before the worker hears of it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::broadcast;
+use underling::store::{
+    Broadcast, ClaimById, Cycle, CycleReply, Enqueue, Heartbeat, ListJobs, Lock, Locks, NextDue,
+    Note, Now, PauseQueue, Purge, RegisterWorker, Release, Repair, Retry, Unlock,
+};
+use underling::{
+    AppliedMigration, BackendKind, Command, HistoryPoint, Job, JobList, LockInfo, Pool, Queue,
+    QueueInfo, RepairReport, Result, Stats, Store, WorkerInfo,
+};
+
+/// What happens to a write of outcomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delay {
+    /// It never returns and never reaches the store: the outcomes stay in the worker's memory,
+    /// as they would in a process about to be killed.
+    Never,
+    /// It reaches the store only after this long.
+    After(Duration),
+}
+
+/// What a [`HeldStore`] holds back. Everything else goes through at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hold {
+    /// Cycles that settle outcomes (with or without a claim) are held back before they reach
+    /// the store. `None`: written at once.
+    pub settles: Option<Delay>,
+    /// Every claim's reply reaches the caller only this long after the store answered: the
+    /// claimed jobs are active in the database and not yet running. `None`: at once.
+    pub claim_replies: Option<Duration>,
+}
+
+impl Hold {
+    /// Writes of outcomes never return and never reach the store.
+    pub fn settles_never() -> Self {
+        Hold {
+            settles: Some(Delay::Never),
+            ..Hold::default()
+        }
+    }
+    /// Writes of outcomes reach the store only after `delay`.
+    pub fn settles_after(delay: Duration) -> Self {
+        Hold {
+            settles: Some(Delay::After(delay)),
+            ..Hold::default()
+        }
+    }
+    /// Outcomes are written at once, but every claim's reply comes `delay` after the claim
+    /// committed.
+    pub fn claim_replies_after(delay: Duration) -> Self {
+        Hold {
+            claim_replies: Some(delay),
+            ..Hold::default()
+        }
+    }
+}
+
+/// A store that forwards every operation to `inner`, holding back what [`Hold`] says.
+pub struct HeldStore {
+    inner: Arc<dyn Store>,
+    hold: Hold,
+}
+
+impl HeldStore {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn Store>, hold: Hold) -> Self {
+        HeldStore { inner, hold }
+    }
+
+    /// A queue over `inner` wrapped in a held store: a worker built on it writes through the
+    /// hold, while the test looks at the store through its own queue.
+    pub fn queue(inner: &Arc<dyn Store>, hold: Hold) -> Queue {
+        Queue::from_store(Arc::new(HeldStore::new(inner.clone(), hold)))
+    }
+
+    async fn hold_settles(&self) {
+        match self.hold.settles {
+            None => {}
+            Some(Delay::Never) => std::future::pending::<()>().await,
+            Some(Delay::After(delay)) => tokio::time::sleep(delay).await,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for HeldStore {
+    fn kind(&self) -> BackendKind {
+        self.inner.kind()
+    }
+    fn pool(&self) -> Pool {
+        self.inner.pool()
+    }
+    async fn migrate(&self) -> Result<Vec<AppliedMigration>> {
+        self.inner.migrate().await
+    }
+    async fn check_migrated(&self) -> Result<()> {
+        self.inner.check_migrated().await
+    }
+    async fn enqueue(&self, p: Enqueue<'_>) -> Result<Vec<i64>> {
+        self.inner.enqueue(p).await
+    }
+    async fn enqueue_on_postgres(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        p: Enqueue<'_>,
+    ) -> Result<Vec<i64>> {
+        self.inner.enqueue_on_postgres(conn, p).await
+    }
+    async fn enqueue_on_sqlite(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        p: Enqueue<'_>,
+    ) -> Result<Vec<i64>> {
+        self.inner.enqueue_on_sqlite(conn, p).await
+    }
+    async fn cycle(&self, p: Cycle<'_>) -> Result<CycleReply> {
+        // A write of outcomes alone is held too, even an empty one; a claim without outcomes
+        // goes through.
+        if !p.settles.is_empty() || p.claim.is_none() {
+            self.hold_settles().await;
+        }
+        let reply = self.inner.cycle(p).await;
+        if let (Some(delay), Some(_)) = (self.hold.claim_replies, p.claim) {
+            tokio::time::sleep(delay).await;
+        }
+        reply
+    }
+    async fn claim_by_id(&self, p: ClaimById) -> Result<Option<Job>> {
+        self.inner.claim_by_id(p).await
+    }
+    async fn release(&self, p: Release<'_>) -> Result<u64> {
+        self.inner.release(p).await
+    }
+    async fn next_due(&self, p: NextDue<'_>) -> Result<Option<DateTime<Utc>>> {
+        self.inner.next_due(p).await
+    }
+    async fn job(&self, id: i64) -> Result<Option<Job>> {
+        self.inner.job(id).await
+    }
+    async fn list(&self, p: ListJobs<'_>) -> Result<JobList> {
+        self.inner.list(p).await
+    }
+    async fn retry(&self, p: Retry<'_>) -> Result<u64> {
+        self.inner.retry(p).await
+    }
+    async fn remove(&self, id: i64) -> Result<()> {
+        self.inner.remove(id).await
+    }
+    async fn purge(&self, p: Purge<'_>) -> Result<u64> {
+        self.inner.purge(p).await
+    }
+    async fn note(&self, p: Note<'_>) -> Result<()> {
+        self.inner.note(p).await
+    }
+    async fn stats(&self, now: Now) -> Result<Stats> {
+        self.inner.stats(now).await
+    }
+    async fn history(&self, now: Now) -> Result<Vec<HistoryPoint>> {
+        self.inner.history(now).await
+    }
+    async fn register_worker(&self, p: RegisterWorker<'_>) -> Result<i64> {
+        self.inner.register_worker(p).await
+    }
+    async fn heartbeat(&self, p: Heartbeat<'_>) -> Result<bool> {
+        self.inner.heartbeat(p).await
+    }
+    async fn unregister_worker(&self, id: i64) -> Result<()> {
+        self.inner.unregister_worker(id).await
+    }
+    async fn workers(&self, ids: &[i64]) -> Result<Vec<WorkerInfo>> {
+        self.inner.workers(ids).await
+    }
+    async fn broadcast(&self, p: Broadcast<'_>) -> Result<u64> {
+        self.inner.broadcast(p).await
+    }
+    async fn receive(&self, worker_id: i64) -> Result<Vec<Command>> {
+        self.inner.receive(worker_id).await
+    }
+    async fn lock(&self, p: Lock<'_>) -> Result<bool> {
+        self.inner.lock(p).await
+    }
+    async fn unlock(&self, p: Unlock<'_>) -> Result<bool> {
+        self.inner.unlock(p).await
+    }
+    async fn locks(&self, p: Locks<'_>) -> Result<Vec<LockInfo>> {
+        self.inner.locks(p).await
+    }
+    async fn set_queue_paused(&self, p: PauseQueue<'_>) -> Result<()> {
+        self.inner.set_queue_paused(p).await
+    }
+    async fn queues(&self) -> Result<Vec<QueueInfo>> {
+        self.inner.queues().await
+    }
+    async fn repair(&self, p: Repair<'_>) -> Result<RepairReport> {
+        self.inner.repair(p).await
+    }
+    async fn subscribe(&self) -> Result<Option<broadcast::Receiver<String>>> {
+        self.inner.subscribe().await
+    }
+    async fn close(&self) {
+        self.inner.close().await
+    }
+}

@@ -1,0 +1,217 @@
+//! Tasks the worker tests run. Each test builds its own [`Registry`] with fresh instances, so
+//! state shared between a test and its tasks (counters, gates) never leaks across tests.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use underling::{JobContext, Registry, Task, TaskError, TaskOptions, TaskResult};
+
+/// Arguments of `test.double`.
+#[derive(Debug, Deserialize)]
+pub struct DoubleArgs {
+    /// The number to double.
+    pub n: i64,
+}
+
+/// `test.double`: its result is `{"doubled": 2n}`.
+pub struct Double;
+
+#[underling::async_trait]
+impl Task for Double {
+    type Args = DoubleArgs;
+    fn name(&self) -> &'static str {
+        "test.double"
+    }
+    async fn run(&self, _ctx: &JobContext, args: DoubleArgs) -> TaskResult {
+        Ok(json!({ "doubled": args.n * 2 }))
+    }
+}
+
+/// `test.error`: fails with `"it broke"`.
+pub struct Broken;
+
+#[underling::async_trait]
+impl Task for Broken {
+    type Args = Value;
+    fn name(&self) -> &'static str {
+        "test.error"
+    }
+    async fn run(&self, _ctx: &JobContext, _args: Value) -> TaskResult {
+        Err(TaskError::msg("it broke"))
+    }
+}
+
+/// `test.panic`: panics with `"boom"`.
+pub struct Panics;
+
+#[underling::async_trait]
+impl Task for Panics {
+    type Args = Value;
+    fn name(&self) -> &'static str {
+        "test.panic"
+    }
+    async fn run(&self, _ctx: &JobContext, _args: Value) -> TaskResult {
+        panic!("boom");
+    }
+}
+
+/// `test.flaky`: always fails with `"attempt N failed"`, counting its runs; with the backoff
+/// given (a function pointer, as in [`TaskOptions`]).
+pub struct Flaky {
+    /// How many times it ran.
+    pub runs: Arc<AtomicUsize>,
+    /// Its retry backoff.
+    pub backoff: fn(i32) -> Duration,
+}
+
+#[underling::async_trait]
+impl Task for Flaky {
+    type Args = Value;
+    fn name(&self) -> &'static str {
+        "test.flaky"
+    }
+    fn options(&self) -> TaskOptions {
+        TaskOptions {
+            backoff: self.backoff,
+            ..TaskOptions::default()
+        }
+    }
+    async fn run(&self, ctx: &JobContext, _args: Value) -> TaskResult {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        Err(TaskError::msg(format!("attempt {} failed", ctx.attempt())))
+    }
+}
+
+/// `test.stubborn`: sleeps for a minute ignoring cancellation, with a 200 ms timeout.
+pub struct Stubborn;
+
+#[underling::async_trait]
+impl Task for Stubborn {
+    type Args = Value;
+    fn name(&self) -> &'static str {
+        "test.stubborn"
+    }
+    fn options(&self) -> TaskOptions {
+        TaskOptions {
+            timeout: Some(Duration::from_millis(200)),
+            ..TaskOptions::default()
+        }
+    }
+    async fn run(&self, _ctx: &JobContext, _args: Value) -> TaskResult {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Ok(json!("woke up"))
+    }
+}
+
+/// Tracks how many jobs run at once, and the most that ever did.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    now: AtomicUsize,
+    max: AtomicUsize,
+    started: AtomicUsize,
+}
+
+impl InFlight {
+    /// Jobs running now.
+    pub fn now(&self) -> usize {
+        self.now.load(Ordering::SeqCst)
+    }
+    /// The most jobs that ever ran at once.
+    pub fn max(&self) -> usize {
+        self.max.load(Ordering::SeqCst)
+    }
+    /// Jobs that started, in all.
+    pub fn started(&self) -> usize {
+        self.started.load(Ordering::SeqCst)
+    }
+    fn enter(&self) {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(now, Ordering::SeqCst);
+    }
+    fn leave(&self) {
+        self.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A gate that holds `test.gated` jobs until it is opened.
+#[derive(Debug, Clone)]
+pub struct Gate(watch::Sender<bool>);
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Gate {
+    /// A closed gate.
+    pub fn new() -> Self {
+        Gate(watch::Sender::new(false))
+    }
+    /// Lets every waiting (and future) job through.
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
+    /// Waits until the gate is open.
+    pub async fn wait(&self) {
+        let mut open = self.0.subscribe();
+        // The sender lives in `self`, so the wait cannot fail.
+        let _ = open.wait_for(|open| *open).await;
+    }
+}
+
+/// `test.gated`: waits at its gate (ignoring cancellation), recording how many run at once,
+/// then returns `"passed"`.
+pub struct Gated {
+    /// Where it waits.
+    pub gate: Gate,
+    /// Counts the jobs in flight.
+    pub in_flight: Arc<InFlight>,
+}
+
+#[underling::async_trait]
+impl Task for Gated {
+    type Args = Value;
+    fn name(&self) -> &'static str {
+        "test.gated"
+    }
+    async fn run(&self, _ctx: &JobContext, _args: Value) -> TaskResult {
+        self.in_flight.enter();
+        let mut open = self.gate.0.subscribe();
+        let waited = open.wait_for(|open| *open).await.map(|_| ());
+        self.in_flight.leave();
+        waited.map_err(|_| TaskError::msg("the gate was dropped"))?;
+        Ok(json!("passed"))
+    }
+}
+
+/// A registry with the stateless test tasks.
+pub fn simple() -> Registry {
+    let mut registry = Registry::new();
+    registry
+        .register(Double)
+        .and_then(|r| r.register(Broken))
+        .and_then(|r| r.register(Panics))
+        .and_then(|r| r.register(Stubborn))
+        .expect("register the test tasks");
+    registry
+}
+
+/// A registry with only `test.gated`, and what the test needs to drive it.
+pub fn gated() -> (Registry, Gate, Arc<InFlight>) {
+    let gate = Gate::new();
+    let in_flight = Arc::new(InFlight::default());
+    let mut registry = Registry::new();
+    registry
+        .register(Gated {
+            gate: gate.clone(),
+            in_flight: in_flight.clone(),
+        })
+        .expect("register test.gated");
+    (registry, gate, in_flight)
+}

@@ -1,0 +1,82 @@
+//! Which jobs a worker claims, and how many at once.
+
+use std::time::Duration;
+
+use serde_json::json;
+use underling::{EnqueueOptions, JobState};
+
+use crate::support::*;
+use crate::tasks;
+
+behaviours! {
+    async fn only_jobs_of_registered_tasks_are_claimed(t) {
+        let queue = t.queue.clone();
+        let unknown = queue.enqueue("test.unknown", json!({}), EnqueueOptions::new()).await.unwrap();
+        let known = queue.enqueue("test.double", json!({"n": 1}), EnqueueOptions::new()).await.unwrap();
+        let summary = run_burst(&queue, tasks::simple(), 4).await;
+        assert_eq!(summary.performed, 1);
+        assert_eq!(job(&queue, known).await.state, JobState::Finished);
+        let unknown = job(&queue, unknown).await;
+        assert_eq!(unknown.state, JobState::Inactive);
+        assert_eq!(unknown.worker_id, None);
+        assert_eq!(unknown.started, None);
+    }
+
+    async fn running_jobs_never_exceed_the_concurrency(t) {
+        let queue = t.queue.clone();
+        let (registry, gate, in_flight) = tasks::gated();
+        let mut ids = Vec::new();
+        for _ in 0..10 {
+            ids.push(queue.enqueue("test.gated", json!({}), EnqueueOptions::new()).await.unwrap());
+        }
+        let worker = start(&queue, registry, burst_options(3));
+        // Three jobs fill the worker; the other seven must wait although they are ready.
+        wait_for("three jobs in flight", || async { (in_flight.now() == 3).then_some(()) }).await;
+        let active = queue.stats().await.unwrap().active_jobs;
+        assert_eq!(active, 3);
+        gate.open();
+        let summary = worker.join().await;
+        assert_eq!(summary.finished, 10);
+        assert_eq!(in_flight.max(), 3);
+        for id in ids {
+            assert_eq!(job(&queue, id).await.state, JobState::Finished);
+        }
+    }
+
+    async fn a_burst_worker_exits_when_nothing_it_can_run_is_ready(t) {
+        let queue = t.queue.clone();
+        let mut ready = Vec::new();
+        for n in 1..=3 {
+            ready.push(queue.enqueue("test.double", json!({"n": n}), EnqueueOptions::new()).await.unwrap());
+        }
+        let later = queue
+            .enqueue("test.double", json!({"n": 4}), EnqueueOptions::new().delay(Duration::from_secs(3600)))
+            .await
+            .unwrap();
+        let summary = run_burst(&queue, tasks::simple(), 2).await;
+        assert_eq!(summary.performed, 3);
+        for id in ready {
+            assert_eq!(job(&queue, id).await.state, JobState::Finished);
+        }
+        assert_eq!(job(&queue, later).await.state, JobState::Inactive);
+        assert!(queue.workers().await.unwrap().is_empty(), "the worker unregistered");
+    }
+
+    async fn a_burst_worker_with_nothing_to_do_exits_at_once(t) {
+        let queue = t.queue.clone();
+        let summary = run_burst(&queue, tasks::simple(), 2).await;
+        assert_eq!(summary.performed, 0);
+        assert!(queue.workers().await.unwrap().is_empty());
+    }
+    async fn a_worker_without_job_slots_is_refused(t) {
+        let queue = t.queue.clone();
+        let id = queue.enqueue("test.double", json!({"n": 1}), EnqueueOptions::new()).await.unwrap();
+        let err = underling::Worker::new(queue.clone(), tasks::simple(), burst_options(0))
+            .run()
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "invalid option: the worker needs a concurrency of at least 1");
+        assert_eq!(job(&queue, id).await.state, JobState::Inactive);
+        assert!(queue.workers().await.unwrap().is_empty());
+    }
+}

@@ -1,0 +1,49 @@
+//! Remote commands reach a running worker through its inbox.
+
+use serde_json::json;
+use underling::{EnqueueOptions, JobState};
+
+use crate::support::*;
+use crate::tasks;
+
+behaviours! {
+    async fn a_stop_command_stops_a_running_job(t) {
+        let queue = t.queue.clone();
+        let (registry, _gate, in_flight) = tasks::gated();
+        let id = queue.enqueue("test.gated", json!({}), EnqueueOptions::new()).await.unwrap();
+        let worker = start(&queue, registry, fast_options(2));
+        wait_for("the job to start", || async { (in_flight.started() == 1).then_some(()) }).await;
+        assert_eq!(queue.broadcast("stop", json!([id]), &[]).await.unwrap(), 1);
+        let job = wait_for_state(&queue, id, JobState::Failed).await;
+        assert_eq!(job.result, Some(json!("Job was stopped")));
+        worker.control.stop();
+        let summary = worker.join().await;
+        assert_eq!((summary.performed, summary.finished, summary.failed), (1, 0, 1));
+    }
+
+    async fn a_jobs_command_changes_the_concurrency(t) {
+        let queue = t.queue.clone();
+        let (registry, gate, in_flight) = tasks::gated();
+        let mut ids = Vec::new();
+        for _ in 0..6 {
+            ids.push(queue.enqueue("test.gated", json!({}), EnqueueOptions::new()).await.unwrap());
+        }
+        let worker = start(&queue, registry, fast_options(1));
+        wait_for("one job in flight", || async { (in_flight.now() == 1).then_some(()) }).await;
+        assert_eq!(queue.broadcast("jobs", json!([3]), &[]).await.unwrap(), 1);
+        wait_for("three jobs in flight", || async { (in_flight.now() == 3).then_some(()) }).await;
+        // The worker reports its new concurrency with its next heartbeat.
+        wait_for("the status to show 3 jobs", || async {
+            let workers = queue.workers().await.unwrap();
+            (workers[0].status["jobs"] == json!(3)).then_some(())
+        })
+        .await;
+        gate.open();
+        for id in &ids {
+            wait_for_state(&queue, *id, JobState::Finished).await;
+        }
+        worker.control.stop();
+        worker.join().await;
+        assert_eq!(in_flight.max(), 3);
+    }
+}

@@ -1,0 +1,30 @@
+//! The worker runtime, proven: every behaviour runs a real [`underling::Worker`] (or one of
+//! its helpers) on the store it is given.
+
+pub mod batching;
+pub mod claiming;
+pub mod commands;
+pub mod fetch_ahead;
+pub mod heartbeat;
+pub mod helpers;
+pub mod outcomes;
+pub mod retries;
+pub mod shutdown;
+pub mod wakeups;
+
+/// Every worker behaviour, module by module.
+pub fn all() -> Vec<crate::Behaviour> {
+    [
+        batching::all(),
+        claiming::all(),
+        commands::all(),
+        fetch_ahead::all(),
+        heartbeat::all(),
+        helpers::all(),
+        outcomes::all(),
+        retries::all(),
+        shutdown::all(),
+        wakeups::all(),
+    ]
+    .concat()
+}

@@ -1,0 +1,48 @@
+//! Wake-ups: an idle worker that never polls still runs every job of a burst of single
+//! enqueues, which share their wake-ups (the sharing rules themselves are unit-tested beside
+//! the PostgreSQL backend).
+
+use std::time::Duration;
+
+use serde_json::json;
+use underling::{EnqueueOptions, JobState, WorkerOptions};
+
+use crate::support::*;
+use crate::tasks;
+
+behaviours! {
+    async fn an_idle_worker_that_never_polls_runs_a_burst_of_concurrent_single_enqueues(t) {
+        let queue = t.queue.clone();
+        let options = WorkerOptions {
+            // Only wake-ups can make this worker look for jobs.
+            poll_interval: Duration::from_secs(3600),
+            ..fast_options(4)
+        };
+        let worker = start(&queue, tasks::simple(), options);
+        // Let it register, claim nothing and go idle.
+        wait_for("the worker to register", || async {
+            (!queue.workers().await.unwrap().is_empty()).then_some(())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // All at once, so that they fall within one wake-up window.
+        let calls: Vec<_> = (0..50)
+            .map(|n| {
+                let queue = queue.clone();
+                tokio::spawn(async move {
+                    queue.enqueue("test.double", json!({"n": n}), EnqueueOptions::new()).await
+                })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for call in calls {
+            ids.push(call.await.unwrap().unwrap());
+        }
+        for id in &ids {
+            wait_for_state(&queue, *id, JobState::Finished).await;
+        }
+        worker.control.stop();
+        let summary = worker.join().await;
+        assert_eq!(summary.finished, 50);
+    }
+}
