@@ -19,27 +19,27 @@
 //! ```
 
 use std::collections::{HashMap, VecDeque};
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 use crate::backend::Backend;
+
+use self::completer::{Completer, report_stale};
+use self::executor::{Attempt, Done, Executor, Running, perform};
+
+mod completer;
+mod executor;
+
 use crate::error::{Error, Result};
 use crate::job::{DEFAULT_QUEUE, Job, JobState, Outcome, Settle, Settled};
 use crate::model::{ClaimSpec, RepairOptions};
 use crate::queue::Queue;
-use crate::task::{DynTask, JobContext, Registry, TaskError};
-
-/// How long an outcome waits for the main loop to take it along with a claim before the
-/// settler writes it on its own.
-const SETTLE_DELAY: Duration = Duration::from_millis(2);
+use crate::task::Registry;
 
 /// How long a worker with few free slots waits for more running jobs to finish before it
 /// claims, so that claims come in batches.
@@ -135,12 +135,6 @@ pub struct ForegroundRun {
     pub settled: Settled,
 }
 
-/// A job that ended, on its way to the main loop.
-struct Done {
-    id: i64,
-    settle: Settle,
-}
-
 /// The most claims one worker has in flight at once.
 const MAX_CLAIMS_IN_FLIGHT: usize = 2;
 
@@ -188,67 +182,6 @@ struct ClaimResult {
     settles: Vec<Settle>,
     /// What the backend said.
     result: Result<(Vec<Settled>, Vec<Job>)>,
-}
-
-/// What the settler is told.
-enum SettlerMsg {
-    /// An outcome was put in the outbox.
-    Wake,
-    /// Answer once everything in the outbox has been written.
-    Flush(tokio::sync::oneshot::Sender<()>),
-}
-
-/// Outcomes waiting to be written. The main loop takes them along with its next claim (one
-/// statement for both); the settler writes whatever is still here a moment later.
-#[derive(Default)]
-struct Outbox {
-    pending: std::sync::Mutex<Vec<Settle>>,
-}
-
-impl Outbox {
-    /// The pending outcomes. A panic elsewhere while the lock was held (none can happen here)
-    /// must not make the worker drop outcomes: a poisoned lock is used all the same.
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Settle>> {
-        self.pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn put(&self, settle: Settle) {
-        self.lock().push(settle);
-    }
-
-    fn put_back(&self, settles: Vec<Settle>) {
-        self.lock().extend(settles);
-    }
-
-    fn is_empty(&self) -> bool {
-        self.lock().is_empty()
-    }
-
-    fn take(&self, max: usize) -> Vec<Settle> {
-        let mut pending = self.lock();
-        if pending.len() <= max {
-            std::mem::take(&mut *pending)
-        } else {
-            pending.drain(..max).collect()
-        }
-    }
-}
-
-/// One attempt at a job: its id and its retry count when it was claimed. A worker can run two
-/// attempts at one job at once (an operator retried the job while it ran here, and this worker
-/// claimed the retry), so attempts, not job ids, tell running jobs apart.
-type Attempt = (i64, i32);
-
-/// A job that is running.
-struct Running {
-    /// Asks the task to stop (it sees it through [`JobContext::cancelled`]).
-    stop: CancellationToken,
-    /// Drops the task's future, with the reason recorded as its error.
-    kill: watch::Sender<Option<String>>,
-    /// When it started here.
-    since: Instant,
 }
 
 /// A worker process's runtime.
@@ -339,16 +272,8 @@ impl Worker {
         // Subscribe before the first claim, so that no wake-up falls between a claim that
         // found nothing and the wait that follows it.
         let mut wakeups = backend.subscribe().await?;
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
-        let (settle_tx, settle_rx) = mpsc::unbounded_channel::<SettlerMsg>();
-        let outbox = Arc::new(Outbox::default());
-        let max_batch = self.options.settle_batch.max(1);
-        let settler = tokio::spawn(settle_loop(
-            backend.clone(),
-            settle_rx,
-            outbox.clone(),
-            max_batch,
-        ));
+        let (executor, mut done_rx) = Executor::new(self.registry.clone(), self.queue.clone());
+        let completer = Completer::start(backend.clone(), self.options.settle_batch);
         let mut running: HashMap<Attempt, Running> = HashMap::new();
         // Claimed jobs waiting for a free slot (see `Pace`), in claim order.
         let mut waiting: VecDeque<Job> = VecDeque::new();
@@ -396,7 +321,7 @@ impl Worker {
             {
                 // Outcomes waiting to be written go along with the claim: one statement, one
                 // commit for the whole cycle.
-                let settles = outbox.take(max_batch);
+                let settles = completer.take_for_claim();
                 let backend = backend.clone();
                 let spec = spec.clone();
                 let worker_id = summary.worker_id;
@@ -423,14 +348,14 @@ impl Worker {
             {
                 // Results still on their way may make children ready: write them, then look
                 // once more before leaving.
-                if flush(&settle_tx).await {
+                if completer.flush().await {
                     let free = concurrency.max(1);
                     match backend.claim(summary.worker_id, &spec, free).await {
                         Ok(jobs) if !jobs.is_empty() => {
                             maybe_ready = jobs.len() == free;
                             for job in jobs {
                                 let attempt = (job.id, job.retries);
-                                let entry = self.spawn_job(job, done_tx.clone());
+                                let entry = executor.spawn(job);
                                 running.insert(attempt, entry);
                             }
                             continue;
@@ -453,7 +378,7 @@ impl Worker {
                     self.beat(&*backend, &mut summary, &host, pid, &status).await;
                 }
                 _ = commands.tick() => {
-                    if self.read_inbox(&*backend, summary.worker_id, &running, &mut waiting, &done_tx, &mut concurrency, paused_concurrency).await {
+                    if self.read_inbox(&*backend, summary.worker_id, &running, &mut waiting, &executor, &mut concurrency, paused_concurrency).await {
                         maybe_ready = true;
                     }
                 }
@@ -468,16 +393,16 @@ impl Worker {
                     in_flight -= 1;
                     reserved -= claimed.requested;
                     maybe_ready = self
-                        .claimed(claimed, &mut waiting, &outbox, &settle_tx, &mut next_poll, &*backend, &spec)
+                        .claimed(claimed, &mut waiting, &completer, &mut next_poll, &*backend, &spec)
                         .await;
-                    self.fill(&mut waiting, &mut running, concurrency, &done_tx);
+                    self.fill(&mut waiting, &mut running, concurrency, &executor);
                 }
                 Some(done) = done_rx.recv() => {
-                    self.record_done(done, &mut running, &mut pace, &outbox, &settle_tx, &mut summary);
+                    self.record_done(done, &mut running, &mut pace, &completer, &mut summary);
                     while let Ok(done) = done_rx.try_recv() {
-                        self.record_done(done, &mut running, &mut pace, &outbox, &settle_tx, &mut summary);
+                        self.record_done(done, &mut running, &mut pace, &completer, &mut summary);
                     }
-                    self.fill(&mut waiting, &mut running, concurrency, &done_tx);
+                    self.fill(&mut waiting, &mut running, concurrency, &executor);
                     // Claim in batches, not one statement per finished job: while fewer than
                     // half the slots are free, give other running jobs a moment to finish too.
                     // (Jobs waiting for a slot already batch the claims.)
@@ -487,7 +412,7 @@ impl Worker {
                         while concurrency - running.len().min(concurrency) < half {
                             tokio::select! {
                                 Some(done) = done_rx.recv() => {
-                                    self.record_done(done, &mut running, &mut pace, &outbox, &settle_tx, &mut summary);
+                                    self.record_done(done, &mut running, &mut pace, &completer, &mut summary);
                                 }
                                 _ = tokio::time::sleep_until(deadline) => break,
                             }
@@ -525,8 +450,7 @@ impl Worker {
                     self.claimed(
                         claimed,
                         &mut waiting,
-                        &outbox,
-                        &settle_tx,
+                        &completer,
                         &mut next_poll,
                         &*backend,
                         &spec,
@@ -537,7 +461,7 @@ impl Worker {
             }
         }
         if !self.control.immediate.is_cancelled() {
-            self.fill(&mut waiting, &mut running, concurrency, &done_tx);
+            self.fill(&mut waiting, &mut running, concurrency, &executor);
         }
         if !waiting.is_empty() {
             let unstarted: Vec<Job> = waiting.drain(..).collect();
@@ -568,37 +492,26 @@ impl Worker {
                         self.beat(&*backend, &mut summary, &host, pid, &status).await;
                     }
                     _ = commands.tick() => {
-                        self.read_inbox(&*backend, summary.worker_id, &running, &mut waiting, &done_tx, &mut concurrency, paused_concurrency).await;
+                        self.read_inbox(&*backend, summary.worker_id, &running, &mut waiting, &executor, &mut concurrency, paused_concurrency).await;
                     }
                     Some(done) = done_rx.recv() => {
-                        self.record_done(done, &mut running, &mut pace, &outbox, &settle_tx, &mut summary);
+                        self.record_done(done, &mut running, &mut pace, &completer, &mut summary);
                     }
                 }
             }
             for job in running.values() {
-                job.stop.cancel();
-                let _ = job
-                    .kill
-                    .send(Some("Worker shut down before the job finished".into()));
+                job.stop("Worker shut down before the job finished");
             }
             while !running.is_empty() {
                 match done_rx.recv().await {
-                    Some(done) => self.record_done(
-                        done,
-                        &mut running,
-                        &mut pace,
-                        &outbox,
-                        &settle_tx,
-                        &mut summary,
-                    ),
+                    Some(done) => {
+                        self.record_done(done, &mut running, &mut pace, &completer, &mut summary)
+                    }
                     None => break,
                 }
             }
         }
-        drop(settle_tx);
-        if let Err(e) = settler.await {
-            tracing::error!(error = %e, "the settler stopped abnormally");
-        }
+        completer.finish().await;
         backend.unregister_worker(summary.worker_id).await?;
         tracing::info!(
             worker = summary.worker_id,
@@ -618,8 +531,7 @@ impl Worker {
         &self,
         claimed: ClaimResult,
         waiting: &mut VecDeque<Job>,
-        outbox: &Outbox,
-        settle_tx: &mpsc::UnboundedSender<SettlerMsg>,
+        completer: &Completer,
         next_poll: &mut tokio::time::Instant,
         backend: &dyn Backend,
         spec: &ClaimSpec,
@@ -642,8 +554,7 @@ impl Worker {
             }
             Err(e) => {
                 // Nothing was written: the settler will try these outcomes again.
-                outbox.put_back(claimed.settles);
-                let _ = settle_tx.send(SettlerMsg::Wake);
+                completer.put_back(claimed.settles);
                 tracing::warn!(error = %e, "claim failed; retrying");
                 *next_poll = tokio::time::Instant::now() + Duration::from_secs(1);
                 false
@@ -685,7 +596,7 @@ impl Worker {
         worker_id: i64,
         running: &HashMap<Attempt, Running>,
         waiting: &mut VecDeque<Job>,
-        done_tx: &mpsc::UnboundedSender<Done>,
+        executor: &Executor,
         concurrency: &mut usize,
         configured: usize,
     ) -> bool {
@@ -700,21 +611,7 @@ impl Worker {
                         // backoff applies to the retry.
                         while let Some(at) = waiting.iter().position(|job| job.id == id) {
                             if let Some(job) = waiting.remove(at) {
-                                let retry_delay = match self.registry.get(&job.task) {
-                                    Some(task) => (task.options().backoff)(job.retries),
-                                    None => crate::job::default_backoff(job.retries),
-                                };
-                                let outcome = Outcome::Failed {
-                                    error: json!(stop_reason(&cmd.command)),
-                                    retry_delay,
-                                };
-                                let settle = Settle {
-                                    id: job.id,
-                                    retries: job.retries,
-                                    outcome,
-                                };
-                                // Counted and written like every other ended job.
-                                let _ = done_tx.send(Done { id: job.id, settle });
+                                executor.fail_unstarted(job, stop_reason(&cmd.command));
                             }
                         }
                     }
@@ -750,25 +647,18 @@ impl Worker {
         done: Done,
         running: &mut HashMap<Attempt, Running>,
         pace: &mut Pace,
-        outbox: &Outbox,
-        settle_tx: &mpsc::UnboundedSender<SettlerMsg>,
+        completer: &Completer,
         summary: &mut WorkerSummary,
     ) {
         if let Some(ended) = running.remove(&(done.id, done.settle.retries)) {
-            pace.record(ended.since.elapsed());
+            pace.record(ended.elapsed());
         }
         summary.performed += 1;
         match done.settle.outcome {
             Outcome::Finished(_) => summary.finished += 1,
             Outcome::Failed { .. } => summary.failed += 1,
         }
-        outbox.put(done.settle);
-        if settle_tx.send(SettlerMsg::Wake).is_err() {
-            tracing::error!(
-                job = done.id,
-                "the settler is gone; the job will be rescued by repair"
-            );
-        }
+        completer.put(done.settle);
     }
 
     /// Starts waiting jobs while slots are free.
@@ -777,14 +667,14 @@ impl Worker {
         waiting: &mut VecDeque<Job>,
         running: &mut HashMap<Attempt, Running>,
         concurrency: usize,
-        done_tx: &mpsc::UnboundedSender<Done>,
+        executor: &Executor,
     ) {
         while running.len() < concurrency {
             let Some(job) = waiting.pop_front() else {
                 break;
             };
             let attempt = (job.id, job.retries);
-            let entry = self.spawn_job(job, done_tx.clone());
+            let entry = executor.spawn(job);
             running.insert(attempt, entry);
         }
     }
@@ -811,8 +701,7 @@ impl Worker {
                 let mut found = false;
                 for (_, job) in running.iter().filter(|((job, _), _)| *job == id) {
                     found = true;
-                    job.stop.cancel();
-                    let _ = job.kill.send(Some(reason.into()));
+                    job.stop(reason);
                 }
                 if found {
                     tracing::info!(command, job = id, "stopping job");
@@ -839,42 +728,6 @@ impl Worker {
             other => tracing::warn!(command = other, "unknown remote command"),
         }
         None
-    }
-
-    fn spawn_job(&self, job: Job, done_tx: mpsc::UnboundedSender<Done>) -> Running {
-        let stop = CancellationToken::new();
-        let (kill, kill_rx) = watch::channel(None);
-        let task = self.registry.get(&job.task).cloned();
-        let queue = self.queue.clone();
-        let span = tracing::info_span!(
-            "job",
-            id = job.id,
-            task = %job.task,
-            queue = %job.queue,
-            attempt = job.retries + 1
-        );
-        let ctx_stop = stop.clone();
-        tokio::spawn(
-            async move {
-                let id = job.id;
-                let retries = job.retries;
-                let outcome = perform(task, job, queue, ctx_stop, kill_rx).await;
-                let _ = done_tx.send(Done {
-                    id,
-                    settle: Settle {
-                        id,
-                        retries,
-                        outcome,
-                    },
-                });
-            }
-            .instrument(span),
-        );
-        Running {
-            stop,
-            kill,
-            since: Instant::now(),
-        }
     }
 
     /// Runs one job in this process, now, and settles it (what Minion's `-f` does).
@@ -981,172 +834,6 @@ async fn not_ready_reason(backend: &dyn Backend, id: i64) -> Result<String> {
     })
 }
 
-/// Runs a task to an outcome: a result, an error, a panic, a timeout or a kill.
-async fn perform(
-    task: Option<Arc<dyn DynTask>>,
-    job: Job,
-    queue: Queue,
-    stop: CancellationToken,
-    mut kill: watch::Receiver<Option<String>>,
-) -> Outcome {
-    let started = Instant::now();
-    let Some(task) = task else {
-        let error = TaskError::msg(Error::UnknownTask(job.task.clone()));
-        tracing::info!(error = %error, "job failed");
-        return Outcome::Failed {
-            error: error.0,
-            retry_delay: crate::job::default_backoff(job.retries),
-        };
-    };
-    let options = task.options();
-    let retries = job.retries;
-    let args = job.args.clone();
-    let ctx = JobContext::new(job, queue, stop.clone());
-    let run = AssertUnwindSafe(task.run_json(&ctx, args)).catch_unwind();
-    let timeout = options.timeout;
-    let timed = async {
-        match timeout {
-            Some(limit) => tokio::time::timeout(limit, run).await.map_err(|_| limit),
-            None => Ok(run.await),
-        }
-    };
-    let result: std::result::Result<Value, TaskError> = tokio::select! {
-        outcome = timed => match outcome {
-            Ok(Ok(result)) => result,
-            Ok(Err(panic)) => Err(TaskError::msg(format!("Task panicked: {}", panic_message(&panic)))),
-            Err(limit) => {
-                stop.cancel();
-                Err(TaskError::msg(format!("Job timed out after {}", humanize(limit))))
-            }
-        },
-        reason = kill.wait_for(Option::is_some) => {
-            let reason = reason.ok().and_then(|r| r.clone()).unwrap_or_else(|| "Job was killed".into());
-            Err(TaskError::msg(reason))
-        }
-    };
-    let elapsed = started.elapsed();
-    match result {
-        Ok(value) => {
-            tracing::info!(elapsed_ms = elapsed.as_millis() as u64, "job finished");
-            Outcome::Finished(value)
-        }
-        Err(error) => {
-            tracing::info!(elapsed_ms = elapsed.as_millis() as u64, error = %error, "job failed");
-            Outcome::Failed {
-                error: error.0,
-                retry_delay: (options.backoff)(retries),
-            }
-        }
-    }
-}
-
-/// The message of a caught panic.
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_string()
-    }
-}
-
-/// A duration for people: `1.5s`, `250ms`.
-fn humanize(d: Duration) -> String {
-    if d.as_millis() < 1000 {
-        format!("{}ms", d.as_millis())
-    } else {
-        format!("{}s", d.as_secs_f64())
-    }
-}
-
-/// Writes the outcomes the main loop did not take along with a claim, a moment after they
-/// arrive (at once on a flush), as many per statement as have piled up.
-async fn settle_loop(
-    backend: Arc<dyn Backend>,
-    mut rx: mpsc::UnboundedReceiver<SettlerMsg>,
-    outbox: Arc<Outbox>,
-    max_batch: usize,
-) {
-    let mut flushes = Vec::new();
-    let mut open = true;
-    while open {
-        // Outcomes kept after a failed write are tried again every few seconds.
-        let retry_soon = !outbox.is_empty();
-        let msg = if retry_soon {
-            tokio::time::timeout(Duration::from_secs(5), rx.recv())
-                .await
-                .unwrap_or(Some(SettlerMsg::Wake))
-        } else {
-            rx.recv().await
-        };
-        match msg {
-            Some(SettlerMsg::Wake) => {}
-            Some(SettlerMsg::Flush(reply)) => flushes.push(reply),
-            None => open = false,
-        }
-        if open && flushes.is_empty() {
-            tokio::time::sleep(SETTLE_DELAY).await;
-        }
-        loop {
-            match rx.try_recv() {
-                Ok(SettlerMsg::Wake) => {}
-                Ok(SettlerMsg::Flush(reply)) => flushes.push(reply),
-                Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => {
-                    open = false;
-                    break;
-                }
-            }
-        }
-        loop {
-            let batch = outbox.take(max_batch);
-            if batch.is_empty() {
-                break;
-            }
-            if !write_outcomes(&*backend, &batch).await {
-                if open {
-                    // Keep them for the next wake-up: once the database is back they are
-                    // written, and until then their jobs stay active under a live worker.
-                    outbox.put_back(batch);
-                } else {
-                    tracing::error!(
-                        jobs = batch.len(),
-                        "giving up on saving results at shutdown; repair will rescue the jobs"
-                    );
-                }
-                break;
-            }
-        }
-        for reply in flushes.drain(..) {
-            let _ = reply.send(());
-        }
-    }
-}
-
-/// Writes one batch of outcomes, retrying for about 30 s while the database is unreachable;
-/// `false` if it could not.
-async fn write_outcomes(backend: &dyn Backend, batch: &[Settle]) -> bool {
-    let mut tries = 0;
-    loop {
-        match backend.settle(batch).await {
-            Ok(results) => {
-                report_stale(batch, &results);
-                return true;
-            }
-            Err(e) if tries < 30 => {
-                tries += 1;
-                tracing::warn!(error = %e, jobs = batch.len(), "saving results failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, jobs = batch.len(), "saving results failed");
-                return false;
-            }
-        }
-    }
-}
-
 /// What a stopped or killed job records as its error.
 fn stop_reason(command: &str) -> &'static str {
     if command == "kill" {
@@ -1177,27 +864,6 @@ async fn release(
             Err(jobs)
         }
     }
-}
-
-/// Logs the outcomes that changed nothing because their attempt was no longer current.
-fn report_stale(settles: &[Settle], results: &[Settled]) {
-    for (settle, result) in settles.iter().zip(results) {
-        if *result == Settled::Stale {
-            tracing::warn!(
-                job = settle.id,
-                "result ignored: the job was retried, rescued or removed meanwhile"
-            );
-        }
-    }
-}
-
-/// Waits until every outcome sent so far is written; `false` if the settler is gone.
-async fn flush(settle_tx: &mpsc::UnboundedSender<SettlerMsg>) -> bool {
-    let (reply, done) = tokio::sync::oneshot::channel();
-    if settle_tx.send(SettlerMsg::Flush(reply)).is_err() {
-        return false;
-    }
-    done.await.is_ok()
 }
 
 /// The next wake-up: a queue name, `*` for "anything", or `None` when the stream ended.
