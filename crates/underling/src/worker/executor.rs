@@ -23,7 +23,9 @@ pub(super) type Attempt = (i64, i32);
 
 /// A job that ended, on its way to the dispatch loop.
 pub(super) struct Done {
+    /// The job.
     pub(super) id: i64,
+    /// Its attempt and how it ended.
     pub(super) settle: Settle,
 }
 
