@@ -245,9 +245,9 @@ impl Control {
                                 .iter()
                                 .filter_map(|cmd| RemoteCommand::parse(&cmd.command, &cmd.args))
                                 .collect();
-                            if tx.send(parsed).is_err() {
-                                break;
-                            }
+                            // Only a dispatch loop that is gone drops them, and then this
+                            // task is stopped or aborted next: heartbeats go on until then.
+                            let _ = tx.send(parsed);
                         }
                         Err(e) => tracing::warn!(error = %e, "reading the inbox failed"),
                     }
