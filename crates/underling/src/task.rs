@@ -237,6 +237,15 @@ impl Registry {
         self.tasks.keys().cloned().collect()
     }
 
+    /// The delay before retry number `retries + 1` of a job of `task`: the task's backoff, or
+    /// [`crate::default_backoff`] for a task this registry does not have.
+    pub fn backoff(&self, task: &str, retries: i32) -> std::time::Duration {
+        match self.get(task) {
+            Some(t) => (t.options().backoff)(retries),
+            None => crate::job::default_backoff(retries),
+        }
+    }
+
     /// Whether no task is registered.
     pub fn is_empty(&self) -> bool {
         self.tasks.is_empty()

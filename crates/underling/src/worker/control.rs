@@ -1,0 +1,302 @@
+//! The worker's link to the operators: it heartbeats (registering again when a repair
+//! elsewhere removed it) and reads the inbox of remote commands, as a task of its own, so
+//! that a busy dispatch loop neither delays nor is delayed by either.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Result;
+use crate::model::Command;
+use crate::store::{self, Store};
+
+/// The worker's id, shared by the roles that use it: a heartbeat that finds the worker removed
+/// registers it again, and the claims, releases and inbox reads after that use the new id.
+/// (Relaxed ordering is enough: the id is the only thing shared through it.)
+#[derive(Clone, Debug)]
+pub(super) struct WorkerId(Arc<AtomicI64>);
+
+impl WorkerId {
+    /// A shared id, starting as `id`.
+    pub(super) fn new(id: i64) -> WorkerId {
+        WorkerId(Arc::new(AtomicI64::new(id)))
+    }
+
+    /// The current id.
+    pub(super) fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// The id after registering again.
+    fn set(&self, id: i64) {
+        self.0.store(id, Ordering::Relaxed);
+    }
+}
+
+/// What the dispatch loop reports through the heartbeat.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Status {
+    /// How many jobs it runs at once now (0 when paused).
+    pub(super) concurrency: usize,
+    /// How many jobs run.
+    pub(super) running: usize,
+    /// How many jobs ended so far.
+    pub(super) performed: u64,
+}
+
+/// What a worker says about itself: the fixed part of its status.
+#[derive(Clone, Debug)]
+pub(super) struct Profile {
+    /// The queues it claims from.
+    pub(super) queues: Vec<String>,
+    /// The tasks it can run.
+    pub(super) tasks: Vec<String>,
+}
+
+impl Profile {
+    /// The status recorded with a registration or heartbeat.
+    pub(super) fn status(&self, status: Status) -> Value {
+        json!({
+            "queues": self.queues,
+            "jobs": status.concurrency,
+            "running": status.running,
+            "performed": status.performed,
+            "tasks": self.tasks,
+        })
+    }
+}
+
+/// The host and process a worker registers with.
+#[derive(Clone, Debug)]
+pub(super) struct Identity {
+    host: String,
+    pid: i32,
+}
+
+impl Identity {
+    /// This process.
+    pub(super) fn of_this_process() -> Identity {
+        let host = hostname::get()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "unknown".into());
+        Identity {
+            host,
+            pid: std::process::id() as i32,
+        }
+    }
+
+    /// Registers a worker; returns its id.
+    pub(super) async fn register(&self, store: &dyn Store, status: &Value) -> Result<i64> {
+        store
+            .register_worker(store::RegisterWorker {
+                host: &self.host,
+                pid: self.pid,
+                status,
+                now: None,
+            })
+            .await
+    }
+}
+
+/// Removes a worker.
+pub(super) async fn unregister(store: &dyn Store, worker_id: i64) -> Result<()> {
+    store.unregister_worker(worker_id).await
+}
+
+/// Records that a worker is alive.
+pub(super) struct Heartbeat {
+    /// Where the worker is registered.
+    pub(super) store: Arc<dyn Store>,
+    /// Whose heartbeat it is.
+    pub(super) worker_id: WorkerId,
+    /// Registers again with this identity if a repair removed the worker; `None` for a
+    /// foreground run, whose one job is settled by attempt whatever its worker.
+    pub(super) reregister: Option<Identity>,
+}
+
+impl Heartbeat {
+    /// One heartbeat with a fresh status.
+    pub(super) async fn beat(&self, status: &Value) {
+        let worker_id = self.worker_id.get();
+        let beat = store::Heartbeat {
+            id: worker_id,
+            status,
+            now: None,
+        };
+        match self.store.heartbeat(beat).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let Some(identity) = &self.reregister else {
+                    return;
+                };
+                // Someone's repair took us for dead; our running attempts are stale now (their
+                // settles will change nothing). Register again.
+                tracing::warn!(worker = worker_id, "worker was removed; registering again");
+                if let Ok(id) = identity.register(&*self.store, status).await {
+                    self.worker_id.set(id);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+        }
+    }
+}
+
+/// A remote command for the dispatch loop, parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum RemoteCommand {
+    /// `stop` (or, with `kill`, `kill`) a job.
+    Stop { job: i64, kill: bool },
+    /// `jobs`: run this many at once.
+    Jobs(usize),
+    /// `pause`: start no more jobs.
+    Pause,
+    /// `resume`: back to the configured concurrency.
+    Resume,
+}
+
+impl RemoteCommand {
+    /// Parses a command from the inbox; logs and skips what makes no sense.
+    fn parse(command: &str, args: &Value) -> Option<RemoteCommand> {
+        let first = args.as_array().and_then(|a| a.first()).or(Some(args));
+        match command {
+            "stop" | "kill" => match first.and_then(Value::as_i64) {
+                Some(job) => Some(RemoteCommand::Stop {
+                    job,
+                    kill: command == "kill",
+                }),
+                None => {
+                    tracing::warn!(command, ?args, "command needs a job id");
+                    None
+                }
+            },
+            "jobs" => match first.and_then(Value::as_u64) {
+                Some(n) => Some(RemoteCommand::Jobs(
+                    usize::try_from(n).unwrap_or(usize::MAX),
+                )),
+                None => {
+                    tracing::warn!(?args, "the jobs command needs a number");
+                    None
+                }
+            },
+            "pause" => Some(RemoteCommand::Pause),
+            "resume" => Some(RemoteCommand::Resume),
+            other => {
+                tracing::warn!(command = other, "unknown remote command");
+                None
+            }
+        }
+    }
+}
+
+/// What a stopped or killed job records as its error.
+pub(super) fn stop_reason(kill: bool) -> &'static str {
+    if kill {
+        "Job was killed"
+    } else {
+        "Job was stopped"
+    }
+}
+
+/// The control task's settings.
+pub(super) struct Control {
+    /// The heartbeat, re-registering if need be.
+    pub(super) heartbeat: Heartbeat,
+    /// The fixed part of the status it reports.
+    pub(super) profile: Profile,
+    /// How often it heartbeats.
+    pub(super) heartbeat_interval: Duration,
+    /// How often it reads the inbox.
+    pub(super) command_interval: Duration,
+}
+
+impl Control {
+    /// Starts heartbeating (with the status last sent on `status`) and reading the inbox; the
+    /// commands of each non-empty read go out on the returned channel as one batch (an
+    /// invalid command still counts as one, so that the dispatch loop looks for jobs again, as
+    /// it did when it read the inbox itself). Runs until `stop` is cancelled.
+    pub(super) fn spawn(
+        self,
+        status: watch::Receiver<Status>,
+        stop: CancellationToken,
+    ) -> (
+        tokio::task::JoinHandle<()>,
+        mpsc::UnboundedReceiver<Vec<RemoteCommand>>,
+    ) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (tokio::spawn(self.run(status, tx, stop)), rx)
+    }
+
+    async fn run(
+        self,
+        status: watch::Receiver<Status>,
+        tx: mpsc::UnboundedSender<Vec<RemoteCommand>>,
+        stop: CancellationToken,
+    ) {
+        let mut heartbeat = tokio::time::interval(self.heartbeat_interval);
+        let mut commands = tokio::time::interval(self.command_interval);
+        heartbeat.reset();
+        commands.reset();
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => break,
+                _ = heartbeat.tick() => {
+                    let now = *status.borrow();
+                    self.heartbeat.beat(&self.profile.status(now)).await;
+                }
+                _ = commands.tick() => {
+                    let worker_id = self.heartbeat.worker_id.get();
+                    match receive(&*self.heartbeat.store, worker_id).await {
+                        Ok(cmds) if cmds.is_empty() => {}
+                        Ok(cmds) => {
+                            let parsed = cmds
+                                .iter()
+                                .filter_map(|cmd| RemoteCommand::parse(&cmd.command, &cmd.args))
+                                .collect();
+                            // Only a dispatch loop that is gone drops them, and then this
+                            // task is stopped or aborted next: heartbeats go on until then.
+                            let _ = tx.send(parsed);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "reading the inbox failed"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Takes the commands waiting in the worker's inbox.
+async fn receive(store: &dyn Store, worker_id: i64) -> Result<Vec<Command>> {
+    store.receive(worker_id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_parse_like_the_inbox_sends_them() {
+        let parse = RemoteCommand::parse;
+        assert_eq!(
+            parse("stop", &json!([7])),
+            Some(RemoteCommand::Stop {
+                job: 7,
+                kill: false
+            })
+        );
+        assert_eq!(
+            parse("kill", &json!(7)),
+            Some(RemoteCommand::Stop { job: 7, kill: true })
+        );
+        assert_eq!(parse("stop", &json!([])), None);
+        assert_eq!(parse("jobs", &json!([3])), Some(RemoteCommand::Jobs(3)));
+        assert_eq!(parse("jobs", &json!(["x"])), None);
+        assert_eq!(parse("pause", &json!([])), Some(RemoteCommand::Pause));
+        assert_eq!(parse("resume", &json!(null)), Some(RemoteCommand::Resume));
+        assert_eq!(parse("dance", &json!([])), None);
+    }
+}

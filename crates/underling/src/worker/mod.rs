@@ -1,0 +1,530 @@
+//! The worker runtime: claims jobs in batches sized to its free slots, runs their tasks
+//! concurrently, settles results in batches, heartbeats, obeys remote commands and repairs.
+//!
+//! ```no_run
+//! # async fn run() -> underling::Result<()> {
+//! use underling::{Queue, Registry, Worker, WorkerOptions};
+//!
+//! let queue = Queue::connect_and_migrate("postgres://localhost/jobs").await?;
+//! let registry = Registry::from_inventory()?;
+//! let worker = Worker::new(queue, registry, WorkerOptions::default());
+//! let control = worker.control();
+//! tokio::spawn(async move {
+//!     let _ = tokio::signal::ctrl_c().await;
+//!     control.stop();
+//! });
+//! let summary = worker.run().await?;
+//! println!("performed {} jobs", summary.performed);
+//! # Ok(()) }
+//! ```
+
+// Inside, the worker is split into roles (private modules):
+//
+// - the dispatch loop (here) owns the `Ledger` of what the worker holds and reacts to claim
+//   replies, ended jobs and remote commands;
+// - `producer` decides when to claim and how many, and handles claim replies;
+// - `executor` runs each job as a task of its own;
+// - `completer` writes outcomes that did not ride along with a claim;
+// - `control` (heartbeat and inbox) and `maintenance` (repair) run as tasks of their own;
+// - `foreground` runs jobs without the loop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+use crate::job::{DEFAULT_QUEUE, Job, Outcome, Settled};
+use crate::model::{ClaimSpec, RepairOptions};
+use crate::queue::Queue;
+use crate::task::Registry;
+
+use self::completer::Completer;
+use self::control::{
+    Control, Heartbeat, Identity, Profile, RemoteCommand, Status, WorkerId, stop_reason,
+};
+use self::executor::{Done, Executor};
+use self::ledger::Ledger;
+use self::producer::{ClaimReply, LastLook, Producer};
+
+mod completer;
+mod control;
+mod executor;
+mod foreground;
+mod ledger;
+mod maintenance;
+mod producer;
+
+pub use self::foreground::perform_jobs;
+
+/// How long a worker with few free slots waits for more running jobs to finish before it
+/// claims, so that claims come in batches.
+const CLAIM_GATHER: Duration = Duration::from_millis(1);
+
+/// How a worker behaves. The defaults are the fast path: use them unless you know better.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerOptions {
+    /// Queues to claim from (default `["default"]`).
+    pub queues: Vec<String>,
+    /// How many jobs run at once (default 64). Jobs are async tasks, so a slot is cheap while
+    /// a job waits on I/O; lower it for jobs that burn CPU.
+    pub concurrency: usize,
+    /// How often the worker records that it is alive (default 5 s).
+    pub heartbeat_interval: Duration,
+    /// How often the worker reads its inbox of remote commands (default 1 s).
+    pub command_interval: Duration,
+    /// How often an idle worker looks for jobs without being woken (default 2 s).
+    pub poll_interval: Duration,
+    /// About how often the worker runs repair; each run is jittered by ±50% so that many
+    /// workers do not repair at once (default 30 s).
+    pub repair_interval: Duration,
+    /// What repair considers missing, old or stuck.
+    pub repair: RepairOptions,
+    /// On a graceful stop, how long running jobs may take to finish before they are failed
+    /// (and retried where tries are left) (default 30 s).
+    pub shutdown_grace: Duration,
+    /// Exit once no job this worker can run is ready.
+    pub burst: bool,
+    /// The most outcomes written in one statement (default 1,000).
+    pub settle_batch: usize,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            queues: vec![DEFAULT_QUEUE.to_string()],
+            concurrency: 64,
+            heartbeat_interval: Duration::from_secs(5),
+            command_interval: Duration::from_secs(1),
+            poll_interval: Duration::from_secs(2),
+            repair_interval: Duration::from_secs(30),
+            repair: RepairOptions::default(),
+            shutdown_grace: Duration::from_secs(30),
+            burst: false,
+            settle_batch: 1000,
+        }
+    }
+}
+
+/// Stops a running worker from another task (or a signal handler).
+#[derive(Debug, Clone, Default)]
+pub struct WorkerControl {
+    graceful: CancellationToken,
+    immediate: CancellationToken,
+}
+
+impl WorkerControl {
+    /// Stops claiming; running jobs get `shutdown_grace` to finish.
+    pub fn stop(&self) {
+        self.graceful.cancel();
+    }
+    /// Stops at once: running jobs are failed now (and retried where tries are left).
+    pub fn stop_now(&self) {
+        self.graceful.cancel();
+        self.immediate.cancel();
+    }
+    /// Whether a stop was asked for.
+    pub fn is_stopping(&self) -> bool {
+        self.graceful.is_cancelled()
+    }
+}
+
+/// What a worker did, returned when it exits.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerSummary {
+    /// The worker's id (the last one, if it had to register again).
+    pub worker_id: i64,
+    /// Jobs it ran to an end.
+    pub performed: u64,
+    /// Of those, how many succeeded.
+    pub finished: u64,
+    /// Of those, how many failed (including ones that will be retried).
+    pub failed: u64,
+}
+
+/// The outcome of running one job in the foreground.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForegroundRun {
+    /// The job after it was settled.
+    pub job: Job,
+    /// What the settle did.
+    pub settled: Settled,
+}
+
+/// A worker process's runtime.
+pub struct Worker {
+    queue: Queue,
+    registry: Arc<Registry>,
+    options: WorkerOptions,
+    control: WorkerControl,
+}
+
+impl Worker {
+    /// A worker that performs the tasks in `registry`.
+    pub fn new(queue: Queue, registry: Registry, options: WorkerOptions) -> Self {
+        Worker {
+            queue,
+            registry: Arc::new(registry),
+            options,
+            control: WorkerControl::default(),
+        }
+    }
+
+    /// A handle that stops this worker.
+    pub fn control(&self) -> WorkerControl {
+        self.control.clone()
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.registry.is_empty() {
+            return Err(Error::NoTasks);
+        }
+        if self.options.concurrency == 0 {
+            // It would never claim a job (and in burst mode never exit): pause it instead.
+            return Err(Error::InvalidOption(
+                "the worker needs a concurrency of at least 1".into(),
+            ));
+        }
+        if self.options.queues.is_empty() {
+            return Err(Error::InvalidOption(
+                "the worker needs at least one queue".into(),
+            ));
+        }
+        for queue in &self.options.queues {
+            crate::job::validate_queue(queue)?;
+        }
+        Ok(())
+    }
+
+    /// Runs until stopped (or, with `burst`, until nothing is ready), then unregisters.
+    pub async fn run(self) -> Result<WorkerSummary> {
+        self.validate()?;
+        let store = self.queue.store().clone();
+        let identity = Identity::of_this_process();
+        let profile = Profile {
+            queues: self.options.queues.clone(),
+            tasks: self.registry.names(),
+        };
+        let status = Status {
+            concurrency: self.options.concurrency,
+            ..Status::default()
+        };
+        let worker_id = WorkerId::new(identity.register(&*store, &profile.status(status)).await?);
+        tracing::info!(
+            worker = worker_id.get(),
+            queues = ?self.options.queues,
+            jobs = self.options.concurrency,
+            tasks = profile.tasks.len(),
+            "worker started"
+        );
+        let spec = ClaimSpec {
+            queues: self.options.queues.clone(),
+            tasks: profile.tasks.clone(),
+        };
+        let (producer, replies) = Producer::start(
+            store.clone(),
+            spec,
+            worker_id.clone(),
+            self.options.poll_interval,
+        )
+        .await?;
+
+        // Control and maintenance run beside the dispatch loop until it is done, shutdown
+        // grace included: heartbeats go on (or a repair elsewhere would rescue jobs that are
+        // running fine) and so do commands (an operator may stop a job that holds the
+        // worker up). Repair stops with the dispatch loop, before the grace.
+        let (status_tx, status_rx) = watch::channel(status);
+        let control_stop = CancellationToken::new();
+        let (control_task, commands) = Control {
+            heartbeat: Heartbeat {
+                store: store.clone(),
+                worker_id: worker_id.clone(),
+                reregister: Some(identity),
+            },
+            profile,
+            heartbeat_interval: self.options.heartbeat_interval,
+            command_interval: self.options.command_interval,
+        }
+        .spawn(status_rx, control_stop.clone());
+        // Dropped with this future (a worker aborted as a process is killed), they end too:
+        // a heartbeat without the worker would keep its jobs from being rescued.
+        let control_task = AbortOnDrop(control_task);
+        let repair_stop = CancellationToken::new();
+        let repair_task = AbortOnDrop(maintenance::spawn(
+            store.clone(),
+            self.registry.clone(),
+            self.options.repair.clone(),
+            self.options.repair_interval,
+            repair_stop.clone(),
+        ));
+
+        let (executor, done_rx) = Executor::new(self.registry.clone(), self.queue.clone());
+        let mut dispatch = Dispatch {
+            options: &self.options,
+            control: &self.control,
+            ledger: Ledger::new(self.options.concurrency),
+            producer,
+            replies,
+            executor,
+            done_rx,
+            completer: Completer::start(store.clone(), self.options.settle_batch),
+            commands,
+            status: status_tx,
+            summary: WorkerSummary::default(),
+        };
+        let failure = dispatch.run().await;
+        repair_stop.cancel();
+        dispatch.shut_down().await;
+
+        control_stop.cancel();
+        for (role, mut task) in [("control", control_task), ("repair", repair_task)] {
+            if let Err(e) = (&mut task.0).await {
+                tracing::error!(error = %e, role, "a worker task stopped abnormally");
+            }
+        }
+        let Dispatch {
+            completer,
+            mut summary,
+            ..
+        } = dispatch;
+        completer.finish().await;
+        summary.worker_id = worker_id.get();
+        control::unregister(&*store, summary.worker_id).await?;
+        tracing::info!(
+            worker = summary.worker_id,
+            performed = summary.performed,
+            "worker stopped"
+        );
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(summary),
+        }
+    }
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The dispatch loop's state: the ledger and the roles it drives.
+struct Dispatch<'w> {
+    options: &'w WorkerOptions,
+    control: &'w WorkerControl,
+    ledger: Ledger,
+    producer: Producer,
+    replies: mpsc::UnboundedReceiver<ClaimReply>,
+    executor: Executor,
+    done_rx: mpsc::UnboundedReceiver<Done>,
+    completer: Completer,
+    commands: mpsc::UnboundedReceiver<Vec<RemoteCommand>>,
+    /// What the heartbeat reports.
+    status: watch::Sender<Status>,
+    /// The counts (the worker id is filled in at the end).
+    summary: WorkerSummary,
+}
+
+impl Dispatch<'_> {
+    /// Claims and runs jobs until a stop (or, in burst mode, until nothing is ready). Returns
+    /// the error that ended a burst run, to be reported after cleanup.
+    async fn run(&mut self) -> Option<Error> {
+        loop {
+            if self.control.is_stopping() {
+                return None;
+            }
+            self.producer.release_excess(&mut self.ledger).await;
+            if self
+                .producer
+                .claim_if_due(&mut self.ledger, &self.completer)
+            {
+                continue;
+            }
+            if self.options.burst && self.ledger.is_idle() && !self.producer.maybe_ready() {
+                let executor = &self.executor;
+                let look = self
+                    .producer
+                    .last_look(&mut self.ledger, &self.completer, |job| executor.spawn(job))
+                    .await;
+                self.publish_status();
+                match look {
+                    LastLook::Started => continue,
+                    LastLook::Exit(failure) => return failure,
+                }
+            }
+            let can_claim = self.ledger.can_claim();
+            // Heartbeats, commands and repair run in tasks of their own, so a steady stream
+            // of ended jobs cannot starve them. The select is still biased: a stop must win
+            // over work that is ready at the same moment (once stopped, no waiting job may
+            // start: they go back to the queue), and replies and ended jobs come before
+            // wake-ups, which a busy queue can keep ready all the time.
+            tokio::select! {
+                biased;
+                _ = self.control.graceful.cancelled() => return None,
+                Some(commands) = self.commands.recv() => {
+                    for command in commands {
+                        self.obey(command);
+                    }
+                    // As when the inbox had anything: look for jobs again.
+                    self.producer.nudge();
+                }
+                Some(reply) = self.replies.recv() => {
+                    self.producer.handle(reply, &mut self.ledger, &self.completer).await;
+                    self.fill();
+                }
+                Some(done) = self.done_rx.recv() => self.ended(done).await,
+                _ = self.producer.wait_for_jobs(can_claim) => {}
+            }
+            self.publish_status();
+        }
+    }
+
+    /// Jobs ended: record them all, start waiting jobs, and gather a few more ends before the
+    /// next claim.
+    async fn ended(&mut self, done: Done) {
+        self.record_done(done);
+        while let Ok(done) = self.done_rx.try_recv() {
+            self.record_done(done);
+        }
+        self.fill();
+        // Claim in batches, not one statement per finished job: while fewer than half the
+        // slots are free, give other running jobs a moment to finish too. (Jobs waiting for
+        // a slot already batch the claims.)
+        if self.producer.maybe_ready()
+            && self.ledger.waiting() == 0
+            && self.ledger.running() > 0
+            && self.ledger.few_slots_free()
+        {
+            let deadline = tokio::time::Instant::now() + CLAIM_GATHER;
+            while self.ledger.few_slots_free() {
+                tokio::select! {
+                    Some(done) = self.done_rx.recv() => self.record_done(done),
+                    _ = tokio::time::sleep_until(deadline) => break,
+                }
+            }
+        }
+        if self.options.burst {
+            // A finished parent may have made children ready.
+            self.producer.nudge();
+        }
+    }
+
+    /// After the dispatch loop: claims in flight come back, jobs that fit in free slots run,
+    /// the rest go back, and running jobs get the grace period to finish.
+    async fn shut_down(&mut self) {
+        // Claims still in flight: their jobs are ours now. Those that fit in free slots run
+        // like the running jobs (an operator saw them active before the stop); the others,
+        // and any job still waiting for a slot, never started and go back to the queue for
+        // other workers, attempt unused.
+        self.producer
+            .drain_in_flight(&mut self.replies, &mut self.ledger, &self.completer)
+            .await;
+        let start_free = !self.control.immediate.is_cancelled();
+        let executor = &self.executor;
+        let unstarted = self.ledger.drain(start_free, |job| executor.spawn(job));
+        self.producer.release_unstarted(unstarted).await;
+        self.publish_status();
+        if self.ledger.running() == 0 {
+            return;
+        }
+
+        // No more claims. Running jobs may finish within the grace period, while control
+        // goes on heartbeating and forwarding commands.
+        tracing::info!(
+            running = self.ledger.running(),
+            "stopping: waiting for running jobs"
+        );
+        let deadline = tokio::time::Instant::now() + self.options.shutdown_grace;
+        while self.ledger.running() > 0 {
+            tokio::select! {
+                biased;
+                _ = self.control.immediate.cancelled() => break,
+                _ = tokio::time::sleep_until(deadline) => break,
+                Some(commands) = self.commands.recv() => {
+                    for command in commands {
+                        self.obey(command);
+                    }
+                }
+                Some(done) = self.done_rx.recv() => self.record_done(done),
+            }
+            self.publish_status();
+        }
+        self.ledger
+            .stop_all("Worker shut down before the job finished");
+        while self.ledger.running() > 0 {
+            match self.done_rx.recv().await {
+                Some(done) => self.record_done(done),
+                None => break,
+            }
+        }
+        self.publish_status();
+    }
+
+    /// Counts an ended job and hands its outcome to the completer.
+    fn record_done(&mut self, done: Done) {
+        self.ledger.ended((done.id, done.settle.retries));
+        self.summary.performed += 1;
+        match done.settle.outcome {
+            Outcome::Finished(_) => self.summary.finished += 1,
+            Outcome::Failed { .. } => self.summary.failed += 1,
+        }
+        self.completer.put(done.settle);
+    }
+
+    /// Starts waiting jobs while slots are free.
+    fn fill(&mut self) {
+        let executor = &self.executor;
+        self.ledger.fill(|job| executor.spawn(job));
+    }
+
+    /// Carries out a remote command.
+    fn obey(&mut self, command: RemoteCommand) {
+        match command {
+            RemoteCommand::Stop { job, kill } => {
+                let reason = stop_reason(kill);
+                let command = if kill { "kill" } else { "stop" };
+                // Every attempt at the job that runs here: a stale one as well as the current.
+                if self.ledger.stop_running(job, reason) {
+                    tracing::info!(command, job, "stopping job");
+                } else {
+                    tracing::info!(command, job, "job is not running here");
+                }
+                // A job told to stop while it waits for a slot never starts.
+                for waiting in self.ledger.stop_waiting(job) {
+                    self.executor.fail_unstarted(waiting, reason);
+                }
+            }
+            RemoteCommand::Jobs(jobs) => {
+                tracing::info!(jobs, "concurrency changed");
+                self.ledger.set_concurrency(jobs);
+            }
+            RemoteCommand::Pause => {
+                tracing::info!("paused");
+                self.ledger.pause();
+            }
+            RemoteCommand::Resume => {
+                let jobs = self.ledger.resume();
+                tracing::info!(jobs, "resumed");
+            }
+        }
+    }
+
+    /// Tells the heartbeat what the worker does now.
+    fn publish_status(&self) {
+        let now = Status {
+            concurrency: self.ledger.concurrency(),
+            running: self.ledger.running(),
+            performed: self.summary.performed,
+        };
+        self.status.send_if_modified(|status| {
+            let changed = *status != now;
+            *status = now;
+            changed
+        });
+    }
+}
