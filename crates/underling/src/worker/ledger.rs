@@ -74,8 +74,11 @@ pub(super) struct Ledger {
     in_flight: usize,
     reserved: usize,
     concurrency: usize,
-    /// The concurrency the worker was started with, restored on `resume`.
+    /// The concurrency the worker was started with or last given by `jobs N`, restored on
+    /// `resume`.
     configured: usize,
+    /// Paused by the `pause` command (until `resume`).
+    paused: bool,
     pace: Pace,
 }
 
@@ -114,18 +117,25 @@ impl Ledger {
         self.in_flight == 0 && self.running.is_empty() && self.waiting.is_empty()
     }
 
-    /// Changes the concurrency (the `jobs` command).
+    /// Changes the concurrency (the `jobs` command). A paused worker stays paused and runs
+    /// this many jobs once resumed.
     pub(super) fn set_concurrency(&mut self, jobs: usize) {
-        self.concurrency = jobs;
+        self.configured = jobs;
+        if !self.paused {
+            self.concurrency = jobs;
+        }
     }
 
     /// Starts no more jobs; jobs waiting for a slot become excess (the `pause` command).
     pub(super) fn pause(&mut self) {
+        self.paused = true;
         self.concurrency = 0;
     }
 
-    /// Back to the configured concurrency (the `resume` command); returns it.
+    /// Back to the last concurrency given (at start or by `jobs N`) (the `resume` command);
+    /// returns it.
     pub(super) fn resume(&mut self) -> usize {
+        self.paused = false;
         self.concurrency = self.configured;
         self.configured
     }
@@ -557,5 +567,25 @@ mod tests {
         pace.record(Duration::from_millis(33));
         assert_eq!(pace.average, Some(Duration::from_millis(5)));
         assert_eq!(pace.ahead(2), 0);
+    }
+
+    #[test]
+    fn resume_restores_the_concurrency_of_the_last_jobs_command() {
+        let mut ledger = Ledger::new(8);
+        ledger.set_concurrency(3);
+        ledger.pause();
+        assert_eq!(ledger.concurrency(), 0);
+        assert_eq!(ledger.resume(), 3);
+        assert_eq!(ledger.concurrency(), 3);
+    }
+
+    #[test]
+    fn a_jobs_command_while_paused_takes_effect_on_resume() {
+        let mut ledger = Ledger::new(8);
+        ledger.pause();
+        ledger.set_concurrency(5);
+        assert_eq!(ledger.concurrency(), 0, "still paused");
+        assert_eq!(ledger.resume(), 5);
+        assert_eq!(ledger.concurrency(), 5);
     }
 }
