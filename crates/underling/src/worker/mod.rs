@@ -195,6 +195,26 @@ impl Worker {
         for queue in &self.options.queues {
             crate::job::validate_queue(queue)?;
         }
+        let (beat, missing) = (
+            self.options.heartbeat_interval,
+            self.options.repair.missing_after,
+        );
+        if beat.is_zero() {
+            return Err(Error::InvalidOption(
+                "the heartbeat interval must be more than zero".into(),
+            ));
+        }
+        // This worker's own repair applies `missing_after` to every worker, itself included:
+        // with less than two heartbeats of slack, a live worker is taken for dead and its
+        // running jobs are handed to others while they still run.
+        if missing <= beat * 2 {
+            return Err(Error::InvalidOption(format!(
+                "missing_after ({}) must be more than twice the heartbeat interval ({}), or live \
+                 workers are taken for dead: raise missing_after or lower the heartbeat interval",
+                humantime::format_duration(missing),
+                humantime::format_duration(beat)
+            )));
+        }
         Ok(())
     }
 
