@@ -3,9 +3,13 @@
 
 use serde_json::json;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use underling::{BackendKind, ConnectOptions, EnqueueOptions, Error, JobState, Pool, Queue};
-use underling_testkit::support::{claim_ids, job, job_count, worker};
-use underling_testkit::{TempSqlite, TestStore, postgres, sqlite};
+use underling::{
+    BackendKind, ConnectOptions, EnqueueOptions, Error, JobState, NewJob, Pool, Queue,
+};
+use underling_testkit::support::{claim_ids, job, job_count, run_burst, worker};
+use underling_testkit::{
+    TempSqlite, TestStore, drop_schema, postgres, postgres_url, sqlite, unique_schema,
+};
 
 /// The queue's PostgreSQL pool.
 fn pg_pool(queue: &Queue) -> sqlx::PgPool {
@@ -272,4 +276,85 @@ async fn sqlite_in_memory_job_enqueued_in_a_committed_transaction_exists() {
     tx.commit().await.unwrap();
     assert_eq!(job(&queue, id).await.args, json!({"a": 1}));
     assert_eq!(job_count(&queue).await, 1);
+}
+
+/// On PostgreSQL, a queue on schema x enqueues through the application's own pool, whose
+/// connections have only `public` on their search path: the statements name schema x, so the
+/// jobs land there, the queue finds them and a worker on that schema runs them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_enqueue_in_on_the_applications_own_pool_lands_in_the_queues_schema() {
+    let Some(db) = postgres().await else {
+        return;
+    };
+    let schema = unique_schema();
+    let queue = Queue::connect_with(
+        ConnectOptions::new(postgres_url())
+            .schema(&schema)
+            .migrate(true),
+    )
+    .await
+    .expect("a queue on its own schema");
+    let app = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&postgres_url())
+        .await
+        .expect("the application's own pool");
+    let search_path: String = sqlx::query_scalar("SHOW search_path")
+        .fetch_one(&app)
+        .await
+        .unwrap();
+    assert_eq!(search_path, "\"$user\", public");
+
+    // In a transaction of the application's.
+    let mut tx = app.begin().await.unwrap();
+    let in_tx = queue
+        .enqueue_in(
+            &mut tx,
+            "test.double",
+            json!({"n": 21}),
+            EnqueueOptions::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        queue.job(in_tx).await.unwrap(),
+        None,
+        "invisible before commit"
+    );
+    tx.commit().await.unwrap();
+    // On a connection of the application's pool, outside any transaction.
+    let mut conn = app.acquire().await.unwrap();
+    let batch = vec![
+        NewJob::new("test.double", json!({"n": 1}), EnqueueOptions::new()).unwrap(),
+        NewJob::new("test.double", json!({"n": 2}), EnqueueOptions::new()).unwrap(),
+    ];
+    let on_conn = queue.enqueue_batch_in(&mut conn, &batch).await.unwrap();
+    drop(conn);
+    let ids: Vec<i64> = [vec![in_tx], on_conn].concat();
+
+    // In schema x, as the application's pool sees it by name...
+    let sql = format!("SELECT id FROM \"{schema}\".underling_jobs ORDER BY id");
+    let stored: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&app)
+        .await
+        .unwrap();
+    assert_eq!(stored, ids);
+    // ... and as the queue sees it.
+    let first = job(&queue, in_tx).await;
+    assert_eq!(
+        (first.task.as_str(), &first.args, first.state),
+        ("test.double", &json!({"n": 21}), JobState::Inactive)
+    );
+    // A worker on that schema runs them.
+    let summary = run_burst(&queue, underling_testkit::tasks::simple(), 2).await;
+    assert_eq!((summary.performed, summary.finished), (3, 3));
+    for (id, doubled) in ids.iter().zip([42, 2, 4]) {
+        let done = job(&queue, *id).await;
+        assert_eq!(done.state, JobState::Finished, "job {id}");
+        assert_eq!(done.result, Some(json!({ "doubled": doubled })), "job {id}");
+    }
+    app.close().await;
+    queue.close().await;
+    drop_schema(&schema).await;
+    db.cleanup().await;
 }

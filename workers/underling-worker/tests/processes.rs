@@ -13,8 +13,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use underling::backend::postgres::PostgresBackend;
-use underling::{ConnectOptions, EnqueueOptions, JobState, NewJob, Queue};
+use underling::{ConnectOptions, EnqueueOptions, JobState, NewJob, Pool, Queue};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_underling-worker");
 
@@ -482,13 +481,10 @@ async fn a_worker_killed_with_unwritten_outcomes_loses_no_job() {
 
     // Hold the jobs' rows while they run (a second each): the worker's writes of their outcomes
     // wait on the lock, so that every outcome is still unwritten when the worker is killed.
-    let pg = db
-        .queue
-        .backend()
-        .as_any()
-        .downcast_ref::<PostgresBackend>()
-        .expect("a PostgreSQL backend");
-    let mut lock = pg.pool().begin().await.unwrap();
+    let Pool::Postgres(pool) = db.queue.pool() else {
+        panic!("a PostgreSQL queue");
+    };
+    let mut lock = pool.begin().await.unwrap();
     let locked: Vec<i64> = sqlx::query_scalar(
         "SELECT id FROM underling_jobs WHERE state = 'active' ORDER BY id FOR UPDATE",
     )

@@ -13,7 +13,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{Value, json};
-use underling::{ConnectOptions, EnqueueOptions, Job, NewJob, Outcome, Queue, Settle};
+use underling::store::{ClaimById, Cycle, RegisterWorker};
+use underling::{ConnectOptions, EnqueueOptions, Job, NewJob, Outcome, Queue, Settle, Store};
 
 /// The PostgreSQL server the tests use.
 pub fn postgres_url() -> String {
@@ -156,6 +157,7 @@ pub struct TestDb {
     /// The working directory of the binary (and home of the SQLite file).
     pub dir: TempDir,
     queue: Option<Queue>,
+    store: Option<std::sync::Arc<dyn Store>>,
 }
 
 impl TestDb {
@@ -190,6 +192,7 @@ impl TestDb {
             schema,
             dir,
             queue: None,
+            store: None,
         })
     }
 
@@ -200,11 +203,12 @@ impl TestDb {
         if let Some(schema) = &db.schema {
             options = options.schema(schema.clone());
         }
-        db.queue = Some(
-            Queue::connect_with(options)
-                .await
-                .expect("migrate the test db"),
-        );
+        let store = underling::store::open(&options)
+            .await
+            .expect("open the test db");
+        store.migrate().await.expect("migrate the test db");
+        db.queue = Some(Queue::from_store(store.clone()));
+        db.store = Some(store);
         Some(db)
     }
 
@@ -212,6 +216,13 @@ impl TestDb {
     pub fn queue(&self) -> &Queue {
         self.queue
             .as_ref()
+            .expect("a migrated TestDb (use TestDb::migrated)")
+    }
+
+    /// The store under [`Self::queue`], for what a worker does.
+    pub fn store(&self) -> &dyn Store {
+        self.store
+            .as_deref()
             .expect("a migrated TestDb (use TestDb::migrated)")
     }
 
@@ -277,9 +288,13 @@ impl TestDb {
 
     /// Registers a worker with this status; returns its id.
     pub async fn register_worker(&self, host: &str, pid: i32, status: Value) -> i64 {
-        self.queue()
-            .backend()
-            .register_worker(host, pid, &status)
+        self.store()
+            .register_worker(RegisterWorker {
+                host,
+                pid,
+                status: &status,
+                now: None,
+            })
             .await
             .expect("register worker")
     }
@@ -295,9 +310,12 @@ impl TestDb {
         let mut jobs = Vec::with_capacity(ids.len());
         for &id in ids {
             let job = self
-                .queue()
-                .backend()
-                .claim_by_id(worker, id)
+                .store()
+                .claim_by_id(ClaimById {
+                    worker_id: worker,
+                    id,
+                    now: None,
+                })
                 .await
                 .expect("claim")
                 .unwrap_or_else(|| panic!("job {id} is not ready to claim"));
@@ -317,9 +335,12 @@ impl TestDb {
                 outcome: outcome.clone(),
             })
             .collect();
-        self.queue()
-            .backend()
-            .settle(&settles)
+        self.store()
+            .cycle(Cycle {
+                settles: &settles,
+                claim: None,
+                now: None,
+            })
             .await
             .expect("settle");
     }

@@ -11,6 +11,7 @@ pub mod list;
 pub mod locks;
 pub mod notes;
 pub mod notify;
+pub mod now;
 pub mod queues;
 pub mod release;
 pub mod remove;
@@ -35,6 +36,7 @@ pub fn all() -> Vec<crate::Behaviour> {
         locks::all(),
         notes::all(),
         notify::all(),
+        now::all(),
         queues::all(),
         release::all(),
         remove::all(),

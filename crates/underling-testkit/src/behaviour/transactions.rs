@@ -22,10 +22,17 @@ behaviours! {
             }
             Pool::Sqlite(_) => {
                 let url = crate::postgres_url();
-                let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await else {
-                    // No PostgreSQL connection to hand over: the PostgreSQL factory reports it.
-                    eprintln!("!!!! SKIPPING the PostgreSQL connection half of this behaviour: {url} is not reachable");
-                    return;
+                // A PostgreSQL connection to hand over: the test server's, as for the
+                // PostgreSQL factory (required under CI, skipped loudly elsewhere).
+                let mut conn = match <sqlx::PgConnection as sqlx::Connection>::connect(&url).await {
+                    Ok(conn) => conn,
+                    Err(e) if std::env::var_os("CI").is_some() => {
+                        panic!("PostgreSQL is required in CI but {url} failed: {e}")
+                    }
+                    Err(e) => {
+                        eprintln!("\n!!!! SKIPPING this behaviour: it needs a PostgreSQL connection, and {url} is not reachable ({e}).\n");
+                        return;
+                    }
                 };
                 let err = queue.enqueue_in(&mut conn, "add", json!({}), EnqueueOptions::new()).await.unwrap_err();
                 let batch_err = queue.enqueue_batch_in(&mut conn, std::slice::from_ref(&job)).await.unwrap_err();

@@ -8,6 +8,7 @@ pub mod fetch_ahead;
 pub mod heartbeat;
 pub mod helpers;
 pub mod outcomes;
+pub mod rescue;
 pub mod retries;
 pub mod shutdown;
 pub mod wakeups;
@@ -22,6 +23,7 @@ pub fn all() -> Vec<crate::Behaviour> {
         heartbeat::all(),
         helpers::all(),
         outcomes::all(),
+        rescue::all(),
         retries::all(),
         shutdown::all(),
         wakeups::all(),
