@@ -10,7 +10,8 @@
 //! - A [`Factory`] opens a fresh, migrated [`TestStore`] for each behaviour (or says why it
 //!   cannot, to skip it). [`Factory::sqlite`] and [`Factory::postgres`] are the two built in.
 //! - A [`Behaviour`] is one named async check. The [`behaviour`] and [`worker`] modules hold
-//!   the suite, one module per area, each with an `all()` list; [`behaviours`] is all of it.
+//!   the suite, one module per area, each with an `all()` list; [`all()`] is all of it, and
+//!   [`behaviours!`] defines more.
 //! - [`trials`] turns factories × behaviours into [`libtest_mimic::Trial`]s named
 //!   `backend::module::behaviour` (e.g. `sqlite::enqueue::enqueue_returns_ascending_ids`),
 //!   each run on its own tokio runtime (multi-threaded, two workers).
@@ -143,16 +144,16 @@ pub mod tasks;
 pub mod worker;
 
 /// The whole suite: the storage behaviours, then the worker's.
-pub fn behaviours() -> Vec<Behaviour> {
+pub fn all() -> Vec<Behaviour> {
     let mut all = behaviour::all();
     all.extend(worker::all());
     all
 }
 
-/// One trial per factory and behaviour of the whole suite ([`behaviours`]), named
+/// One trial per factory and behaviour of the whole suite ([`all()`]), named
 /// `factory::module::behaviour`.
 pub fn trials(factories: &[Factory]) -> Vec<libtest_mimic::Trial> {
-    trials_of(factories, &behaviours())
+    trials_of(factories, &all())
 }
 
 /// One trial per factory and behaviour given, named `factory::module::behaviour`. Each runs
