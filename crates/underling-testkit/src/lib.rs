@@ -53,7 +53,18 @@
 //! (`cargo test --test suite -- mystore::claim::`), and a failure names the behaviour. A few
 //! behaviours read or change the database directly (through [`underling::Pool`]) to set up a
 //! situation the API cannot, such as a job made due early ([`support::make_due`]); they
-//! panic with a clear message on a pool they do not know.
+//! panic with a clear message on a pool they do not know. On a SQLite store, the behaviour
+//! that hands `enqueue_in` a connection of the other dialect needs the PostgreSQL test server
+//! below for that connection. [`trials_of`] runs a chosen list of behaviours instead of all.
+//!
+//! ## Other tools
+//!
+//! Tests that are about one backend (URLs, files, the application's own pools) are plain
+//! `#[tokio::test]`s in this crate's `tests/`, built from the same parts: [`sqlite()`] and
+//! [`postgres()`] open a [`TestStore`] directly, [`support`] has the helpers the behaviours use
+//! (claiming and settling through the store, running workers, waiting for states), [`tasks`]
+//! the tasks the worker behaviours run, and [`HeldStore`] wraps any store to hold back a
+//! worker's writes of outcomes or the replies to its claims.
 //!
 //! ## PostgreSQL
 //!
