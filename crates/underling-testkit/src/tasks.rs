@@ -86,6 +86,10 @@ impl Task for Flaky {
     }
 }
 
+/// The stop grace of the test tasks that ignore cancellation, so that stopping them takes
+/// no longer than this.
+pub const TEST_STOP_GRACE: Duration = Duration::from_millis(100);
+
 /// `test.stubborn`: sleeps for a minute ignoring cancellation, with a 200 ms timeout.
 pub struct Stubborn;
 
@@ -98,6 +102,7 @@ impl Task for Stubborn {
     fn options(&self) -> TaskOptions {
         TaskOptions {
             timeout: Some(Duration::from_millis(200)),
+            stop_grace: TEST_STOP_GRACE,
             ..TaskOptions::default()
         }
     }
@@ -180,6 +185,12 @@ impl Task for Gated {
     fn name(&self) -> &'static str {
         "test.gated"
     }
+    fn options(&self) -> TaskOptions {
+        TaskOptions {
+            stop_grace: TEST_STOP_GRACE,
+            ..TaskOptions::default()
+        }
+    }
     async fn run(&self, _ctx: &JobContext, _args: Value) -> TaskResult {
         self.in_flight.enter();
         let mut open = self.gate.0.subscribe();
@@ -188,6 +199,83 @@ impl Task for Gated {
         waited.map_err(|_| TaskError::msg("the gate was dropped"))?;
         Ok(json!("passed"))
     }
+}
+
+/// Counts what the cooperative tasks did once they were asked to stop.
+#[derive(Debug, Default)]
+pub struct Cleanups {
+    started: AtomicUsize,
+    cleaned: AtomicUsize,
+}
+
+impl Cleanups {
+    /// Jobs that started.
+    pub fn started(&self) -> usize {
+        self.started.load(Ordering::SeqCst)
+    }
+    /// Jobs that saw the stop and cleaned up.
+    pub fn cleaned(&self) -> usize {
+        self.cleaned.load(Ordering::SeqCst)
+    }
+}
+
+/// `test.cooperative`: waits until it is asked to stop, cleans up, and returns an error
+/// (`{"finish": true}` in its args: returns `"cleaned up"` instead). `test.cooperative_timeout`
+/// is the same with a 200 ms timeout.
+pub struct Cooperative {
+    /// The task's name.
+    pub name: &'static str,
+    /// Its timeout.
+    pub timeout: Option<Duration>,
+    /// What it did.
+    pub cleanups: Arc<Cleanups>,
+}
+
+#[underling::async_trait]
+impl Task for Cooperative {
+    type Args = Value;
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn options(&self) -> TaskOptions {
+        TaskOptions {
+            timeout: self.timeout,
+            ..TaskOptions::default()
+        }
+    }
+    async fn run(&self, ctx: &JobContext, args: Value) -> TaskResult {
+        self.cleanups.started.fetch_add(1, Ordering::SeqCst);
+        ctx.cancelled().await;
+        // Cleaning up takes a moment, well within the default grace.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.cleanups.cleaned.fetch_add(1, Ordering::SeqCst);
+        if args["finish"] == json!(true) {
+            Ok(json!("cleaned up"))
+        } else {
+            Err(TaskError::msg("stopped while waiting"))
+        }
+    }
+}
+
+/// A registry with `test.cooperative` and `test.cooperative_timeout`, and their counts.
+pub fn cooperative() -> (Registry, Arc<Cleanups>) {
+    let cleanups = Arc::new(Cleanups::default());
+    let mut registry = Registry::new();
+    registry
+        .register(Cooperative {
+            name: "test.cooperative",
+            timeout: None,
+            cleanups: cleanups.clone(),
+        })
+        .and_then(|r| {
+            r.register(Cooperative {
+                name: "test.cooperative_timeout",
+                timeout: Some(Duration::from_millis(200)),
+                cleanups: cleanups.clone(),
+            })
+        })
+        .expect("register the cooperative tasks");
+    (registry, cleanups)
 }
 
 /// A registry with the stateless test tasks.

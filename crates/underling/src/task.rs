@@ -73,6 +73,9 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for TaskError {
     }
 }
 
+/// How long a stopped job has to return, unless its task says otherwise.
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// Per-task settings.
 #[derive(Clone)]
 pub struct TaskOptions {
@@ -80,8 +83,12 @@ pub struct TaskOptions {
     pub queue: Option<String>,
     /// The attempts [`Queue::enqueue_task`] uses when the caller gives none.
     pub attempts: Option<i32>,
-    /// A job running longer than this is cancelled and failed.
+    /// A job running longer than this is stopped (see `stop_grace`) and failed.
     pub timeout: Option<Duration>,
+    /// How long a job that is stopped (a `stop` command, its timeout, or the end of a worker's
+    /// graceful shutdown) has to return after [`JobContext::cancelled`] fires, before its
+    /// future is dropped (default 5 s). A `kill` drops it at once.
+    pub stop_grace: Duration,
     /// The delay before retry number `retries + 1` (default: [`crate::default_backoff`]).
     pub backoff: fn(i32) -> Duration,
 }
@@ -92,6 +99,7 @@ impl Default for TaskOptions {
             queue: None,
             attempts: None,
             timeout: None,
+            stop_grace: DEFAULT_STOP_GRACE,
             backoff: crate::job::default_backoff,
         }
     }
@@ -103,6 +111,7 @@ impl fmt::Debug for TaskOptions {
             .field("queue", &self.queue)
             .field("attempts", &self.attempts)
             .field("timeout", &self.timeout)
+            .field("stop_grace", &self.stop_grace)
             .finish_non_exhaustive()
     }
 }
@@ -308,7 +317,9 @@ impl JobContext {
         self.queue.note_key(self.job.id, "progress", progress).await
     }
 
-    /// Whether the worker asked this job to stop (a `stop` command, a timeout or shutdown).
+    /// Whether the worker asked this job to stop (a `stop` command, its timeout or the end of
+    /// a graceful shutdown). The task then has its `stop_grace` ([`TaskOptions`]) to return
+    /// before it is dropped; a task that returns `Ok` in that time has finished.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
     }

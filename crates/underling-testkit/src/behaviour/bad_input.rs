@@ -89,4 +89,39 @@ behaviours! {
         assert!(err.to_string().starts_with("invalid job arguments: "), "{err}");
         assert_eq!(job_count(&queue).await, 0);
     }
+
+    async fn args_with_a_nul_character_are_refused_on_every_backend(t) {
+        let queue = t.queue.clone();
+        let err = queue
+            .enqueue("add", json!({"files": ["a", "b\u{0}c"]}), EnqueueOptions::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidArgs(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "invalid job arguments: a string at $.files[1] contains a NUL character (\\u0000), \
+             which PostgreSQL cannot store; remove it or encode the data (e.g. as base64)"
+        );
+        assert_eq!(job_count(&queue).await, 0);
+    }
+
+    async fn notes_with_a_nul_character_are_refused_on_every_backend(t) {
+        let queue = t.queue.clone();
+        let err = queue
+            .enqueue("add", json!({}), EnqueueOptions::new().notes(json!({"k": "\u{0}"})))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid notes: a string at $.k contains a NUL character (\\u0000), which \
+             PostgreSQL cannot store; remove it or encode the data (e.g. as base64)"
+        );
+        assert_eq!(job_count(&queue).await, 0);
+        let id = enqueue(&queue, "add").await;
+        let err = queue.note(id, json!({"k": "a\u{0}"})).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidNotes(_)), "{err:?}");
+        let err = queue.note_key(id, "k", json!(["\u{0}"])).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidNotes(_)), "{err:?}");
+        assert!(job(&queue, id).await.notes.is_empty(), "nothing was written");
+    }
 }

@@ -79,4 +79,37 @@ behaviours! {
         assert_eq!(job(&queue, id).await.state, JobState::Inactive);
         assert!(queue.workers().await.unwrap().is_empty());
     }
+
+    async fn a_worker_whose_missing_after_is_two_heartbeats_or_less_is_refused(t) {
+        let queue = t.queue.clone();
+        let options = underling::WorkerOptions {
+            heartbeat_interval: std::time::Duration::from_secs(5),
+            repair: underling::RepairOptions {
+                missing_after: std::time::Duration::from_secs(10),
+                ..underling::RepairOptions::default()
+            },
+            ..burst_options(1)
+        };
+        let err = underling::Worker::new(queue.clone(), tasks::simple(), options)
+            .run()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid option: missing_after (10s) must be more than twice the heartbeat interval \
+             (5s), or live workers are taken for dead: raise missing_after or lower the heartbeat \
+             interval"
+        );
+        assert!(queue.workers().await.unwrap().is_empty(), "nothing was registered");
+    }
+
+    async fn a_worker_without_tasks_is_refused(t) {
+        let queue = t.queue.clone();
+        let err = underling::Worker::new(queue.clone(), underling::Registry::new(), burst_options(1))
+            .run()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, underling::Error::NoTasks), "{err:?}");
+        assert!(queue.workers().await.unwrap().is_empty());
+    }
 }

@@ -46,4 +46,31 @@ behaviours! {
         worker.join().await;
         assert_eq!(in_flight.max(), 3);
     }
+
+    async fn resume_restores_the_concurrency_of_the_last_jobs_command(t) {
+        let queue = t.queue.clone();
+        let (registry, gate, _in_flight) = tasks::gated();
+        let worker = start(&queue, registry, fast_options(8));
+        let reported = |jobs: u64| {
+            let queue = queue.clone();
+            async move {
+                wait_for(&format!("the status to show {jobs} jobs"), || async {
+                    let workers = queue.workers().await.unwrap();
+                    (workers.first().map(|w| w.status["jobs"].clone()) == Some(json!(jobs)))
+                        .then_some(())
+                })
+                .await
+            }
+        };
+        reported(8).await;
+        queue.broadcast("jobs", json!([3]), &[]).await.unwrap();
+        reported(3).await;
+        queue.broadcast("pause", json!([]), &[]).await.unwrap();
+        reported(0).await;
+        queue.broadcast("resume", json!([]), &[]).await.unwrap();
+        reported(3).await;
+        gate.open();
+        worker.control.stop();
+        worker.join().await;
+    }
 }

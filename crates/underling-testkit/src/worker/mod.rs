@@ -11,6 +11,7 @@ pub mod outcomes;
 pub mod rescue;
 pub mod retries;
 pub mod shutdown;
+pub mod stopping;
 pub mod wakeups;
 
 /// Every worker behaviour, module by module.
@@ -26,6 +27,7 @@ pub fn all() -> Vec<crate::Behaviour> {
         rescue::all(),
         retries::all(),
         shutdown::all(),
+        stopping::all(),
         wakeups::all(),
     ]
     .concat()

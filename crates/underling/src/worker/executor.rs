@@ -29,32 +29,46 @@ pub(super) struct Done {
     pub(super) settle: Settle,
 }
 
+/// How a running job is asked to end; the reason becomes its error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Ending {
+    /// Cooperatively: the task sees [`JobContext::cancelled`] and has its `stop_grace` to
+    /// return before its future is dropped (a `stop` command, the end of a graceful shutdown).
+    Stop(String),
+    /// At once: its future is dropped (a `kill` command, a stop now).
+    Kill(String),
+}
+
 /// A job that is running.
 pub(super) struct Running {
-    /// Asks the task to stop (it sees it through [`JobContext::cancelled`]).
-    stop: CancellationToken,
-    /// Drops the task's future, with the reason recorded as its error.
-    kill: watch::Sender<Option<String>>,
+    /// How it is asked to end; a kill overrides a stop.
+    ending: watch::Sender<Option<Ending>>,
     /// When it started here.
     since: Instant,
 }
 
 impl Running {
-    /// A handle for a job starting now, and the receiving end of its kill switch.
-    pub(super) fn new() -> (Running, watch::Receiver<Option<String>>) {
-        let (kill, kill_rx) = watch::channel(None);
+    /// A handle for a job starting now, and the receiving end of its ending.
+    pub(super) fn new() -> (Running, watch::Receiver<Option<Ending>>) {
+        let (ending, ending_rx) = watch::channel(None);
         let running = Running {
-            stop: CancellationToken::new(),
-            kill,
+            ending,
             since: Instant::now(),
         };
-        (running, kill_rx)
+        (running, ending_rx)
     }
 
-    /// Asks the task to stop and drops it, recording `reason` as its error.
-    pub(super) fn stop(&self, reason: &str) {
-        self.stop.cancel();
-        let _ = self.kill.send(Some(reason.into()));
+    /// Asks the job to end. A stop after a stop or a kill changes nothing; a kill always
+    /// takes effect.
+    pub(super) fn end(&self, ending: Ending) {
+        self.ending
+            .send_if_modified(|current| match (&current, &ending) {
+                (Some(Ending::Kill(_)), _) | (Some(Ending::Stop(_)), Ending::Stop(_)) => false,
+                _ => {
+                    *current = Some(ending);
+                    true
+                }
+            });
     }
 
     /// How long it has been running.
@@ -87,7 +101,7 @@ impl Executor {
 
     /// Starts a job's task.
     pub(super) fn spawn(&self, job: Job) -> Running {
-        let (running, kill_rx) = Running::new();
+        let (running, ending_rx) = Running::new();
         let task = self.registry.get(&job.task).cloned();
         let queue = self.queue.clone();
         let done_tx = self.done_tx.clone();
@@ -98,12 +112,11 @@ impl Executor {
             queue = %job.queue,
             attempt = job.retries + 1
         );
-        let ctx_stop = running.stop.clone();
         tokio::spawn(
             async move {
                 let id = job.id;
                 let retries = job.retries;
-                let outcome = perform(task, job, queue, ctx_stop, kill_rx).await;
+                let outcome = perform(task, job, queue, ending_rx).await;
                 let _ = done_tx.send(Done {
                     id,
                     settle: Settle {
@@ -135,13 +148,18 @@ impl Executor {
     }
 }
 
-/// Runs a task to an outcome: a result, an error, a panic, a timeout or a kill.
+/// Runs a task to an outcome: a result, an error, a panic, a timeout, a stop or a kill.
+///
+/// A stop and a timeout are cooperative: the job's cancellation token fires and the task has
+/// its `stop_grace` to return. If it returns `Ok` in that time it has finished; otherwise the
+/// job fails with the reason (`Job was stopped`, `Job timed out after …`, `Worker shut down
+/// before the job finished`), whatever the task's own error, so that the result says what
+/// ended it. A kill drops the task at once.
 pub(super) async fn perform(
     task: Option<Arc<dyn DynTask>>,
     job: Job,
     queue: Queue,
-    stop: CancellationToken,
-    mut kill: watch::Receiver<Option<String>>,
+    mut ending: watch::Receiver<Option<Ending>>,
 ) -> Outcome {
     let started = Instant::now();
     let Some(task) = task else {
@@ -155,27 +173,55 @@ pub(super) async fn perform(
     let options = task.options();
     let retries = job.retries;
     let args = job.args.clone();
-    let ctx = JobContext::new(job, queue, stop.clone());
-    let run = AssertUnwindSafe(task.run_json(&ctx, args)).catch_unwind();
-    let timeout = options.timeout;
-    let timed = async {
-        match timeout {
-            Some(limit) => tokio::time::timeout(limit, run).await.map_err(|_| limit),
-            None => Ok(run.await),
+    let cancel = CancellationToken::new();
+    let ctx = JobContext::new(job, queue, cancel.clone());
+    let mut run = std::pin::pin!(AssertUnwindSafe(task.run_json(&ctx, args)).catch_unwind());
+    let timeout = async {
+        match options.timeout {
+            Some(limit) => {
+                tokio::time::sleep(limit).await;
+                format!("Job timed out after {}", humanize(limit))
+            }
+            None => std::future::pending().await,
         }
     };
-    let result: std::result::Result<Value, TaskError> = tokio::select! {
-        outcome = timed => match outcome {
-            Ok(Ok(result)) => result,
-            Ok(Err(panic)) => Err(TaskError::msg(format!("Task panicked: {}", panic_message(&panic)))),
-            Err(limit) => {
-                stop.cancel();
-                Err(TaskError::msg(format!("Job timed out after {}", humanize(limit))))
-            }
+    // Until the task returns, times out, or is told to end.
+    let stopped = tokio::select! {
+        outcome = &mut run => Err(outcome),
+        reason = timeout => Ok(reason),
+        requested = ending.wait_for(Option::is_some) => match requested.ok().and_then(|e| e.clone()) {
+            Some(Ending::Stop(reason)) => Ok(reason),
+            Some(Ending::Kill(reason)) => return failed(reason, started, options.backoff, retries),
+            None => Ok("Job was killed".to_string()),
         },
-        reason = kill.wait_for(Option::is_some) => {
-            let reason = reason.ok().and_then(|r| r.clone()).unwrap_or_else(|| "Job was killed".into());
-            Err(TaskError::msg(reason))
+    };
+    let result: std::result::Result<Value, TaskError> = match stopped {
+        Err(outcome) => task_result(outcome),
+        Ok(reason) => {
+            // Ask the task to stop, and give it its grace period to return.
+            cancel.cancel();
+            let grace = tokio::time::sleep(options.stop_grace);
+            let killed = ending.wait_for(|e| matches!(e, Some(Ending::Kill(_))));
+            tokio::select! {
+                outcome = &mut run => match task_result(outcome) {
+                    Ok(value) => Ok(value),
+                    Err(error) => {
+                        tracing::info!(error = %error, "the stopped task returned an error");
+                        Err(TaskError::msg(reason))
+                    }
+                },
+                _ = grace => {
+                    tracing::warn!(grace_ms = options.stop_grace.as_millis() as u64, "the stopped task did not return in its grace period; dropped");
+                    Err(TaskError::msg(reason))
+                }
+                killed = killed => {
+                    let reason = match killed.ok().as_deref() {
+                        Some(Some(Ending::Kill(reason))) => reason.clone(),
+                        _ => reason,
+                    };
+                    Err(TaskError::msg(reason))
+                }
+            }
         }
     };
     let elapsed = started.elapsed();
@@ -191,6 +237,28 @@ pub(super) async fn perform(
                 retry_delay: (options.backoff)(retries),
             }
         }
+    }
+}
+
+/// What a task's future gave: its result, or a panic as an error.
+fn task_result(
+    outcome: std::thread::Result<std::result::Result<Value, TaskError>>,
+) -> std::result::Result<Value, TaskError> {
+    match outcome {
+        Ok(result) => result,
+        Err(panic) => Err(TaskError::msg(format!(
+            "Task panicked: {}",
+            panic_message(&panic)
+        ))),
+    }
+}
+
+/// A job that was killed: failed with `reason`, retried after its task's backoff.
+fn failed(reason: String, started: Instant, backoff: fn(i32) -> Duration, retries: i32) -> Outcome {
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, error = %reason, "job killed");
+    Outcome::Failed {
+        error: Value::String(reason),
+        retry_delay: backoff(retries),
     }
 }
 

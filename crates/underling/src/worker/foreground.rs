@@ -3,7 +3,6 @@
 
 use serde_json::json;
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
 use super::control::{Heartbeat, Identity, WorkerId, unregister};
 use super::executor::perform;
@@ -59,15 +58,9 @@ impl Worker {
             };
             let task = self.registry.get(&claimed.task).cloned();
             let retries = claimed.retries;
-            let (_kill, kill_rx) = watch::channel(None);
-            let outcome = perform(
-                task,
-                claimed,
-                self.queue.clone(),
-                CancellationToken::new(),
-                kill_rx,
-            )
-            .await;
+            // Nothing stops a foreground run but its own timeout.
+            let (_ending, ending_rx) = watch::channel(None);
+            let outcome = perform(task, claimed, self.queue.clone(), ending_rx).await;
             let settled = settle(
                 &*store,
                 Settle {

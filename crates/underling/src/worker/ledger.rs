@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use super::executor::{Attempt, Running};
+use super::executor::{Attempt, Ending, Running};
 use crate::job::Job;
 
 /// The most claims one worker has in flight at once.
@@ -248,12 +248,12 @@ impl Ledger {
         self.waiting.extend(jobs);
     }
 
-    /// Stops every running attempt at job `id` with `reason`; `true` if any ran.
-    pub(super) fn stop_running(&self, id: i64, reason: &str) -> bool {
+    /// Ends every running attempt at job `id` as `ending` says; `true` if any ran.
+    pub(super) fn end_running(&self, id: i64, ending: &Ending) -> bool {
         let mut found = false;
         for (_, job) in self.running.iter().filter(|((job, _), _)| *job == id) {
             found = true;
-            job.stop(reason);
+            job.end(ending.clone());
         }
         found
     }
@@ -267,10 +267,10 @@ impl Ledger {
         stopped
     }
 
-    /// Stops every running job with `reason` (the shutdown grace is over).
-    pub(super) fn stop_all(&self, reason: &str) {
+    /// Ends every running job as `ending` says (the shutdown grace is over, or a stop now).
+    pub(super) fn end_all(&self, ending: &Ending) {
         for job in self.running.values() {
-            job.stop(reason);
+            job.end(ending.clone());
         }
     }
 
@@ -517,8 +517,9 @@ mod tests {
         let mut started = Vec::new();
         ledger.fill(spawned(&mut started));
         assert_eq!(started, vec![1, 1], "both attempts at job 1 run");
-        assert!(ledger.stop_running(1, "Job was stopped"));
-        assert!(!ledger.stop_running(2, "Job was stopped"), "job 2 waits");
+        let stop = Ending::Stop("Job was stopped".into());
+        assert!(ledger.end_running(1, &stop));
+        assert!(!ledger.end_running(2, &stop), "job 2 waits");
         assert_eq!(ids(&ledger.stop_waiting(2)), vec![2]);
         assert_eq!(ids(&ledger.stop_waiting(1)), vec![1]);
         assert!(ledger.stop_waiting(2).is_empty());

@@ -45,7 +45,7 @@ use self::completer::Completer;
 use self::control::{
     Control, Heartbeat, Identity, Profile, RemoteCommand, Status, WorkerId, stop_reason,
 };
-use self::executor::{Done, Executor};
+use self::executor::{Done, Ending, Executor};
 use self::ledger::Ledger;
 use self::producer::{ClaimReply, LastLook, Producer};
 
@@ -474,12 +474,26 @@ impl Dispatch<'_> {
             }
             self.publish_status();
         }
-        self.ledger
-            .stop_all("Worker shut down before the job finished");
+        // The grace is over (or a stop now came): jobs still running are asked to stop and
+        // have their task's stop grace to return; a stop now drops them at once.
+        const REASON: &str = "Worker shut down before the job finished";
+        let mut killed = self.control.immediate.is_cancelled();
+        if killed {
+            self.ledger.end_all(&Ending::Kill(REASON.into()));
+        } else {
+            self.ledger.end_all(&Ending::Stop(REASON.into()));
+        }
         while self.ledger.running() > 0 {
-            match self.done_rx.recv().await {
-                Some(done) => self.record_done(done),
-                None => break,
+            tokio::select! {
+                biased;
+                _ = self.control.immediate.cancelled(), if !killed => {
+                    killed = true;
+                    self.ledger.end_all(&Ending::Kill(REASON.into()));
+                }
+                done = self.done_rx.recv() => match done {
+                    Some(done) => self.record_done(done),
+                    None => break,
+                },
             }
         }
         self.publish_status();
@@ -508,8 +522,13 @@ impl Dispatch<'_> {
             RemoteCommand::Stop { job, kill } => {
                 let reason = stop_reason(kill);
                 let command = if kill { "kill" } else { "stop" };
+                let ending = if kill {
+                    Ending::Kill(reason.to_string())
+                } else {
+                    Ending::Stop(reason.to_string())
+                };
                 // Every attempt at the job that runs here: a stale one as well as the current.
-                if self.ledger.stop_running(job, reason) {
+                if self.ledger.end_running(job, &ending) {
                     tracing::info!(command, job, "stopping job");
                 } else {
                     tracing::info!(command, job, "job is not running here");
