@@ -11,13 +11,22 @@ DROP FUNCTION IF EXISTS underling_settle_and_claim_v2(BIGINT[], INTEGER[], BOOLE
 DROP FUNCTION IF EXISTS underling_claim_v2(BIGINT, TEXT[], TEXT[], INTEGER);
 DROP FUNCTION IF EXISTS underling_lock(TEXT, DOUBLE PRECISION, INTEGER);
 
--- Whether every parent of a job has finished (with `lax`, also when one failed); a removed
--- parent counts as done. PL/pgSQL so that its plan is cached per session.
-CREATE FUNCTION underling_parents_done(child BIGINT, child_lax BOOLEAN) RETURNS BOOLEAN AS $$
+-- THE EXPIRY RULE: from its expiry time on, an inactive job is gone for every reader (it is
+-- not listed, shown or counted, and no longer blocks its children), whether or not repair has
+-- deleted it yet. A plain SQL expression, so that the planner inlines it.
+CREATE FUNCTION underling_gone(j underling_jobs, at TIMESTAMPTZ) RETURNS BOOLEAN AS $$
+    SELECT j.state = 'inactive' AND j.expires IS NOT NULL AND j.expires <= at
+$$ LANGUAGE sql STABLE;
+
+-- Whether every parent of a job has finished at `at` (with `lax`, also when one failed); a
+-- removed or expired parent counts as done. PL/pgSQL so that its plan is cached per session.
+CREATE FUNCTION underling_parents_done(child BIGINT, child_lax BOOLEAN, at TIMESTAMPTZ)
+RETURNS BOOLEAN AS $$
 BEGIN
     RETURN NOT EXISTS (
         SELECT 1 FROM underling_job_deps d JOIN underling_jobs p ON p.id = d.parent_id
-        WHERE d.child_id = child AND p.state <> 'finished' AND NOT (child_lax AND p.state = 'failed'));
+        WHERE d.child_id = child AND p.state <> 'finished' AND NOT (child_lax AND p.state = 'failed')
+          AND NOT underling_gone(p, at));
 END;
 $$ LANGUAGE plpgsql STABLE SET search_path FROM CURRENT;
 
@@ -26,7 +35,7 @@ $$ LANGUAGE plpgsql STABLE SET search_path FROM CURRENT;
 -- and still walks the ready index (a function call per row would cost 4 µs each).
 CREATE FUNCTION underling_ready(c underling_jobs, at TIMESTAMPTZ) RETURNS BOOLEAN AS $$
     SELECT c.state = 'inactive' AND c.delayed <= at AND (c.expires IS NULL OR c.expires > at)
-       AND (NOT c.has_parents OR underling_parents_done(c.id, c.lax))
+       AND (NOT c.has_parents OR underling_parents_done(c.id, c.lax, at))
 $$ LANGUAGE sql STABLE;
 
 -- Claims up to `lim` ready jobs of the queues (and tasks, when given) for a worker, in
@@ -147,7 +156,8 @@ END;
 $$ LANGUAGE plpgsql STABLE SET search_path FROM CURRENT;
 
 -- Inserts many jobs and their dependencies in one statement and wakes the workers of the
--- queues that got jobs due now; returns the new ids in input order (they are drawn in input
+-- queues that got jobs without parents (due now, or later: an idle worker then learns when
+-- the next one falls due); returns the new ids in input order (they are drawn in input
 -- order). Parents must have been checked with underling_missing_parent in the same
 -- transaction.
 CREATE FUNCTION underling_enqueue_jobs(
@@ -182,7 +192,7 @@ BEGIN
         ON CONFLICT DO NOTHING
     ), wake AS (
         SELECT pg_notify(wake_channel, s.queue) FROM (SELECT DISTINCT ins.queue FROM ins
-            WHERE wake_channel IS NOT NULL AND ins.delayed <= at AND NOT ins.has_parents) s
+            WHERE wake_channel IS NOT NULL AND NOT ins.has_parents) s
     )
     SELECT ins.id FROM ins WHERE (SELECT count(*) FROM wake) >= 0 ORDER BY ins.id;
 END;

@@ -142,8 +142,8 @@ impl Store for HeldStore {
     async fn next_due(&self, p: NextDue<'_>) -> Result<Option<DateTime<Utc>>> {
         self.inner.next_due(p).await
     }
-    async fn job(&self, id: i64) -> Result<Option<Job>> {
-        self.inner.job(id).await
+    async fn job(&self, id: i64, now: Now) -> Result<Option<Job>> {
+        self.inner.job(id, now).await
     }
     async fn list(&self, p: ListJobs<'_>) -> Result<JobList> {
         self.inner.list(p).await
@@ -196,8 +196,8 @@ impl Store for HeldStore {
     async fn set_queue_paused(&self, p: PauseQueue<'_>) -> Result<()> {
         self.inner.set_queue_paused(p).await
     }
-    async fn queues(&self) -> Result<Vec<QueueInfo>> {
-        self.inner.queues().await
+    async fn queues(&self, now: Now) -> Result<Vec<QueueInfo>> {
+        self.inner.queues(now).await
     }
     async fn repair(&self, p: Repair<'_>) -> Result<RepairReport> {
         self.inner.repair(p).await

@@ -209,7 +209,7 @@ impl Queue {
 
     /// One job with its parents and children, or `None`.
     pub async fn job(&self, id: i64) -> Result<Option<Job>> {
-        self.store.job(id).await
+        self.store.job(id, None).await
     }
 
     /// A page of jobs matching `filter`, newest first, with the total count.
@@ -219,6 +219,7 @@ impl Queue {
                 filter,
                 limit,
                 offset,
+                now: None,
             })
             .await
     }
@@ -365,7 +366,7 @@ impl Queue {
 
     /// Every queue with jobs or a pause flag, with counts per state.
     pub async fn queues(&self) -> Result<Vec<QueueInfo>> {
-        self.store.queues().await
+        self.store.queues(None).await
     }
 
     /// Registered workers, oldest first.

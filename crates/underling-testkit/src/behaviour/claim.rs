@@ -224,7 +224,7 @@ behaviours! {
         tick().await;
         let w = worker(t).await;
         assert_eq!(claim_ids(t, w, &["default"], 10).await, vec![fresh]);
-        assert_eq!(state(&queue, expired).await, JobState::Inactive);
+        assert_eq!(queue.job(expired).await.unwrap(), None, "an expired job is gone");
     }
 
     async fn expired_job_is_removed_by_repair(t) {

@@ -7,6 +7,7 @@ pub mod claim_by_id;
 pub mod connect;
 pub mod dependencies;
 pub mod enqueue;
+pub mod expiry;
 pub mod list;
 pub mod locks;
 pub mod notes;
@@ -32,6 +33,7 @@ pub fn all() -> Vec<crate::Behaviour> {
         connect::all(),
         dependencies::all(),
         enqueue::all(),
+        expiry::all(),
         list::all(),
         locks::all(),
         notes::all(),

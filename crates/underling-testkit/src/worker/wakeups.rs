@@ -1,6 +1,6 @@
 //! Wake-ups: an idle worker that never polls still runs every job of a burst of single
 //! enqueues, which share their wake-ups (the sharing rules themselves are unit-tested beside
-//! the PostgreSQL backend).
+//! the PostgreSQL backend), and a delayed job when it falls due.
 
 use std::time::Duration;
 
@@ -44,5 +44,33 @@ behaviours! {
         worker.control.stop();
         let summary = worker.join().await;
         assert_eq!(summary.finished, 50);
+    }
+
+    async fn an_idle_worker_that_never_polls_runs_a_delayed_job_when_it_falls_due(t) {
+        let queue = t.queue.clone();
+        let options = WorkerOptions {
+            poll_interval: Duration::from_secs(3600),
+            ..fast_options(1)
+        };
+        let worker = start(&queue, tasks::simple(), options);
+        wait_for("the worker to register", || async {
+            (!queue.workers().await.unwrap().is_empty()).then_some(())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let id = queue
+            .enqueue("test.double", json!({"n": 1}), EnqueueOptions::new().delay(Duration::from_millis(300)))
+            .await
+            .unwrap();
+        let job = wait_for_state(&queue, id, JobState::Finished).await;
+        let started = job.started.expect("it ran");
+        assert!(started >= job.delayed, "not before it was due");
+        assert!(
+            started - job.delayed < chrono::Duration::milliseconds(1000),
+            "soon after it fell due (due {}, started {started})",
+            job.delayed
+        );
+        worker.control.stop();
+        worker.join().await;
     }
 }

@@ -149,9 +149,10 @@ pub trait Store: Send + Sync + 'static {
     /// When the next delayed inactive job of the queues falls due, if any.
     async fn next_due(&self, p: NextDue<'_>) -> Result<Option<DateTime<Utc>>>;
 
-    /// One job with its parents and children.
-    async fn job(&self, id: i64) -> Result<Option<Job>>;
-    /// A page of jobs, newest first, and the total count.
+    /// One job with its parents and children; none when it is gone (an inactive job past its
+    /// expiry time is gone for every reader, whether or not repair has deleted it yet).
+    async fn job(&self, id: i64, now: Now) -> Result<Option<Job>>;
+    /// A page of jobs, newest first, and the total count (without the jobs that are gone).
     async fn list(&self, p: ListJobs<'_>) -> Result<JobList>;
     /// Puts every matching job back to inactive as a new attempt (checking the new parents
     /// first); returns how many.
@@ -162,7 +163,7 @@ pub trait Store: Send + Sync + 'static {
     async fn purge(&self, p: Purge<'_>) -> Result<u64>;
     /// Merges keys into a job's notes; a null value deletes the key.
     async fn note(&self, p: Note<'_>) -> Result<()>;
-    /// Counts across the store.
+    /// Counts across the store (without the jobs that are gone).
     async fn stats(&self, now: Now) -> Result<Stats>;
     /// Finished and failed jobs per hour over the 24 hours up to `now`.
     async fn history(&self, now: Now) -> Result<Vec<HistoryPoint>>;
@@ -189,8 +190,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Pauses or resumes a queue.
     async fn set_queue_paused(&self, p: PauseQueue<'_>) -> Result<()>;
-    /// Every queue that has jobs or a pause flag, with counts.
-    async fn queues(&self) -> Result<Vec<QueueInfo>>;
+    /// Every queue that has jobs or a pause flag, with counts (without the jobs that are gone).
+    async fn queues(&self, now: Now) -> Result<Vec<QueueInfo>>;
 
     /// Removes workers whose heartbeat is too old and rescues their jobs (failed, and retried
     /// after their task's backoff where tries are left, as one settle), then removes old

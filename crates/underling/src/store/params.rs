@@ -109,6 +109,8 @@ pub struct ListJobs<'a> {
     pub limit: u64,
     /// Skipping this many.
     pub offset: u64,
+    /// Jobs that expired before this time are gone.
+    pub now: Now,
 }
 
 /// [`super::Store::retry`]: puts every matching job back to inactive (from any state) as a

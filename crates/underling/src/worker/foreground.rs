@@ -103,7 +103,7 @@ async fn not_ready_reason(store: &dyn Store, id: i64) -> Result<String> {
 
 /// One job with its parents and children.
 async fn load(store: &dyn Store, id: i64) -> Result<Option<Job>> {
-    store.job(id).await
+    store.job(id, None).await
 }
 
 /// Claims one job by id if it is ready.

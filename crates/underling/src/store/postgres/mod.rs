@@ -260,10 +260,7 @@ impl Store for PostgresStore {
         if let [job] = p.jobs
             && job.parents().is_empty()
         {
-            if job.run_at().is_some() || job.delay().is_some() {
-                return Ok(vec![self.insert_one(job, true, p.now).await?]);
-            }
-            // A single job, due now, in its own transaction: its wake-up may be coalesced.
+            // A single job in its own transaction: its wake-up may be coalesced.
             if self
                 .coalescer
                 .notify_now(job.queue(), std::time::Instant::now())
@@ -273,6 +270,11 @@ impl Store for PostgresStore {
             let id = self.insert_one(job, false, p.now).await?;
             self.coalescer.catch_up(job.queue(), &self.send_wake());
             return Ok(vec![id]);
+        }
+        if p.jobs.iter().all(|j| j.parents().is_empty()) {
+            // One statement: atomic on its own, one round trip.
+            let mut conn = self.pool.acquire().await?;
+            return self.insert(&mut conn, p).await;
         }
         // The parent check and the insert must see the same parents.
         let mut tx = self.pool.begin().await?;
@@ -328,9 +330,10 @@ impl Store for PostgresStore {
             .await?)
     }
 
-    async fn job(&self, id: i64) -> Result<Option<Job>> {
+    async fn job(&self, id: i64, now: store::Now) -> Result<Option<Job>> {
         let row: Option<PgJobRow> = sqlx::query_as(statement!("job", "job_columns"))
             .bind(id)
+            .bind(now)
             .fetch_optional(&self.pool)
             .await?;
         row.map(JobRow::into_job).transpose()
@@ -481,8 +484,8 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn queues(&self) -> Result<Vec<QueueInfo>> {
-        self.read_queues().await
+    async fn queues(&self, now: store::Now) -> Result<Vec<QueueInfo>> {
+        self.read_queues(now).await
     }
 
     async fn repair(&self, p: store::Repair<'_>) -> Result<RepairReport> {

@@ -54,6 +54,7 @@ impl PostgresStore {
     pub(super) async fn list_jobs(&self, p: store::ListJobs<'_>) -> Result<JobList> {
         let args = FilterArgs::new(p.filter);
         let total: i64 = bind_filter!(sqlx::query_scalar(statement!("count", "filter")), args)
+            .bind(p.now)
             .fetch_one(&self.pool)
             .await?;
         let rows: Vec<PgJobRow> = bind_filter!(
@@ -62,6 +63,7 @@ impl PostgresStore {
         )
         .bind(i64::try_from(p.limit).unwrap_or(i64::MAX))
         .bind(i64::try_from(p.offset).unwrap_or(i64::MAX))
+        .bind(p.now)
         .fetch_all(&self.pool)
         .await?;
         Ok(JobList {
@@ -186,8 +188,9 @@ impl PostgresStore {
             .collect())
     }
 
-    pub(super) async fn read_queues(&self) -> Result<Vec<QueueInfo>> {
+    pub(super) async fn read_queues(&self, now: store::Now) -> Result<Vec<QueueInfo>> {
         let rows: Vec<(String, bool, i64, i64, i64, i64)> = sqlx::query_as(statement!("queues"))
+            .bind(now)
             .fetch_all(&self.pool)
             .await?;
         Ok(rows

@@ -64,11 +64,12 @@ impl SqliteStore {
         })
     }
 
-    /// Wakes the workers of the queues that got jobs due now.
+    /// Wakes the workers of the queues that got jobs without parents (due now, or later: an
+    /// idle worker then learns when the next one falls due).
     fn wake_for(&self, jobs: &[NewJob]) {
         self.wakeups.wake_all(
             jobs.iter()
-                .filter(|j| j.parents().is_empty() && j.delay().is_none() && j.run_at().is_none())
+                .filter(|j| j.parents().is_empty())
                 .map(NewJob::queue),
         );
     }
@@ -297,9 +298,10 @@ impl Store for SqliteStore {
         Ok(due.map(StoredTime::into_time))
     }
 
-    async fn job(&self, id: i64) -> Result<Option<Job>> {
+    async fn job(&self, id: i64, now: store::Now) -> Result<Option<Job>> {
         let row: Option<SqliteJobRow> = sqlx::query_as(statement!("job", "job_columns"))
             .bind(id)
+            .bind(millis(now))
             .fetch_optional(&self.pool)
             .await?;
         row.map(JobRow::into_job).transpose()
@@ -459,8 +461,8 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn queues(&self) -> Result<Vec<QueueInfo>> {
-        self.read_queues().await
+    async fn queues(&self, now: store::Now) -> Result<Vec<QueueInfo>> {
+        self.read_queues(now).await
     }
 
     async fn repair(&self, p: store::Repair<'_>) -> Result<RepairReport> {

@@ -32,6 +32,7 @@ fn count(n: i64) -> u64 {
 impl SqliteStore {
     pub(super) async fn list_jobs(&self, p: store::ListJobs<'_>) -> Result<JobList> {
         let total: i64 = bind_filter!(sqlx::query_scalar(statement!("count", "filter")), p.filter)
+            .bind(millis(p.now))
             .fetch_one(&self.pool)
             .await?;
         let rows: Vec<SqliteJobRow> = bind_filter!(
@@ -40,6 +41,7 @@ impl SqliteStore {
         )
         .bind(i64::try_from(p.limit).unwrap_or(i64::MAX))
         .bind(i64::try_from(p.offset).unwrap_or(i64::MAX))
+        .bind(millis(p.now))
         .fetch_all(&self.pool)
         .await?;
         Ok(JobList {
@@ -241,8 +243,9 @@ impl SqliteStore {
         Ok(true)
     }
 
-    pub(super) async fn read_queues(&self) -> Result<Vec<QueueInfo>> {
+    pub(super) async fn read_queues(&self, now: store::Now) -> Result<Vec<QueueInfo>> {
         let rows: Vec<(String, bool, i64, i64, i64, i64)> = sqlx::query_as(statement!("queues"))
+            .bind(millis(now))
             .fetch_all(&self.pool)
             .await?;
         Ok(rows

@@ -1,2 +1,3 @@
--- How many jobs match. $1..$6 the filter.
-SELECT count(*) FROM underling_jobs j WHERE {filter}
+-- How many jobs match, without the ones gone (expired) at $7. $1..$6 the filter.
+SELECT count(*) FROM underling_jobs j
+WHERE {filter} AND NOT underling_gone(j, COALESCE($7::timestamptz, now()))

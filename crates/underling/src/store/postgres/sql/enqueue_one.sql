@@ -1,4 +1,5 @@
--- One job without parents, and the wake-up of its queue's workers (at commit) when it is due.
+-- One job without parents, and the wake-up of its queue's workers (at commit). A delayed job
+-- wakes them too: an idle worker then learns when it falls due and waits for that moment.
 -- $1 task, $2 args, $3 queue, $4 priority, $5 attempts, $6 run_at, $7 delay (s), $8 expire (s),
 -- $9 lax, $10 notes, $11 the wake-up channel, $12 now (NULL: the database's clock).
 WITH ins AS (
@@ -10,6 +11,6 @@ WITH ins AS (
     FROM (SELECT COALESCE($12::timestamptz, now()) AS at) t
     RETURNING id, queue, delayed, created
 ), wake AS (
-    SELECT pg_notify($11, queue) FROM ins WHERE delayed <= created
+    SELECT pg_notify($11, queue) FROM ins
 )
 SELECT id FROM ins WHERE (SELECT count(*) FROM wake) >= 0

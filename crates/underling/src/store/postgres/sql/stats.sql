@@ -1,11 +1,13 @@
--- Counts across the store. $1 now.
+-- Counts across the store at $1; expired jobs are gone.
 SELECT
-    (SELECT count(*) FROM underling_jobs WHERE state = 'inactive') AS inactive,
+    (SELECT count(*) FROM underling_jobs j
+      WHERE state = 'inactive' AND NOT underling_gone(j, COALESCE($1::timestamptz, now()))) AS inactive,
     (SELECT count(*) FROM underling_jobs WHERE state = 'active') AS active,
     (SELECT count(*) FROM underling_jobs WHERE state = 'finished') AS finished,
     (SELECT count(*) FROM underling_jobs WHERE state = 'failed') AS failed,
-    (SELECT count(*) FROM underling_jobs
-      WHERE state = 'inactive' AND delayed > COALESCE($1::timestamptz, now())) AS delayed,
+    (SELECT count(*) FROM underling_jobs j
+      WHERE state = 'inactive' AND delayed > COALESCE($1::timestamptz, now())
+        AND NOT underling_gone(j, COALESCE($1::timestamptz, now()))) AS delayed,
     (SELECT count(DISTINCT worker_id) FROM underling_jobs j WHERE state = 'active'
        AND EXISTS (SELECT 1 FROM underling_workers w WHERE w.id = j.worker_id)) AS busy_workers,
     (SELECT count(*) FROM underling_workers) AS workers,
