@@ -1,0 +1,218 @@
+//! `underling queue …`, `worker …`, `lock …`, `stats` and `history`, end to end on both
+//! backends.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::json;
+use underling::{Command, EnqueueOptions};
+
+#[allow(unused_imports)]
+use crate::support::{TempDir, run_in};
+#[allow(unused_imports)]
+use crate::*;
+
+on_both! {
+    // -- queues ---------------------------------------------------------------------------------
+
+    async fn queue_list_shows_job_counts_and_the_paused_flag(db: migrated) {
+        db.enqueue_many(2, "mail", "t").await;
+        db.failed(1, "mail", "t").await;
+        db.finished(3, "reports", "t").await;
+        let active = db.enqueue_many(1, "reports", "t").await;
+        db.activate(&active).await;
+        db.queue().pause_queue("mail").await.expect("pause");
+
+        let table = rows(&db.ok(&["queue", "list"]));
+        assert_eq!(table[0], ["NAME", "PAUSED", "INACTIVE", "ACTIVE", "FAILED", "FINISHED"]);
+        assert_eq!(table[1], ["mail", "yes", "2", "0", "1", "0"]);
+        assert_eq!(table[2], ["reports", "no", "0", "1", "0", "3"]);
+
+        let queues = db.json(&["queue", "list"]);
+        assert_eq!(
+            queues[0],
+            json!({"name": "mail", "paused": true, "inactive": 2, "active": 0, "failed": 1, "finished": 0})
+        );
+    }
+
+    async fn queue_pause_and_resume_set_the_flag(db: migrated) {
+        assert_eq!(db.ok(&["queue", "pause", "mail"]), "paused queue mail\n");
+        let queues = db.queue().queues().await.expect("queues");
+        assert_eq!((queues[0].name.as_str(), queues[0].paused), ("mail", true));
+        assert_eq!(db.ok(&["queue", "resume", "mail"]), "resumed queue mail\n");
+        assert!(!db.queue().queues().await.expect("queues")[0].paused);
+        assert_eq!(
+            db.json(&["queue", "pause", "mail"]),
+            json!({"queue": "mail", "paused": true})
+        );
+        assert_eq!(
+            db.json(&["queue", "resume", "mail"]),
+            json!({"queue": "mail", "paused": false})
+        );
+    }
+
+    // -- workers --------------------------------------------------------------------------------
+
+    async fn worker_list_shows_host_pid_times_jobs_and_queues(db: migrated) {
+        let w = db.register_worker("box1", 1234, json!({"queues": ["default", "mail"]})).await;
+        let jobs = db.enqueue_many(2, "default", "t").await;
+        db.activate_by(w, &jobs).await;
+        let idle = db.register_worker("box2", 99, json!({})).await;
+
+        let table = rows(&db.ok(&["worker", "list"]));
+        assert_eq!(
+            table[0],
+            ["ID", "HOST:PID", "STARTED", "LAST", "HEARTBEAT", "JOBS", "QUEUES"]
+        );
+        assert_eq!(table[1][0], w.to_string());
+        assert_eq!(table[1][1], "box1:1234");
+        rfc3339(&table[1][2]);
+        rfc3339(&table[1][3]);
+        assert_eq!(&table[1][4..], ["2", "default,mail"]);
+        assert_eq!(table[2][0], idle.to_string());
+        assert_eq!(&table[2][4..], ["0", "-"]);
+
+        let workers = db.json(&["worker", "list"]);
+        assert_keys(&workers[0], &["id", "host", "pid", "started", "last_heartbeat", "status", "jobs"]);
+        assert_eq!(workers[0]["jobs"], json!(jobs));
+    }
+
+    async fn worker_show_prints_one_worker(db: migrated) {
+        let w = db.register_worker("box1", 1234, json!({"queues": ["default"], "concurrency": 4})).await;
+        let out = db.ok(&["worker", "show", &w.to_string()]);
+        assert_eq!(field(&out, "id"), w.to_string());
+        assert_eq!(field(&out, "host"), "box1");
+        assert_eq!(field(&out, "pid"), "1234");
+        rfc3339(field(&out, "started"));
+        rfc3339(field(&out, "last heartbeat"));
+        assert_eq!(field(&out, "jobs"), "-");
+        assert_eq!(field(&out, "queues"), "default");
+        assert!(field(&out, "status").contains(r#""concurrency":4"#), "{out}");
+        let json = db.json(&["worker", "show", &w.to_string()]);
+        assert_eq!(json["host"], "box1");
+        assert_eq!(json["status"]["concurrency"], 4);
+    }
+
+    async fn worker_show_fails_for_an_unknown_id(db: migrated) {
+        assert_eq!(db.run(&["worker", "show", "99"]).error(), "worker 99 not found");
+    }
+
+    async fn worker_command_broadcasts_to_all_or_the_given_workers(db: migrated) {
+        let w1 = db.register_worker("box1", 1, json!({})).await;
+        let w2 = db.register_worker("box2", 2, json!({})).await;
+        let db = &db;
+        let inbox = |id: i64| async move { db.store().receive(id).await.expect("receive") };
+
+        assert_eq!(
+            db.ok(&["worker", "command", "jobs", "--args", "[5]"]),
+            "sent jobs to 2 workers\n"
+        );
+        let expected = vec![Command { command: "jobs".into(), args: json!([5]) }];
+        assert_eq!(inbox(w1).await, expected);
+        assert_eq!(inbox(w2).await, expected);
+
+        assert_eq!(
+            db.json(&["worker", "command", "stop", &w1.to_string()]),
+            json!({"command": "stop", "sent": 1})
+        );
+        assert_eq!(inbox(w1).await, vec![Command { command: "stop".into(), args: json!([]) }]);
+        assert_eq!(inbox(w2).await, vec![]);
+    }
+
+    async fn worker_command_to_an_unknown_worker_fails_and_sends_nothing(db: migrated) {
+        let w1 = db.register_worker("box1", 1, json!({})).await;
+        let message = db.run(&["worker", "command", "stop", &w1.to_string(), "999"]).error();
+        assert_eq!(message, "worker 999 not found");
+        assert_eq!(db.store().receive(w1).await.expect("receive"), vec![]);
+    }
+
+    async fn worker_command_rejects_malformed_args_json_naming_the_flag(db: migrated) {
+        db.register_worker("box1", 1, json!({})).await;
+        let message = db.run(&["worker", "command", "jobs", "--args", "{x"]).error();
+        assert_eq!(message, "--args is not valid JSON: key must be a string at line 1 column 2");
+    }
+
+    // -- locks ----------------------------------------------------------------------------------
+
+    async fn lock_list_shows_live_holds_of_all_or_the_given_names(db: migrated) {
+        let hour = Duration::from_secs(3600);
+        assert!(db.queue().lock("a", hour, 2).await.expect("lock"));
+        assert!(db.queue().lock("a", hour, 2).await.expect("lock"));
+        assert!(db.queue().lock("b", hour, 1).await.expect("lock"));
+
+        let table = rows(&db.ok(&["lock", "list"]));
+        assert_eq!(table[0], ["ID", "NAME", "EXPIRES"]);
+        let names: Vec<&str> = table[1..].iter().map(|r| r[1].as_str()).collect();
+        assert_eq!(names, ["a", "a", "b"]);
+        let expires = rfc3339(&table[1][2]);
+        assert!(expires > Utc::now() + chrono::Duration::minutes(55));
+
+        let only_b = db.json(&["lock", "list", "b"]);
+        assert_eq!(only_b.as_array().map(Vec::len), Some(1));
+        assert_keys(&only_b[0], &["id", "name", "expires"]);
+        assert_eq!(only_b[0]["name"], "b");
+        assert_eq!(db.json(&["lock", "list", "nope"]), json!([]));
+    }
+
+    async fn lock_release_says_whether_a_hold_was_released(db: migrated) {
+        assert!(db.queue().lock("a", Duration::from_secs(60), 1).await.expect("lock"));
+        assert_eq!(db.ok(&["lock", "release", "a"]), "released a hold on lock a\n");
+        assert_eq!(db.ok(&["lock", "release", "a"]), "lock a was not held: nothing released\n");
+        assert!(db.queue().lock("a", Duration::from_secs(60), 1).await.expect("lock"));
+        assert_eq!(
+            db.json(&["lock", "release", "a"]),
+            json!({"name": "a", "released": true})
+        );
+        assert_eq!(
+            db.json(&["lock", "release", "a"]),
+            json!({"name": "a", "released": false})
+        );
+    }
+
+    // -- stats and history ----------------------------------------------------------------------
+
+    async fn stats_shows_job_worker_and_lock_counts(db: migrated) {
+        db.enqueue_many(2, "default", "t").await;
+        db.finished(3, "default", "t").await;
+        db.failed(1, "default", "t").await;
+        db.enqueue("later", EnqueueOptions::new().delay(Duration::from_secs(3600))).await;
+        assert!(db.queue().lock("l", Duration::from_secs(60), 1).await.expect("lock"));
+
+        let out = db.ok(&["stats"]);
+        assert_eq!(field(&out, "inactive jobs"), "3");
+        assert_eq!(field(&out, "delayed jobs"), "1");
+        assert_eq!(field(&out, "finished jobs"), "3");
+        assert_eq!(field(&out, "failed jobs"), "1");
+        assert_eq!(field(&out, "active jobs"), "0");
+        assert_eq!(field(&out, "enqueued jobs"), "7");
+        assert_eq!(field(&out, "active locks"), "1");
+        field(&out, "active workers");
+        field(&out, "inactive workers");
+        field(&out, "uptime");
+
+        let stats = db.json(&["stats"]);
+        assert_keys(&stats, &[
+            "inactive_jobs", "active_jobs", "finished_jobs", "failed_jobs", "delayed_jobs",
+            "active_workers", "inactive_workers", "active_locks", "enqueued_jobs", "uptime",
+        ]);
+        assert_eq!(stats["finished_jobs"], 3);
+    }
+
+    async fn history_shows_the_last_24_hours(db: migrated) {
+        db.finished(2, "default", "t").await;
+        db.failed(1, "default", "t").await;
+        let points = db.json(&["history"]);
+        let points = points.as_array().expect("an array");
+        assert_eq!(points.len(), 24);
+        assert_keys(&points[0], &["hour", "finished", "failed"]);
+        let sum = |key: &str| points.iter().map(|p| p[key].as_u64().expect("count")).sum::<u64>();
+        assert_eq!((sum("finished"), sum("failed")), (2, 1));
+
+        let table = rows(&db.ok(&["history"]));
+        assert_eq!(table[0], ["HOUR", "FINISHED", "FAILED"]);
+        assert_eq!(table.len(), 25);
+        rfc3339(&table[1][0]);
+        assert_eq!(table[24][1..], ["2", "1"]);
+    }
+
+}

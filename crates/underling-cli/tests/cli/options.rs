@@ -1,0 +1,133 @@
+//! Global options, connection errors and usage errors.
+
+use underling::EnqueueOptions;
+
+#[allow(unused_imports)]
+use crate::support::{TempDir, run_in};
+#[allow(unused_imports)]
+use crate::*;
+
+on_both! {
+    // -- global options -------------------------------------------------------------------------
+
+    async fn the_database_and_schema_can_come_from_the_environment(db: migrated) {
+        let id = db.enqueue("t", EnqueueOptions::new()).await;
+        let out = db.run_with_env(&["job", "show", &id.to_string(), "--json"]).json();
+        assert_eq!(out["id"], id);
+    }
+
+    async fn global_flags_go_anywhere_on_the_line(db: migrated) {
+        let id = db.enqueue("t", EnqueueOptions::new()).await;
+        let flags = db.flags();
+        let mut args = vec!["job", "--json", "show"];
+        let id_text = id.to_string();
+        args.push(&id_text);
+        args.extend(flags.iter().map(String::as_str));
+        let out = run_in(db.dir.path(), &args, &[]).json();
+        assert_eq!(out["id"], id);
+    }
+}
+
+#[test]
+fn an_unreachable_database_is_named_without_its_password() {
+    let dir = TempDir::new();
+    let run = run_in(
+        dir.path(),
+        &[
+            "--database",
+            "postgres://app:s3cret@127.0.0.1:1/jobs",
+            "stats",
+        ],
+        &[],
+    );
+    let message = run.error();
+    assert!(
+        message.starts_with("cannot connect to postgres://app:***@127.0.0.1:1/jobs: "),
+        "{message}"
+    );
+    assert!(!message.contains("s3cret"), "{message}");
+}
+
+#[test]
+fn an_unknown_url_scheme_is_a_clear_error() {
+    let dir = TempDir::new();
+    let message = run_in(
+        dir.path(),
+        &["--database", "mysql://u:pw@h/db", "stats"],
+        &[],
+    )
+    .error();
+    assert!(
+        message.starts_with(r#"invalid database URL "mysql://u:***@h/db": unknown scheme"#),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_missing_sqlite_file_is_reported_and_not_created() {
+    let dir = TempDir::new();
+    let path = dir.path().join("nope.db");
+    let url = format!("sqlite://{}", path.display());
+    let message = run_in(dir.path(), &["--database", &url, "job", "list"], &[]).error();
+    assert_eq!(
+        message,
+        format!(
+            "the database file {} does not exist \
+             (run `underling migrate` or call Queue::migrate() to create it)",
+            path.display()
+        )
+    );
+    assert!(!path.exists());
+}
+
+#[test]
+fn the_default_database_is_a_sqlite_file_in_the_working_directory() {
+    let dir = TempDir::new();
+    let out = run_in(dir.path(), &["migrate"], &[]).ok();
+    assert!(out.starts_with("applied migration "), "{out}");
+    assert!(dir.path().join("underling.db").exists());
+    let id = run_in(dir.path(), &["job", "enqueue", "t"], &[]).ok();
+    assert_eq!(id, "1\n");
+}
+
+#[test]
+fn a_schema_is_refused_for_sqlite() {
+    let dir = TempDir::new();
+    let url = format!("sqlite://{}", dir.path().join("x.db").display());
+    let run = run_in(
+        dir.path(),
+        &["--database", &url, "--schema", "s", "migrate"],
+        &[],
+    );
+    assert_eq!(
+        run.error(),
+        "invalid option: a schema can only be given for PostgreSQL"
+    );
+}
+
+#[test]
+fn usage_errors_exit_with_code_2() {
+    let dir = TempDir::new();
+    run_in(dir.path(), &[], &[]).usage_error();
+    run_in(dir.path(), &["job"], &[]).usage_error();
+    run_in(dir.path(), &["job", "list", "--bogus"], &[]).usage_error();
+    run_in(dir.path(), &["job", "show", "not-a-number"], &[]).usage_error();
+    run_in(dir.path(), &["job", "remove"], &[]).usage_error();
+    run_in(dir.path(), &["frobnicate"], &[]).usage_error();
+    run_in(dir.path(), &["bench", "--runs", "0"], &[]).usage_error();
+}
+
+#[test]
+fn help_lists_every_command() {
+    let dir = TempDir::new();
+    let help = run_in(dir.path(), &["--help"], &[]).ok();
+    for command in [
+        "migrate", "job", "queue", "worker", "lock", "stats", "history", "bench",
+    ] {
+        assert!(help.contains(command), "{command} missing from:\n{help}");
+    }
+    let help = run_in(dir.path(), &["job", "--help"], &[]).ok();
+    for command in ["enqueue", "list", "show", "retry", "remove", "purge"] {
+        assert!(help.contains(command), "{command} missing from:\n{help}");
+    }
+}
