@@ -112,6 +112,16 @@ pub enum JobCommand {
     },
     /// Remove matching jobs in bounded batches (finished and failed ones by default).
     Purge(PurgeArgs),
+    /// Stop a running job: its task is told to stop and has its stop grace to return.
+    Stop {
+        /// The job id.
+        id: i64,
+    },
+    /// Kill a running job: its task is dropped at once.
+    Kill {
+        /// The job id.
+        id: i64,
+    },
 }
 
 /// `underling job enqueue`
@@ -265,10 +275,16 @@ pub enum WorkerCommand {
         id: i64,
     },
     /// Send a remote command to workers (all when no id is given).
+    #[command(
+        after_help = "Commands: stop --args '[JOB]' (a running job stops, with its stop grace), \
+                            kill --args '[JOB]' (at once), jobs --args '[N]' (run N jobs at once), \
+                            pause, resume (back to the last jobs N). `underling job stop ID` finds \
+                            the worker of a job itself."
+    )]
     Command {
-        /// The command name, e.g. `stop` or `jobs`.
+        /// The command: stop, kill, jobs, pause or resume.
         name: String,
-        /// Command arguments as JSON (default `[]`).
+        /// Command arguments as JSON (default `[]`), e.g. `[42]` for stop and kill, `[4]` for jobs.
         #[arg(long, value_name = "JSON")]
         args: Option<String>,
         /// The workers to send it to.

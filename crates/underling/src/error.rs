@@ -59,6 +59,9 @@ pub enum Error {
         /// The queue's backend.
         found: BackendKind,
     },
+    /// A remote command was unknown or had arguments that make no sense.
+    #[error("invalid remote command: {0}")]
+    InvalidCommand(String),
     /// A task name was empty or otherwise unusable.
     #[error(
         "invalid task name {0:?}: a task name must be a non-empty string without surrounding spaces"
@@ -93,6 +96,14 @@ pub enum Error {
     /// The job is running and cannot be changed that way.
     #[error("job {0} is active and cannot be removed; stop it first or wait for it to finish")]
     JobActive(i64),
+    /// The job is not running, so there is nothing to stop.
+    #[error("job {id} is not running (it is {state}): only an active job can be stopped or killed")]
+    JobNotActive {
+        /// The job.
+        id: i64,
+        /// Its state.
+        state: crate::job::JobState,
+    },
     /// The worker does not exist.
     #[error("worker {0} not found")]
     WorkerNotFound(i64),

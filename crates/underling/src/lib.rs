@@ -21,6 +21,7 @@
 //! ```
 
 mod app_connection;
+mod command;
 mod error;
 mod job;
 mod model;
@@ -31,6 +32,7 @@ mod url;
 pub mod worker;
 
 pub use app_connection::AppConnection;
+pub use command::{COMMAND_NAMES, RemoteCommand};
 pub use error::{Error, Result};
 pub use job::{
     DEFAULT_QUEUE, EnqueueOptions, Job, JobFilter, JobList, JobState, NewJob, Outcome,

@@ -6,8 +6,9 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::command::RemoteCommand;
 use crate::error::{Error, Result};
-use crate::job::{EnqueueOptions, Job, JobFilter, JobList, NewJob, RetryOptions};
+use crate::job::{EnqueueOptions, Job, JobFilter, JobList, JobState, NewJob, RetryOptions};
 use crate::job::{check_notes, default_backoff, json_kind, validate_queue};
 use crate::model::{
     AppliedMigration, HistoryPoint, LockInfo, QueueInfo, RepairOptions, RepairReport, Stats,
@@ -384,21 +385,49 @@ impl Queue {
             .ok_or(Error::WorkerNotFound(id))
     }
 
-    /// Sends a remote command to the workers given (all when empty); returns how many got it.
+    /// Sends a remote command (see [`RemoteCommand`] for the names and arguments) to the
+    /// workers given (all when empty); returns how many got it. A command that makes no sense
+    /// is refused and nothing is sent.
     pub async fn broadcast(&self, command: &str, args: Value, ids: &[i64]) -> Result<u64> {
-        if command.is_empty() {
-            return Err(Error::InvalidOption(
-                "a command name must not be empty".into(),
-            ));
-        }
+        self.send(RemoteCommand::parse(command, &args)?, ids).await
+    }
+
+    /// Sends a remote command to the workers given (all when empty); returns how many got it.
+    pub async fn send(&self, command: RemoteCommand, ids: &[i64]) -> Result<u64> {
         self.store
             .broadcast(store::Broadcast {
-                command,
-                args: &args,
+                command: command.name(),
+                args: &command.args(),
                 ids,
                 now: None,
             })
             .await
+    }
+
+    /// Stops a running job through the worker that runs it (cooperatively: its task sees the
+    /// cancellation and has its stop grace to return; with `kill`, at once). Returns that
+    /// worker's id; a job that is not running is [`Error::JobNotActive`].
+    pub async fn stop_job(&self, id: i64, kill: bool) -> Result<i64> {
+        let job = self.job(id).await?.ok_or(Error::JobNotFound(id))?;
+        let worker = match (job.state, job.worker_id) {
+            (JobState::Active, Some(worker)) => worker,
+            _ => {
+                return Err(Error::JobNotActive {
+                    id,
+                    state: job.state,
+                });
+            }
+        };
+        let command = if kill {
+            RemoteCommand::Kill(id)
+        } else {
+            RemoteCommand::Stop(id)
+        };
+        if self.send(command, &[worker]).await? == 0 {
+            // The worker went away meanwhile; repair rescues the job.
+            return Err(Error::WorkerNotFound(worker));
+        }
+        Ok(worker)
     }
 
     /// Rescues jobs of missing workers (retried after the default backoff where tries are

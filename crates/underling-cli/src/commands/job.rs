@@ -26,6 +26,8 @@ pub async fn run(queue: &Queue, command: JobCommand, json: bool) -> anyhow::Resu
         JobCommand::Retry(args) => retry(queue, args, json).await,
         JobCommand::Remove { ids } => remove(queue, &ids, json).await,
         JobCommand::Purge(args) => purge(queue, args, json).await,
+        JobCommand::Stop { id } => stop(queue, id, false, json).await,
+        JobCommand::Kill { id } => stop(queue, id, true, json).await,
     }
 }
 
@@ -177,6 +179,16 @@ async fn remove(queue: &Queue, ids: &[i64], json: bool) -> anyhow::Result<String
         output::json(&json!({ "removed": removed }))
     } else {
         Ok(format!("removed {}\n", output::count(removed, "job")))
+    }
+}
+
+async fn stop(queue: &Queue, id: i64, kill: bool, json: bool) -> anyhow::Result<String> {
+    let worker = queue.stop_job(id, kill).await?;
+    let command = if kill { "kill" } else { "stop" };
+    if json {
+        output::json(&json!({ "job": id, "worker": worker, "command": command }))
+    } else {
+        Ok(format!("sent {command} for job {id} to worker {worker}\n"))
     }
 }
 

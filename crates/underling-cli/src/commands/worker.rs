@@ -1,7 +1,7 @@
 //! `underling worker …`: list and show workers, send them remote commands.
 
 use serde_json::{Value, json};
-use underling::{Error, Queue, WorkerInfo};
+use underling::{Error, Queue, RemoteCommand, WorkerInfo};
 
 use super::parse_json;
 use crate::cli::WorkerCommand;
@@ -75,13 +75,15 @@ async fn send(
         Some(text) => parse_json("--args", text)?,
         None => Value::Array(Vec::new()),
     };
+    // A command that makes no sense is refused before anything else is looked at.
+    let command = RemoteCommand::parse(name, &args)?;
     if !ids.is_empty() {
         let known: Vec<i64> = queue.workers().await?.iter().map(|w| w.id).collect();
         if let Some(&missing) = ids.iter().find(|id| !known.contains(id)) {
             return Err(Error::WorkerNotFound(missing).into());
         }
     }
-    let sent = queue.broadcast(name, args, ids).await?;
+    let sent = queue.send(command, ids).await?;
     if json {
         output::json(&json!({ "command": name, "sent": sent }))
     } else {

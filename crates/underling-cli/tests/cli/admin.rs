@@ -112,16 +112,59 @@ on_both! {
         assert_eq!(inbox(w2).await, expected);
 
         assert_eq!(
-            db.json(&["worker", "command", "stop", &w1.to_string()]),
+            db.json(&["worker", "command", "stop", "--args", "[42]", &w1.to_string()]),
             json!({"command": "stop", "sent": 1})
         );
-        assert_eq!(inbox(w1).await, vec![Command { command: "stop".into(), args: json!([]) }]);
+        assert_eq!(inbox(w1).await, vec![Command { command: "stop".into(), args: json!([42]) }]);
         assert_eq!(inbox(w2).await, vec![]);
+    }
+
+    async fn worker_command_with_an_unknown_name_fails_and_sends_nothing(db: migrated) {
+        let w1 = db.register_worker("box1", 1, json!({})).await;
+        let message = db.run(&["worker", "command", "stopp", &w1.to_string()]).error();
+        assert_eq!(
+            message,
+            "invalid remote command: unknown command \"stopp\": expected one of stop, kill, jobs, pause, resume"
+        );
+        let message = db.run(&["worker", "command", "stop", &w1.to_string()]).error();
+        assert_eq!(
+            message,
+            "invalid remote command: stop needs a job id as its argument, e.g. [42], got []"
+        );
+        assert_eq!(db.store().receive(w1).await.expect("receive"), vec![]);
+    }
+
+    async fn job_stop_and_kill_reach_the_worker_running_the_job(db: migrated) {
+        let w1 = db.register_worker("box1", 1, json!({})).await;
+        let w2 = db.register_worker("box2", 2, json!({})).await;
+        let id = db.enqueue("t", EnqueueOptions::new()).await;
+        db.activate_by(w2, &[id]).await;
+        assert_eq!(
+            db.ok(&["job", "stop", &id.to_string()]),
+            format!("sent stop for job {id} to worker {w2}\n")
+        );
+        assert_eq!(
+            db.json(&["job", "kill", &id.to_string()]),
+            json!({"job": id, "worker": w2, "command": "kill"})
+        );
+        assert_eq!(db.store().receive(w1).await.expect("receive"), vec![]);
+        assert_eq!(
+            db.store().receive(w2).await.expect("receive"),
+            vec![
+                Command { command: "stop".into(), args: json!([id]) },
+                Command { command: "kill".into(), args: json!([id]) },
+            ]
+        );
+        let other = db.enqueue("t", EnqueueOptions::new()).await;
+        assert_eq!(
+            db.run(&["job", "stop", &other.to_string()]).error(),
+            format!("job {other} is not running (it is inactive): only an active job can be stopped or killed")
+        );
     }
 
     async fn worker_command_to_an_unknown_worker_fails_and_sends_nothing(db: migrated) {
         let w1 = db.register_worker("box1", 1, json!({})).await;
-        let message = db.run(&["worker", "command", "stop", &w1.to_string(), "999"]).error();
+        let message = db.run(&["worker", "command", "stop", "--args", "[1]", &w1.to_string(), "999"]).error();
         assert_eq!(message, "worker 999 not found");
         assert_eq!(db.store().receive(w1).await.expect("receive"), vec![]);
     }

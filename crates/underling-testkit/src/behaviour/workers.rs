@@ -99,8 +99,8 @@ behaviours! {
         let queue = t.queue.clone();
         let a = worker(t).await;
         let b = worker(t).await;
-        assert_eq!(queue.broadcast("stop", json!([]), &[]).await.unwrap(), 2);
-        let stop = Command { command: "stop".into(), args: json!([]) };
+        assert_eq!(queue.broadcast("stop", json!([42]), &[]).await.unwrap(), 2);
+        let stop = Command { command: "stop".into(), args: json!([42]) };
         assert_eq!(t.store.receive(a).await.unwrap(), vec![stop.clone()]);
         assert_eq!(t.store.receive(b).await.unwrap(), vec![stop]);
     }
@@ -110,8 +110,8 @@ behaviours! {
         let a = worker(t).await;
         let b = worker(t).await;
         let c = worker(t).await;
-        assert_eq!(queue.broadcast("kill", json!(["INT", 7]), &[a, c, 999]).await.unwrap(), 2);
-        let kill = Command { command: "kill".into(), args: json!(["INT", 7]) };
+        assert_eq!(queue.broadcast("kill", json!([7]), &[a, c, 999]).await.unwrap(), 2);
+        let kill = Command { command: "kill".into(), args: json!([7]) };
         assert_eq!(t.store.receive(a).await.unwrap(), vec![kill.clone()]);
         assert!(t.store.receive(b).await.unwrap().is_empty());
         assert_eq!(t.store.receive(c).await.unwrap(), vec![kill]);
@@ -119,13 +119,75 @@ behaviours! {
 
     async fn broadcast_with_no_workers_reaches_nobody(t) {
         let queue = t.queue.clone();
-        assert_eq!(queue.broadcast("stop", json!([]), &[]).await.unwrap(), 0);
+        assert_eq!(queue.broadcast("stop", json!([1]), &[]).await.unwrap(), 0);
     }
 
     async fn broadcast_with_an_empty_command_is_invalid(t) {
         let queue = t.queue.clone();
         let w = worker(t).await;
-        assert!(matches!(queue.broadcast("", json!([]), &[]).await, Err(Error::InvalidOption(_))));
+        let err = queue.broadcast("", json!([]), &[]).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidCommand(_)), "{err:?}");
+        assert!(t.store.receive(w).await.unwrap().is_empty());
+    }
+
+    async fn broadcast_of_an_unknown_command_is_refused_and_sends_nothing(t) {
+        let queue = t.queue.clone();
+        let w = worker(t).await;
+        let err = queue.broadcast("stopp", json!([3]), &[]).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid remote command: unknown command \"stopp\": expected one of stop, kill, jobs, pause, resume"
+        );
+        assert!(t.store.receive(w).await.unwrap().is_empty());
+    }
+
+    async fn broadcast_of_a_command_with_arguments_that_make_no_sense_is_refused(t) {
+        let queue = t.queue.clone();
+        let w = worker(t).await;
+        let err = queue.broadcast("stop", json!([]), &[]).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid remote command: stop needs a job id as its argument, e.g. [42], got []"
+        );
+        let err = queue.broadcast("jobs", json!(["many"]), &[]).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid remote command: jobs needs a number of jobs (0 or more) as its argument, e.g. [4], got [\"many\"]"
+        );
+        let err = queue.broadcast("jobs", json!([-1]), &[]).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidCommand(_)), "{err:?}");
+        assert!(t.store.receive(w).await.unwrap().is_empty());
+    }
+
+    async fn stop_job_sends_stop_to_the_worker_running_the_job(t) {
+        let queue = t.queue.clone();
+        let a = worker(t).await;
+        let b = worker(t).await;
+        let id = enqueue(&queue, "add").await;
+        let job = claim_one(t, b).await;
+        assert_eq!(job.id, id);
+        assert_eq!(queue.stop_job(id, false).await.unwrap(), b);
+        assert_eq!(queue.stop_job(id, true).await.unwrap(), b);
+        assert!(t.store.receive(a).await.unwrap().is_empty());
+        assert_eq!(
+            t.store.receive(b).await.unwrap(),
+            vec![
+                Command { command: "stop".into(), args: json!([id]) },
+                Command { command: "kill".into(), args: json!([id]) },
+            ]
+        );
+    }
+
+    async fn stop_job_of_a_job_that_is_not_running_says_so(t) {
+        let queue = t.queue.clone();
+        let w = worker(t).await;
+        let id = enqueue(&queue, "add").await;
+        let err = queue.stop_job(id, false).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("job {id} is not running (it is inactive): only an active job can be stopped or killed")
+        );
+        assert!(matches!(queue.stop_job(999_999, true).await.unwrap_err(), Error::JobNotFound(999_999)));
         assert!(t.store.receive(w).await.unwrap().is_empty());
     }
 
