@@ -56,14 +56,12 @@ impl fmt::Display for JobState {
 impl FromStr for JobState {
     type Err = Error;
 
+    /// Any case: `failed`, `Failed` and `FAILED` are one state.
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "inactive" => Ok(JobState::Inactive),
-            "active" => Ok(JobState::Active),
-            "finished" => Ok(JobState::Finished),
-            "failed" => Ok(JobState::Failed),
-            other => Err(Error::UnknownState(other.to_string())),
-        }
+        JobState::ALL
+            .into_iter()
+            .find(|state| state.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| Error::UnknownState(s.to_string()))
     }
 }
 

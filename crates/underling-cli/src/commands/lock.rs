@@ -19,6 +19,9 @@ async fn list(queue: &Queue, names: &[String], json: bool) -> anyhow::Result<Str
     if json {
         return output::json(&locks);
     }
+    if locks.is_empty() {
+        return Ok("no locks\n".to_string());
+    }
     let mut table = output::table(&["id", "name", "expires"], &["id"]);
     for lock in &locks {
         table.add_row(vec![

@@ -20,6 +20,9 @@ async fn list(queue: &Queue, json: bool) -> anyhow::Result<String> {
     if json {
         return output::json(&queues);
     }
+    if queues.is_empty() {
+        return Ok("no queues\n".to_string());
+    }
     let mut table = output::table(
         &["name", "paused", "inactive", "active", "failed", "finished"],
         &["inactive", "active", "failed", "finished"],

@@ -23,6 +23,9 @@ async fn list(queue: &Queue, json: bool) -> anyhow::Result<String> {
     if json {
         return output::json(&workers);
     }
+    if workers.is_empty() {
+        return Ok("no workers\n".to_string());
+    }
     let mut table = output::table(
         &[
             "id",

@@ -258,4 +258,11 @@ on_both! {
         assert_eq!(table[24][1..], ["2", "1"]);
     }
 
+
+    async fn empty_lists_say_so(db: migrated) {
+        assert_eq!(db.ok(&["queue", "list"]), "no queues\n");
+        assert_eq!(db.ok(&["worker", "list"]), "no workers\n");
+        assert_eq!(db.ok(&["lock", "list"]), "no locks\n");
+        assert_eq!(db.json(&["worker", "list"]), json!([]));
+    }
 }

@@ -454,4 +454,14 @@ on_both! {
         assert_eq!(db.job_count().await, 1);
     }
 
+
+    async fn job_list_takes_states_in_any_case(db: migrated) {
+        let failed = db.enqueue("t", EnqueueOptions::new()).await;
+        db.enqueue("t", EnqueueOptions::new()).await;
+        db.settle(&[failed], underling::Outcome::Failed { error: json!("x"), retry_delay: Duration::ZERO }).await;
+        for spelling in ["failed", "Failed", "FAILED"] {
+            let list = db.json(&["job", "list", "--state", spelling]);
+            assert_eq!(listed_ids(&list), vec![failed], "--state {spelling}");
+        }
+    }
 }
