@@ -1,13 +1,14 @@
 //! [`HeldStore`]: a store that forwards every operation to another store but holds back
 //! the writes of outcomes, or the replies to claims, as a test asks: to see what a worker
 //! does when its writes are slow, never arrive (a process about to be killed), or when a
-//! claim committed long before the worker hears of it.
+//! claim committed long before the worker hears of it. A [`Heartbeats`] switch makes its
+//! heartbeats hang (a half-open connection) or fail while the test says so.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use underling::store::{
     Broadcast, ClaimById, Cycle, CycleReply, Enqueue, Heartbeat, ListJobs, Lock, Locks, NextDue,
     Note, Now, PauseQueue, Purge, RegisterWorker, Release, Repair, Retry, Unlock,
@@ -63,16 +64,64 @@ impl Hold {
     }
 }
 
+/// What happens to a worker's heartbeats through a [`HeldStore`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Beats {
+    /// They reach the store.
+    #[default]
+    Through,
+    /// They never return while this lasts, and reach the store only afterwards (if the
+    /// worker still waits for them): a connection gone half-open.
+    Hang,
+    /// They fail at once with a database error.
+    Fail,
+}
+
+/// Switches what happens to the heartbeats of a [`HeldStore`] while a worker runs on it.
+#[derive(Debug, Clone, Default)]
+pub struct Heartbeats(Arc<watch::Sender<Beats>>);
+
+impl Heartbeats {
+    /// A switch that lets heartbeats through.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// From now on, heartbeats do as `beats` says.
+    pub fn set(&self, beats: Beats) {
+        self.0.send_replace(beats);
+    }
+}
+
 /// A store that forwards every operation to `inner`, holding back what [`Hold`] says.
 pub struct HeldStore {
     inner: Arc<dyn Store>,
     hold: Hold,
+    heartbeats: Heartbeats,
 }
 
 impl HeldStore {
     /// Wraps `inner`.
     pub fn new(inner: Arc<dyn Store>, hold: Hold) -> Self {
-        HeldStore { inner, hold }
+        Self::with_heartbeats(inner, hold, Heartbeats::new())
+    }
+
+    /// Wraps `inner`; its heartbeats do what `heartbeats` is switched to.
+    pub fn with_heartbeats(inner: Arc<dyn Store>, hold: Hold, heartbeats: Heartbeats) -> Self {
+        HeldStore {
+            inner,
+            hold,
+            heartbeats,
+        }
+    }
+
+    /// A queue over `inner` whose heartbeats do what `heartbeats` is switched to (everything
+    /// else goes through at once), for a worker to run on.
+    pub fn queue_with_heartbeats(inner: &Arc<dyn Store>, heartbeats: &Heartbeats) -> Queue {
+        Queue::from_store(Arc::new(HeldStore::with_heartbeats(
+            inner.clone(),
+            Hold::default(),
+            heartbeats.clone(),
+        )))
     }
 
     /// A queue over `inner` wrapped in a held store: a worker built on it writes through the
@@ -170,6 +219,16 @@ impl Store for HeldStore {
         self.inner.register_worker(p).await
     }
     async fn heartbeat(&self, p: Heartbeat<'_>) -> Result<bool> {
+        let mut beats = self.heartbeats.0.subscribe();
+        let now = *beats.borrow_and_update();
+        match now {
+            Beats::Through => {}
+            Beats::Fail => return Err(sqlx::Error::PoolTimedOut.into()),
+            Beats::Hang => {
+                // The sender lives in `self`, so the wait cannot fail.
+                let _ = beats.wait_for(|b| *b != Beats::Hang).await;
+            }
+        }
         self.inner.heartbeat(p).await
     }
     async fn unregister_worker(&self, id: i64) -> Result<()> {

@@ -64,7 +64,8 @@
 //! [`postgres()`] open a [`TestStore`] directly, [`support`] has the helpers the behaviours use
 //! (claiming and settling through the store, running workers, waiting for states), [`tasks`]
 //! the tasks the worker behaviours run, and [`HeldStore`] wraps any store to hold back a
-//! worker's writes of outcomes or the replies to its claims.
+//! worker's writes of outcomes or the replies to its claims, or make its heartbeats hang or
+//! fail ([`Heartbeats`]).
 //!
 //! ## PostgreSQL
 //!
@@ -79,7 +80,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-pub use held::{HeldStore, Hold};
+pub use held::{Beats, Heartbeats, HeldStore, Hold};
 pub use stores::{
     Factory, Skip, TempSqlite, TestStore, drop_schema, postgres, postgres_url, sqlite,
     unique_schema,

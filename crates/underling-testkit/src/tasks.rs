@@ -112,12 +112,23 @@ impl Task for Stubborn {
     }
 }
 
-/// Tracks how many jobs run at once, and the most that ever did.
+/// Tracks how many jobs run at once, and the most that ever did, and when each ended (a job
+/// ends when its task returns or its future is dropped).
 #[derive(Debug, Default)]
 pub struct InFlight {
     now: AtomicUsize,
     max: AtomicUsize,
     started: AtomicUsize,
+    ends: std::sync::Mutex<Vec<chrono::DateTime<chrono::Utc>>>,
+}
+
+/// A job in flight; it leaves when dropped (its task returned or was dropped).
+struct Entered<'a>(&'a InFlight);
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        self.0.leave();
+    }
 }
 
 impl InFlight {
@@ -133,12 +144,24 @@ impl InFlight {
     pub fn started(&self) -> usize {
         self.started.load(Ordering::SeqCst)
     }
-    fn enter(&self) {
+    /// When the jobs that ended so far ended, in that order.
+    pub fn ends(&self) -> Vec<chrono::DateTime<chrono::Utc>> {
+        self.ends
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+    fn enter(&self) -> Entered<'_> {
         self.started.fetch_add(1, Ordering::SeqCst);
         let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
         self.max.fetch_max(now, Ordering::SeqCst);
+        Entered(self)
     }
     fn leave(&self) {
+        self.ends
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(chrono::Utc::now());
         self.now.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -170,8 +193,8 @@ impl Gate {
     }
 }
 
-/// `test.gated`: waits at its gate (ignoring cancellation), recording how many run at once,
-/// then returns `"passed"`.
+/// `test.gated`: waits at its gate (ignoring cancellation), recording how many run at once
+/// and when each ended (returned or was dropped), then returns `"passed"`.
 pub struct Gated {
     /// Where it waits.
     pub gate: Gate,
@@ -192,10 +215,10 @@ impl Task for Gated {
         }
     }
     async fn run(&self, _ctx: &JobContext, _args: Value) -> TaskResult {
-        self.in_flight.enter();
+        let entered = self.in_flight.enter();
         let mut open = self.gate.0.subscribe();
         let waited = open.wait_for(|open| *open).await.map(|_| ());
-        self.in_flight.leave();
+        drop(entered);
         waited.map_err(|_| TaskError::msg("the gate was dropped"))?;
         Ok(json!("passed"))
     }

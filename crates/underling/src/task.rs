@@ -255,6 +255,18 @@ impl Registry {
         }
     }
 
+    /// The task with the longest stop grace, and that grace (the first by name on a tie);
+    /// `None` when no task is registered. A worker's `missing_after` must leave room for it.
+    pub fn longest_stop_grace(&self) -> Option<(&str, std::time::Duration)> {
+        self.tasks
+            .iter()
+            .map(|(name, task)| (name.as_str(), task.options().stop_grace))
+            .fold(None, |longest, (name, grace)| match longest {
+                Some((_, most)) if most >= grace => longest,
+                _ => Some((name, grace)),
+            })
+    }
+
     /// Whether no task is registered.
     pub fn is_empty(&self) -> bool {
         self.tasks.is_empty()

@@ -56,9 +56,11 @@ pub struct RecordArgs {
     pub ms: u64,
 }
 
-/// `example.record`: appends `start <job> <pid>` and `end <job> <pid>` lines to a file, with
-/// some work in between. The multi-process tests use it to prove that every job ran and that
-/// no job ran in two places at once.
+/// `example.record`: appends `start <job> <pid> <micros>` and `end <job> <pid> <micros>` lines
+/// to a file, with some work in between (it ignores a stop). The end line is written however
+/// the run ends: when the task returns, and when its future is dropped (a kill, or a stop
+/// whose grace ran out); only a process that dies leaves a run without one. The multi-process
+/// tests use it to prove that every job ran and that no job ran in two places at once.
 #[derive(Debug, Default)]
 pub struct Record;
 
@@ -78,25 +80,54 @@ impl Task for Record {
         "example.record"
     }
     async fn run(&self, ctx: &JobContext, args: RecordArgs) -> TaskResult {
-        let pid = std::process::id();
-        let stamp = || {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_micros())
-                .unwrap_or(0)
-        };
         append(
             &args.file,
-            &format!("start {} {} {}\n", ctx.id(), pid, stamp()),
+            &format!("start {} {} {}\n", ctx.id(), std::process::id(), micros()),
         )?;
+        let run = Run {
+            file: &args.file,
+            job: ctx.id(),
+        };
         if args.ms > 0 {
             tokio::time::sleep(Duration::from_millis(args.ms)).await;
         }
-        append(
-            &args.file,
-            &format!("end {} {} {}\n", ctx.id(), pid, stamp()),
-        )?;
+        run.end()?;
         Ok(Value::Null)
+    }
+}
+
+/// Microseconds since the epoch.
+fn micros() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0)
+}
+
+/// A recorded run under way: its end line is written when it ends, or when it is dropped.
+struct Run<'a> {
+    file: &'a str,
+    job: i64,
+}
+
+impl Run<'_> {
+    fn line(&self) -> String {
+        format!("end {} {} {}\n", self.job, std::process::id(), micros())
+    }
+
+    /// Ends the run, reporting a failed write.
+    fn end(self) -> std::io::Result<()> {
+        let written = append(self.file, &self.line());
+        // Written once: not again on drop.
+        std::mem::forget(self);
+        written
+    }
+}
+
+impl Drop for Run<'_> {
+    fn drop(&mut self) {
+        // Dropped before its end: the future was dropped. Nobody can be told of a failed write.
+        let _ = append(self.file, &self.line());
     }
 }
 underling::register_task!(Record);

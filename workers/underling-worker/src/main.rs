@@ -38,10 +38,14 @@ struct Args {
     /// Run one job by id in this process, print its result, and exit.
     #[arg(long, value_name = "ID")]
     foreground: Option<i64>,
-    /// How often to record that this worker is alive.
+    /// How often to record that this worker is alive. A heartbeat that takes longer counts as
+    /// failed; after none got through for missing-after minus one interval minus the longest
+    /// stop grace of the tasks, the worker claims nothing and stops its jobs.
     #[arg(long, default_value_t = HumanDuration(WorkerOptions::default().heartbeat_interval))]
     heartbeat_interval: HumanDuration,
-    /// A worker silent this long is taken for dead and its jobs are rescued.
+    /// A worker silent this long is taken for dead and its jobs are rescued. At least 4
+    /// heartbeat intervals plus the longest stop grace of the tasks (5 s by default); use the
+    /// same for every worker.
     #[arg(long, default_value_t = HumanDuration(RepairOptions::default().missing_after))]
     missing_after: HumanDuration,
     /// About how often to run repair (jittered ±50%).

@@ -80,12 +80,15 @@ behaviours! {
         assert!(queue.workers().await.unwrap().is_empty());
     }
 
-    async fn a_worker_whose_missing_after_is_two_heartbeats_or_less_is_refused(t) {
+    /// A worker that loses the database stops its jobs three heartbeats after its last one,
+    /// and they may take their stop grace to return: all before `missing_after`, with a
+    /// heartbeat to spare. (Here 20 s leaves no room for `test.double`'s 5 s stop grace.)
+    async fn a_worker_whose_missing_after_leaves_no_time_to_stop_its_jobs_is_refused(t) {
         let queue = t.queue.clone();
         let options = underling::WorkerOptions {
             heartbeat_interval: std::time::Duration::from_secs(5),
             repair: underling::RepairOptions {
-                missing_after: std::time::Duration::from_secs(10),
+                missing_after: std::time::Duration::from_secs(20),
                 ..underling::RepairOptions::default()
             },
             ..burst_options(1)
@@ -96,9 +99,12 @@ behaviours! {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "invalid option: missing_after (10s) must be more than twice the heartbeat interval \
-             (5s), or live workers are taken for dead: raise missing_after or lower the heartbeat \
-             interval"
+            "invalid option: missing_after (20s) is too short: a worker that loses the database \
+             stops its jobs 3 heartbeat intervals after its last heartbeat, and they must have \
+             ended a heartbeat interval before others may rescue them, so missing_after must be \
+             at least 4 heartbeat intervals (20s) plus the longest stop grace of its tasks (5s, \
+             \"test.double\"): raise missing_after to 25s or more, or lower the heartbeat \
+             interval or the task's stop grace"
         );
         assert!(queue.workers().await.unwrap().is_empty(), "nothing was registered");
     }

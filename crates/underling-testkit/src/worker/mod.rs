@@ -4,6 +4,7 @@
 pub mod batching;
 pub mod claiming;
 pub mod commands;
+pub mod fencing;
 pub mod fetch_ahead;
 pub mod heartbeat;
 pub mod helpers;
@@ -20,6 +21,7 @@ pub fn all() -> Vec<crate::Behaviour> {
         batching::all(),
         claiming::all(),
         commands::all(),
+        fencing::all(),
         fetch_ahead::all(),
         heartbeat::all(),
         helpers::all(),

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use super::lease::{Lease, Terms};
 
 use crate::error::Result;
 use crate::model::Command;
@@ -107,40 +110,114 @@ pub(super) async fn unregister(store: &dyn Store, worker_id: i64) -> Result<()> 
     store.unregister_worker(worker_id).await
 }
 
-/// Records that a worker is alive.
+/// What a heartbeat found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Beat {
+    /// Recorded: the lease is renewed.
+    Alive,
+    /// The worker's row is gone: the lease is revoked.
+    Removed,
+    /// No answer in time, or an error: the lease runs on towards its end.
+    Failed,
+}
+
+/// Records that a worker is alive, renewing its lease.
 pub(super) struct Heartbeat {
     /// Where the worker is registered.
     pub(super) store: Arc<dyn Store>,
     /// Whose heartbeat it is.
     pub(super) worker_id: WorkerId,
-    /// Registers again with this identity if a repair removed the worker; `None` for a
-    /// foreground run, whose one job is settled by attempt whatever its worker.
+    /// Registers again with this identity if a repair removed the worker (once none of its
+    /// jobs runs); `None` for a foreground run, whose one job is then killed.
     pub(super) reregister: Option<Identity>,
+    /// How long a call may take, and how long a heartbeat's lease lasts.
+    pub(super) terms: Terms,
+    /// The lease the running jobs and the dispatch loop watch.
+    pub(super) lease: watch::Sender<Lease>,
 }
 
 impl Heartbeat {
-    /// One heartbeat with a fresh status.
-    pub(super) async fn beat(&self, status: &Value) {
+    /// One heartbeat with a fresh status. It gives up after the call timeout: a half-open
+    /// connection is a failed heartbeat, not a hang.
+    pub(super) async fn beat(&self, status: &Value) -> Beat {
         let worker_id = self.worker_id.get();
         let beat = store::Heartbeat {
             id: worker_id,
             status,
             now: None,
         };
-        match self.store.heartbeat(beat).await {
-            Ok(true) => {}
-            Ok(false) => {
-                let Some(identity) = &self.reregister else {
-                    return;
-                };
-                // Someone's repair took us for dead; our running attempts are stale now (their
-                // settles will change nothing). Register again.
-                tracing::warn!(worker = worker_id, "worker was removed; registering again");
-                if let Ok(id) = identity.register(&*self.store, status).await {
-                    self.worker_id.set(id);
-                }
+        // The lease counts from the moment the heartbeat was sent: never later than the time
+        // the database records, from which others count `missing_after`.
+        let sent = Instant::now();
+        match tokio::time::timeout(self.terms.call_timeout, self.store.heartbeat(beat)).await {
+            Ok(Ok(true)) => {
+                let renewed = self.terms.renewed(worker_id, sent);
+                self.lease.send_if_modified(|lease| {
+                    // Never revives a revoked lease, nor one of another registration.
+                    let renew = lease.worker_id == worker_id
+                        && lease
+                            .until
+                            .is_some_and(|until| until < renewed.until.unwrap_or(until));
+                    if renew {
+                        *lease = renewed;
+                    }
+                    renew
+                });
+                Beat::Alive
             }
-            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+            Ok(Ok(false)) => {
+                // Someone took us for dead, or removed us: our jobs may be running elsewhere.
+                tracing::warn!(
+                    worker = worker_id,
+                    "worker was removed; killing its jobs before it registers again"
+                );
+                self.lease.send_if_modified(|lease| {
+                    let revoke = lease.worker_id == worker_id && lease.until.is_some();
+                    if revoke {
+                        lease.until = None;
+                    }
+                    revoke
+                });
+                Beat::Removed
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "heartbeat failed");
+                Beat::Failed
+            }
+            Err(_) => {
+                tracing::warn!(
+                    timeout_ms = self.terms.call_timeout.as_millis() as u64,
+                    "heartbeat got no answer in time"
+                );
+                Beat::Failed
+            }
+        }
+    }
+
+    /// Registers again after a removal, once none of the old registration's jobs runs; a new
+    /// id and a fresh lease on success.
+    async fn register_again(&self, identity: &Identity, status: &Value) -> bool {
+        let sent = Instant::now();
+        match tokio::time::timeout(
+            self.terms.call_timeout,
+            identity.register(&*self.store, status),
+        )
+        .await
+        {
+            Ok(Ok(id)) => {
+                tracing::info!(worker = id, "registered again");
+                self.worker_id.set(id);
+                self.lease.send_replace(self.terms.renewed(id, sent));
+                true
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "registering again failed");
+                false
+            }
+            Err(_) => {
+                tracing::warn!("registering again got no answer in time");
+                false
+            }
         }
     }
 }
@@ -217,22 +294,26 @@ impl Control {
     /// Starts heartbeating (with the status last sent on `status`) and reading the inbox; the
     /// commands of each non-empty read go out on the returned channel as one batch (an
     /// invalid command still counts as one, so that the dispatch loop looks for jobs again, as
-    /// it did when it read the inbox itself). Runs until `stop` is cancelled.
+    /// it did when it read the inbox itself). After a removal it registers again once
+    /// `clear` names the removed registration (none of its jobs runs any more). Runs until
+    /// `stop` is cancelled.
     pub(super) fn spawn(
         self,
         status: watch::Receiver<Status>,
+        clear: watch::Receiver<Option<i64>>,
         stop: CancellationToken,
     ) -> (
         tokio::task::JoinHandle<()>,
         mpsc::UnboundedReceiver<Vec<RemoteCommand>>,
     ) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (tokio::spawn(self.run(status, tx, stop)), rx)
+        (tokio::spawn(self.run(status, clear, tx, stop)), rx)
     }
 
     async fn run(
         self,
         status: watch::Receiver<Status>,
+        mut clear: watch::Receiver<Option<i64>>,
         tx: mpsc::UnboundedSender<Vec<RemoteCommand>>,
         stop: CancellationToken,
     ) {
@@ -240,19 +321,49 @@ impl Control {
         let mut commands = tokio::time::interval(self.command_interval);
         heartbeat.reset();
         commands.reset();
+        // The registration that was removed, until the worker has registered again.
+        let mut removed: Option<i64> = None;
         loop {
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => break,
                 _ = heartbeat.tick() => {
-                    let now = *status.borrow();
-                    self.heartbeat.beat(&self.profile.status(now)).await;
+                    let now = self.profile.status(*status.borrow());
+                    match removed {
+                        None => {
+                            let worker_id = self.heartbeat.worker_id.get();
+                            if self.heartbeat.beat(&now).await == Beat::Removed
+                                && self.heartbeat.reregister.is_some()
+                            {
+                                removed = Some(worker_id);
+                            }
+                        }
+                        // A registration that failed is tried again at each tick.
+                        Some(old) if *clear.borrow() == Some(old) => {
+                            if self.register_again(&now).await {
+                                removed = None;
+                            }
+                        }
+                        Some(_) => {}
+                    }
                 }
-                _ = commands.tick() => {
+                changed = clear.changed(), if removed.is_some() => {
+                    if changed.is_ok() && *clear.borrow_and_update() == removed {
+                        let now = self.profile.status(*status.borrow());
+                        if self.register_again(&now).await {
+                            removed = None;
+                        }
+                    }
+                }
+                _ = commands.tick(), if removed.is_none() => {
                     let worker_id = self.heartbeat.worker_id.get();
-                    match receive(&*self.heartbeat.store, worker_id).await {
-                        Ok(cmds) if cmds.is_empty() => {}
-                        Ok(cmds) => {
+                    let read = tokio::time::timeout(
+                        self.heartbeat.terms.call_timeout,
+                        receive(&*self.heartbeat.store, worker_id),
+                    );
+                    match read.await {
+                        Ok(Ok(cmds)) if cmds.is_empty() => {}
+                        Ok(Ok(cmds)) => {
                             let parsed = cmds
                                 .iter()
                                 .filter_map(|cmd| RemoteCommand::parse(&cmd.command, &cmd.args))
@@ -261,10 +372,19 @@ impl Control {
                             // task is stopped or aborted next: heartbeats go on until then.
                             let _ = tx.send(parsed);
                         }
-                        Err(e) => tracing::warn!(error = %e, "reading the inbox failed"),
+                        Ok(Err(e)) => tracing::warn!(error = %e, "reading the inbox failed"),
+                        Err(_) => tracing::warn!("reading the inbox got no answer in time"),
                     }
                 }
             }
+        }
+    }
+
+    /// Registers again with the identity the worker has.
+    async fn register_again(&self, status: &Value) -> bool {
+        match &self.heartbeat.reregister {
+            Some(identity) => self.heartbeat.register_again(identity, status).await,
+            None => false,
         }
     }
 }

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::lease::{self, LEASE_REVOKED, Lease};
 use crate::error::Error;
 use crate::job::{Job, Outcome, Settle};
 use crate::queue::Queue;
@@ -82,19 +83,24 @@ pub(super) struct Executor {
     registry: Arc<Registry>,
     queue: Queue,
     done_tx: mpsc::UnboundedSender<Done>,
+    /// The worker's lease, which every running job watches.
+    lease: watch::Receiver<Lease>,
 }
 
 impl Executor {
-    /// An executor, and the channel on which ended jobs arrive.
+    /// An executor whose jobs run while `lease` covers them, and the channel on which ended
+    /// jobs arrive.
     pub(super) fn new(
         registry: Arc<Registry>,
         queue: Queue,
+        lease: watch::Receiver<Lease>,
     ) -> (Executor, mpsc::UnboundedReceiver<Done>) {
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let executor = Executor {
             registry,
             queue,
             done_tx,
+            lease,
         };
         (executor, done_rx)
     }
@@ -105,6 +111,7 @@ impl Executor {
         let task = self.registry.get(&job.task).cloned();
         let queue = self.queue.clone();
         let done_tx = self.done_tx.clone();
+        let lease = self.lease.clone();
         let span = tracing::info_span!(
             "job",
             id = job.id,
@@ -116,7 +123,7 @@ impl Executor {
             async move {
                 let id = job.id;
                 let retries = job.retries;
-                let outcome = perform(task, job, queue, ending_rx).await;
+                let outcome = perform(task, job, queue, ending_rx, lease).await;
                 let _ = done_tx.send(Done {
                     id,
                     settle: Settle {
@@ -155,13 +162,20 @@ impl Executor {
 /// job fails with the reason (`Job was stopped`, `Job timed out after …`, `Worker shut down
 /// before the job finished`), whatever the task's own error, so that the result says what
 /// ended it. A kill drops the task at once.
+///
+/// The job runs while the worker's `lease` covers it (see the `lease` module): once the lease
+/// runs out it is stopped like that (`Worker lost the database; job stopped`), and once it is
+/// revoked it is killed (`Worker was removed while the job ran; job killed`). A job the lease
+/// no longer covers never starts.
 pub(super) async fn perform(
     task: Option<Arc<dyn DynTask>>,
     job: Job,
     queue: Queue,
     mut ending: watch::Receiver<Option<Ending>>,
+    mut lease: watch::Receiver<Lease>,
 ) -> Outcome {
     let started = Instant::now();
+    let owner = job.worker_id.unwrap_or_default();
     let Some(task) = task else {
         let error = TaskError::msg(Error::UnknownTask(job.task.clone()));
         tracing::info!(error = %error, "job failed");
@@ -172,6 +186,14 @@ pub(super) async fn perform(
     };
     let options = task.options();
     let retries = job.retries;
+    let current = *lease.borrow();
+    if !current.covers(owner, tokio::time::Instant::now()) {
+        let reason = match current.until {
+            Some(_) if current.worker_id == owner => lease::LEASE_EXPIRED,
+            _ => LEASE_REVOKED,
+        };
+        return failed(reason.into(), started, options.backoff, retries);
+    }
     let args = job.args.clone();
     let cancel = CancellationToken::new();
     let ctx = JobContext::new(job, queue, cancel.clone());
@@ -193,6 +215,10 @@ pub(super) async fn perform(
             Some(Ending::Stop(reason)) => Ok(reason),
             Some(Ending::Kill(reason)) => return failed(reason, started, options.backoff, retries),
             None => Ok("Job was killed".to_string()),
+        },
+        lost = lease::lost(&mut lease, owner) => match lost {
+            Ending::Stop(reason) => Ok(reason),
+            Ending::Kill(reason) => return failed(reason, started, options.backoff, retries),
         },
     };
     let result: std::result::Result<Value, TaskError> = match stopped {
@@ -221,6 +247,7 @@ pub(super) async fn perform(
                     };
                     Err(TaskError::msg(reason))
                 }
+                _ = lease::revoked(&mut lease, owner) => Err(TaskError::msg(LEASE_REVOKED)),
             }
         }
     };

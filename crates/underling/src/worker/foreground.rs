@@ -6,6 +6,7 @@ use tokio::sync::watch;
 
 use super::control::{Heartbeat, Identity, WorkerId, unregister};
 use super::executor::perform;
+use super::lease::Terms;
 use super::{AbortOnDrop, ForegroundRun, Worker, WorkerOptions};
 use crate::error::{Error, Result};
 use crate::job::{Job, JobState, Settle, Settled};
@@ -29,16 +30,27 @@ impl Worker {
                 reason: format!("this worker has no task named {:?}", job.task),
             });
         }
+        let terms = Terms::new(
+            self.options.heartbeat_interval,
+            self.options.repair.missing_after,
+            &self.registry,
+        )?;
         let status = json!({"foreground": id});
+        let sent = tokio::time::Instant::now();
         let worker_id = Identity::of_this_process()
             .register(&*store, &status)
             .await?;
         // Heartbeat while the job runs, or a repair elsewhere would take this worker for dead
-        // after `missing_after` and rescue (and re-run) a job that is running fine.
+        // after `missing_after` and rescue (and re-run) a job that is running fine. Like a
+        // worker's, the job is stopped once no heartbeat got through for the lease's length,
+        // and killed if the foreground worker was removed.
+        let (lease_tx, lease) = watch::channel(terms.renewed(worker_id, sent));
         let heartbeat = Heartbeat {
             store: store.clone(),
             worker_id: WorkerId::new(worker_id),
             reregister: None,
+            terms,
+            lease: lease_tx,
         };
         let every = self.options.heartbeat_interval;
         let heartbeat = AbortOnDrop(tokio::spawn(async move {
@@ -60,7 +72,7 @@ impl Worker {
             let retries = claimed.retries;
             // Nothing stops a foreground run but its own timeout.
             let (_ending, ending_rx) = watch::channel(None);
-            let outcome = perform(task, claimed, self.queue.clone(), ending_rx).await;
+            let outcome = perform(task, claimed, self.queue.clone(), ending_rx, lease).await;
             let settled = settle(
                 &*store,
                 Settle {

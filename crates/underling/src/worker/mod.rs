@@ -26,6 +26,9 @@
 // - `executor` runs each job as a task of its own;
 // - `completer` writes outcomes that did not ride along with a claim;
 // - `control` (heartbeat and inbox) and `maintenance` (repair) run as tasks of their own;
+// - `lease` is the worker's hold on its jobs, renewed by heartbeats: running jobs and the
+//   dispatch loop watch it and fence the worker when it runs out or is revoked;
+// - `options` holds the worker's options and their checks;
 // - `foreground` runs jobs without the loop.
 
 use std::sync::Arc;
@@ -33,11 +36,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
-use crate::job::{DEFAULT_QUEUE, Job, Outcome, Settled};
-use crate::model::{ClaimSpec, RepairOptions};
+use crate::job::{Job, Outcome, Settled};
+use crate::model::ClaimSpec;
 use crate::queue::Queue;
 use crate::task::Registry;
 
@@ -46,6 +50,7 @@ use self::control::{
     Control, Heartbeat, Identity, Profile, RemoteCommand, Status, WorkerId, stop_reason,
 };
 use self::executor::{Done, Ending, Executor};
+use self::lease::{LEASE_REVOKED, Lease};
 use self::ledger::Ledger;
 use self::producer::{ClaimReply, LastLook, Producer};
 
@@ -53,60 +58,18 @@ mod completer;
 mod control;
 mod executor;
 mod foreground;
+mod lease;
 mod ledger;
 mod maintenance;
+mod options;
 mod producer;
 
 pub use self::foreground::perform_jobs;
+pub use self::options::WorkerOptions;
 
 /// How long a worker with few free slots waits for more running jobs to finish before it
 /// claims, so that claims come in batches.
 const CLAIM_GATHER: Duration = Duration::from_millis(1);
-
-/// How a worker behaves. The defaults are the fast path: use them unless you know better.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WorkerOptions {
-    /// Queues to claim from (default `["default"]`).
-    pub queues: Vec<String>,
-    /// How many jobs run at once (default 64). Jobs are async tasks, so a slot is cheap while
-    /// a job waits on I/O; lower it for jobs that burn CPU.
-    pub concurrency: usize,
-    /// How often the worker records that it is alive (default 5 s).
-    pub heartbeat_interval: Duration,
-    /// How often the worker reads its inbox of remote commands (default 1 s).
-    pub command_interval: Duration,
-    /// How often an idle worker looks for jobs without being woken (default 2 s).
-    pub poll_interval: Duration,
-    /// About how often the worker runs repair; each run is jittered by ±50% so that many
-    /// workers do not repair at once (default 30 s).
-    pub repair_interval: Duration,
-    /// What repair considers missing, old or stuck.
-    pub repair: RepairOptions,
-    /// On a graceful stop, how long running jobs may take to finish before they are failed
-    /// (and retried where tries are left) (default 30 s).
-    pub shutdown_grace: Duration,
-    /// Exit once no job this worker can run is ready.
-    pub burst: bool,
-    /// The most outcomes written in one statement (default 1,000).
-    pub settle_batch: usize,
-}
-
-impl Default for WorkerOptions {
-    fn default() -> Self {
-        WorkerOptions {
-            queues: vec![DEFAULT_QUEUE.to_string()],
-            concurrency: 64,
-            heartbeat_interval: Duration::from_secs(5),
-            command_interval: Duration::from_secs(1),
-            poll_interval: Duration::from_secs(2),
-            repair_interval: Duration::from_secs(30),
-            repair: RepairOptions::default(),
-            shutdown_grace: Duration::from_secs(30),
-            burst: false,
-            settle_batch: 1000,
-        }
-    }
-}
 
 /// Stops a running worker from another task (or a signal handler).
 #[derive(Debug, Clone, Default)]
@@ -177,50 +140,9 @@ impl Worker {
         self.control.clone()
     }
 
-    fn validate(&self) -> Result<()> {
-        if self.registry.is_empty() {
-            return Err(Error::NoTasks);
-        }
-        if self.options.concurrency == 0 {
-            // It would never claim a job (and in burst mode never exit): pause it instead.
-            return Err(Error::InvalidOption(
-                "the worker needs a concurrency of at least 1".into(),
-            ));
-        }
-        if self.options.queues.is_empty() {
-            return Err(Error::InvalidOption(
-                "the worker needs at least one queue".into(),
-            ));
-        }
-        for queue in &self.options.queues {
-            crate::job::validate_queue(queue)?;
-        }
-        let (beat, missing) = (
-            self.options.heartbeat_interval,
-            self.options.repair.missing_after,
-        );
-        if beat.is_zero() {
-            return Err(Error::InvalidOption(
-                "the heartbeat interval must be more than zero".into(),
-            ));
-        }
-        // This worker's own repair applies `missing_after` to every worker, itself included:
-        // with less than two heartbeats of slack, a live worker is taken for dead and its
-        // running jobs are handed to others while they still run.
-        if missing <= beat * 2 {
-            return Err(Error::InvalidOption(format!(
-                "missing_after ({}) must be more than twice the heartbeat interval ({}), or live \
-                 workers are taken for dead: raise missing_after or lower the heartbeat interval",
-                humantime::format_duration(missing),
-                humantime::format_duration(beat)
-            )));
-        }
-        Ok(())
-    }
-
     /// Runs until stopped (or, with `burst`, until nothing is ready), then unregisters.
     pub async fn run(self) -> Result<WorkerSummary> {
-        self.validate()?;
+        let terms = self.validate()?;
         let store = self.queue.store().clone();
         let identity = Identity::of_this_process();
         let profile = Profile {
@@ -231,7 +153,10 @@ impl Worker {
             concurrency: self.options.concurrency,
             ..Status::default()
         };
+        let sent = Instant::now();
         let worker_id = WorkerId::new(identity.register(&*store, &profile.status(status)).await?);
+        // Registering counts as the first heartbeat.
+        let (lease_tx, lease) = watch::channel(terms.renewed(worker_id.get(), sent));
         tracing::info!(
             worker = worker_id.get(),
             queues = ?self.options.queues,
@@ -257,17 +182,20 @@ impl Worker {
         // worker up). Repair stops with the dispatch loop, before the grace.
         let (status_tx, status_rx) = watch::channel(status);
         let control_stop = CancellationToken::new();
+        let (clear, clear_rx) = watch::channel(None);
         let (control_task, commands) = Control {
             heartbeat: Heartbeat {
                 store: store.clone(),
                 worker_id: worker_id.clone(),
                 reregister: Some(identity),
+                terms,
+                lease: lease_tx,
             },
             profile,
             heartbeat_interval: self.options.heartbeat_interval,
             command_interval: self.options.command_interval,
         }
-        .spawn(status_rx, control_stop.clone());
+        .spawn(status_rx, clear_rx, control_stop.clone());
         // Dropped with this future (a worker aborted as a process is killed), they end too:
         // a heartbeat without the worker would keep its jobs from being rescued.
         let control_task = AbortOnDrop(control_task);
@@ -280,7 +208,8 @@ impl Worker {
             repair_stop.clone(),
         ));
 
-        let (executor, done_rx) = Executor::new(self.registry.clone(), self.queue.clone());
+        let (executor, done_rx) =
+            Executor::new(self.registry.clone(), self.queue.clone(), lease.clone());
         let mut dispatch = Dispatch {
             options: &self.options,
             control: &self.control,
@@ -293,6 +222,9 @@ impl Worker {
             commands,
             status: status_tx,
             summary: WorkerSummary::default(),
+            lease,
+            clear,
+            stale: Vec::new(),
         };
         let failure = dispatch.run().await;
         repair_stop.cancel();
@@ -348,6 +280,13 @@ struct Dispatch<'w> {
     status: watch::Sender<Status>,
     /// The counts (the worker id is filled in at the end).
     summary: WorkerSummary,
+    /// The worker's lease on its jobs, renewed by the heartbeat.
+    lease: watch::Receiver<Lease>,
+    /// Tells the heartbeat that no job of a removed registration runs any more, so that the
+    /// worker may register again.
+    clear: watch::Sender<Option<i64>>,
+    /// Jobs claimed under a registration that was removed, never started, to be released.
+    stale: Vec<Job>,
 }
 
 impl Dispatch<'_> {
@@ -358,14 +297,21 @@ impl Dispatch<'_> {
             if self.control.is_stopping() {
                 return None;
             }
-            self.producer.release_excess(&mut self.ledger).await;
+            let fence_at = self.apply_lease().await;
+            if !self.ledger.is_fenced() {
+                self.producer.release_excess(&mut self.ledger).await;
+            }
             if self
                 .producer
                 .claim_if_due(&mut self.ledger, &self.completer)
             {
                 continue;
             }
-            if self.options.burst && self.ledger.is_idle() && !self.producer.maybe_ready() {
+            if self.options.burst
+                && !self.ledger.is_fenced()
+                && self.ledger.is_idle()
+                && !self.producer.maybe_ready()
+            {
                 let executor = &self.executor;
                 let look = self
                     .producer
@@ -386,6 +332,9 @@ impl Dispatch<'_> {
             tokio::select! {
                 biased;
                 _ = self.control.graceful.cancelled() => return None,
+                // The lease changed or ran out: looked at again at the top of the loop.
+                Ok(()) = self.lease.changed() => {}
+                _ = tokio::time::sleep_until(fence_at) => {}
                 Some(commands) = self.commands.recv() => {
                     for command in commands {
                         self.obey(command);
@@ -402,6 +351,51 @@ impl Dispatch<'_> {
             }
             self.publish_status();
         }
+    }
+
+    /// Fences the worker while its lease does not cover its jobs (they watch the lease and end
+    /// on their own; a revoked lease kills them at once), and lifts the fence once it does
+    /// again. After a removal it tells the heartbeat when no job runs any more (so that the
+    /// worker registers again), and releases jobs claimed under the old registration that
+    /// never started. Returns when the lease runs out if nothing changes meanwhile.
+    async fn apply_lease(&mut self) -> Instant {
+        let lease = *self.lease.borrow_and_update();
+        let now = Instant::now();
+        let never = now + Duration::from_secs(86_400 * 365);
+        if lease.covers(lease.worker_id, now) {
+            if self.ledger.is_fenced() {
+                tracing::info!(
+                    worker = lease.worker_id,
+                    "heartbeats got through again; resuming"
+                );
+                self.ledger.unfence();
+                self.producer.nudge();
+            }
+            self.stale
+                .extend(self.ledger.take_waiting_not_of(lease.worker_id));
+            let stale = std::mem::take(&mut self.stale);
+            self.stale = self.producer.release_stale(stale).await;
+            return lease.until.unwrap_or(never);
+        }
+        if !self.ledger.is_fenced() {
+            self.ledger.fence();
+            match lease.until {
+                Some(_) => tracing::warn!(
+                    running = self.ledger.running(),
+                    "no heartbeat got through in time: claiming nothing and stopping running jobs \
+                     before others may rescue them"
+                ),
+                None => self.ledger.end_all(&Ending::Kill(LEASE_REVOKED.into())),
+            }
+        }
+        if lease.until.is_none() && self.ledger.running() == 0 {
+            self.clear.send_if_modified(|clear| {
+                let changed = *clear != Some(lease.worker_id);
+                *clear = Some(lease.worker_id);
+                changed
+            });
+        }
+        never
     }
 
     /// Jobs ended: record them all, start waiting jobs, and gather a few more ends before the
@@ -446,7 +440,8 @@ impl Dispatch<'_> {
             .await;
         let start_free = !self.control.immediate.is_cancelled();
         let executor = &self.executor;
-        let unstarted = self.ledger.drain(start_free, |job| executor.spawn(job));
+        let mut unstarted = self.ledger.drain(start_free, |job| executor.spawn(job));
+        unstarted.append(&mut self.stale);
         self.producer.release_unstarted(unstarted).await;
         self.publish_status();
         if self.ledger.running() == 0 {

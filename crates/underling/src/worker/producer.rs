@@ -198,6 +198,21 @@ impl Producer {
         }
     }
 
+    /// Gives back jobs claimed under a registration that was removed (they never started);
+    /// returns those it could not, to be tried again later (not again for 1 s).
+    pub(super) async fn release_stale(&mut self, jobs: Vec<Job>) -> Vec<Job> {
+        if jobs.is_empty() || Instant::now() < self.next_release {
+            return jobs;
+        }
+        match release(&*self.store, self.worker_id.get(), jobs).await {
+            Ok(()) => Vec::new(),
+            Err(kept) => {
+                self.next_release = Instant::now() + Duration::from_secs(1);
+                kept
+            }
+        }
+    }
+
     /// At shutdown: gives back jobs that never started.
     pub(super) async fn release_unstarted(&self, jobs: Vec<Job>) {
         if jobs.is_empty() {
@@ -260,37 +275,53 @@ async fn next_wakeup(rx: &mut Option<broadcast::Receiver<String>>) -> Option<Str
     }
 }
 
-/// Gives jobs that never started back to the queue; on failure, returns them.
+/// Gives jobs that never started back to the queue, each under the registration that
+/// claimed it (`worker_id` for a job that names none); on failure, returns those not given
+/// back. A job rescued meanwhile is left alone: the release is guarded by the attempt.
 async fn release(
     store: &dyn Store,
     worker_id: i64,
     jobs: Vec<Job>,
 ) -> std::result::Result<(), Vec<Job>> {
-    let attempts: Vec<store::Attempt> = jobs
-        .iter()
-        .map(|job| store::Attempt {
-            id: job.id,
-            retries: job.retries,
-        })
-        .collect();
-    let release = store::Release {
-        worker_id,
-        attempts: &attempts,
-    };
-    match store.release(release).await {
-        Ok(released) => {
-            tracing::debug!(
-                jobs = attempts.len(),
-                released,
-                "gave back jobs that never started"
-            );
-            Ok(())
+    let mut by_worker: std::collections::BTreeMap<i64, Vec<Job>> = Default::default();
+    for job in jobs {
+        by_worker
+            .entry(job.worker_id.unwrap_or(worker_id))
+            .or_default()
+            .push(job);
+    }
+    let mut kept = Vec::new();
+    for (worker_id, jobs) in by_worker {
+        if !kept.is_empty() {
+            kept.extend(jobs);
+            continue;
         }
-        Err(e) => {
-            tracing::warn!(error = %e, jobs = jobs.len(), "giving back jobs that never started failed");
-            Err(jobs)
+        let attempts: Vec<store::Attempt> = jobs
+            .iter()
+            .map(|job| store::Attempt {
+                id: job.id,
+                retries: job.retries,
+            })
+            .collect();
+        let release = store::Release {
+            worker_id,
+            attempts: &attempts,
+        };
+        match store.release(release).await {
+            Ok(released) => {
+                tracing::debug!(
+                    jobs = attempts.len(),
+                    released,
+                    "gave back jobs that never started"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, jobs = jobs.len(), "giving back jobs that never started failed");
+                kept.extend(jobs);
+            }
         }
     }
+    if kept.is_empty() { Ok(()) } else { Err(kept) }
 }
 
 // The store calls of the claim pipeline, one each.

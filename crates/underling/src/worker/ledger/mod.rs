@@ -66,6 +66,10 @@ impl Pace {
 ///   the running jobs run on), and waiting jobs start in priority order, then id order.
 /// - Two attempts at one job may run at once (a retry claimed while a stale attempt runs):
 ///   running jobs are keyed by attempt, and a stop for a job id reaches every attempt.
+/// - While the worker is fenced (its lease ran out or was revoked: it lost the database or
+///   was removed), no claim goes out and no job starts, whatever the concurrency; running
+///   jobs end on their own (they watch the lease), and waiting jobs wait until the fence is
+///   lifted, or are taken out to be released (see [`Ledger::take_waiting_not_of`]).
 #[derive(Default)]
 pub(super) struct Ledger {
     running: HashMap<Attempt, Running>,
@@ -79,6 +83,8 @@ pub(super) struct Ledger {
     configured: usize,
     /// Paused by the `pause` command (until `resume`).
     paused: bool,
+    /// Fenced: the worker's lease does not cover its jobs now.
+    fenced: bool,
     pace: Pace,
 }
 
@@ -140,6 +146,33 @@ impl Ledger {
         self.configured
     }
 
+    /// Claims nothing and starts nothing until [`Ledger::unfence`] (the lease ran out or was
+    /// revoked).
+    pub(super) fn fence(&mut self) {
+        self.fenced = true;
+    }
+
+    /// Claims and starts jobs again (the lease was renewed).
+    pub(super) fn unfence(&mut self) {
+        self.fenced = false;
+    }
+
+    /// Whether the worker is fenced.
+    pub(super) fn is_fenced(&self) -> bool {
+        self.fenced
+    }
+
+    /// Takes out the waiting jobs claimed under another registration than `worker_id` (it was
+    /// removed, and they may have been handed to other workers), for the caller to release.
+    pub(super) fn take_waiting_not_of(&mut self, worker_id: i64) -> Vec<Job> {
+        let (mine, others): (VecDeque<Job>, VecDeque<Job>) = self
+            .waiting
+            .drain(..)
+            .partition(|job| job.worker_id == Some(worker_id));
+        self.waiting = mine;
+        others.into()
+    }
+
     /// How many claimed jobs may wait for a slot now.
     fn ahead(&self) -> usize {
         self.pace.ahead(self.concurrency)
@@ -155,7 +188,7 @@ impl Ledger {
 
     /// Whether the worker could take more jobs (so a wake-up is worth listening to).
     pub(super) fn can_claim(&self) -> bool {
-        self.capacity() > self.held()
+        !self.fenced && self.capacity() > self.held()
     }
 
     /// How many jobs the next claim should ask for, if one should go out now.
@@ -168,7 +201,7 @@ impl Ledger {
         let held = self.held();
         let free = capacity.saturating_sub(held);
         let due = free >= capacity.div_ceil(2) || (self.in_flight == 0 && held < self.concurrency);
-        (free > 0 && self.in_flight < MAX_CLAIMS_IN_FLIGHT && due).then_some(free)
+        (!self.fenced && free > 0 && self.in_flight < MAX_CLAIMS_IN_FLIGHT && due).then_some(free)
     }
 
     /// Whether fewer than half the slots are free.
@@ -188,6 +221,11 @@ impl Ledger {
     pub(super) fn claim_returned(&mut self, requested: usize, jobs: Vec<Job>) {
         self.in_flight = self.in_flight.saturating_sub(1);
         self.reserved = self.reserved.saturating_sub(requested);
+        self.wait(jobs);
+    }
+
+    /// Jobs wait for a slot, the more urgent first.
+    fn wait(&mut self, jobs: Vec<Job>) {
         if !jobs.is_empty() {
             self.waiting.extend(jobs);
             self.waiting
@@ -198,7 +236,7 @@ impl Ledger {
 
     /// Starts waiting jobs with `spawn` while slots are free.
     pub(super) fn fill(&mut self, mut spawn: impl FnMut(Job) -> Running) {
-        while self.running.len() < self.concurrency {
+        while !self.fenced && self.running.len() < self.concurrency {
             let Some(job) = self.waiting.pop_front() else {
                 break;
             };
@@ -206,8 +244,13 @@ impl Ledger {
         }
     }
 
-    /// Starts jobs at once, whatever the concurrency (a burst worker's last look).
+    /// Starts jobs at once, whatever the concurrency (a burst worker's last look); while
+    /// fenced they wait instead.
     pub(super) fn start_all(&mut self, jobs: Vec<Job>, mut spawn: impl FnMut(Job) -> Running) {
+        if self.fenced {
+            self.wait(jobs);
+            return;
+        }
         for job in jobs {
             self.start(job, &mut spawn);
         }
@@ -290,303 +333,4 @@ impl Ledger {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::job::JobState;
-    use serde_json::json;
-
-    fn job(id: i64, priority: i32) -> Job {
-        let now = chrono::Utc::now();
-        Job {
-            id,
-            task: "t".into(),
-            queue: "default".into(),
-            args: json!([]),
-            state: JobState::Active,
-            priority,
-            attempts: 1,
-            retries: 0,
-            created: now,
-            delayed: now,
-            started: Some(now),
-            finished: None,
-            retried: None,
-            expires: None,
-            lax: false,
-            worker_id: Some(1),
-            result: None,
-            notes: Default::default(),
-            parents: vec![],
-            children: vec![],
-        }
-    }
-
-    fn jobs(ids: std::ops::Range<i64>) -> Vec<Job> {
-        ids.map(|id| job(id, 0)).collect()
-    }
-
-    /// Starts jobs without running anything, recording which.
-    fn spawned(started: &mut Vec<i64>) -> impl FnMut(Job) -> Running + '_ {
-        move |job| {
-            started.push(job.id);
-            Running::new().0
-        }
-    }
-
-    fn fast(ledger: &mut Ledger) {
-        ledger.pace.record(Duration::from_micros(100));
-    }
-
-    /// Slow jobs so far: the jobs a test ends (in microseconds) will not turn fetch-ahead on.
-    fn slow(ledger: &mut Ledger) {
-        ledger.pace.record(Duration::from_secs(1));
-    }
-
-    fn ids(jobs: &[Job]) -> Vec<i64> {
-        jobs.iter().map(|job| job.id).collect()
-    }
-
-    #[test]
-    fn a_new_worker_claims_its_slots_only() {
-        let mut ledger = Ledger::new(4);
-        assert!(ledger.can_claim());
-        assert_eq!(ledger.claim_size(), Some(4), "no pace yet: no fetch-ahead");
-        ledger.claim_sent(4);
-        assert_eq!(ledger.claim_size(), None, "everything is reserved");
-        assert!(!ledger.can_claim());
-    }
-
-    #[test]
-    fn fetch_ahead_is_on_while_jobs_are_fast_and_off_when_they_turn_slow() {
-        let mut ledger = Ledger::new(2);
-        fast(&mut ledger);
-        assert_eq!(ledger.claim_size(), Some(2 + 2 * FETCH_AHEAD_PER_SLOT));
-        for _ in 0..40 {
-            ledger.pace.record(Duration::from_millis(50));
-        }
-        assert_eq!(ledger.claim_size(), Some(2));
-        let mut ledger = Ledger::new(2);
-        ledger.pace.record(FETCH_AHEAD_BELOW);
-        assert_eq!(ledger.claim_size(), Some(2), "at the threshold it is off");
-    }
-
-    #[test]
-    fn a_second_claim_goes_out_once_half_the_capacity_is_free() {
-        let mut ledger = Ledger::new(4);
-        slow(&mut ledger);
-        ledger.claim_sent(4);
-        // Fewer jobs were ready than asked for.
-        ledger.claim_returned(4, jobs(0..2));
-        let mut started = Vec::new();
-        ledger.fill(spawned(&mut started));
-        assert_eq!(ledger.claim_size(), Some(2));
-        ledger.claim_sent(2);
-        ledger.ended((0, 0));
-        assert_eq!(
-            ledger.claim_size(),
-            None,
-            "one claim in flight, 1 of 4 free"
-        );
-        ledger.ended((1, 0));
-        assert_eq!(
-            ledger.claim_size(),
-            Some(2),
-            "half free: a second claim goes out"
-        );
-        ledger.claim_sent(2);
-        assert_eq!(ledger.in_flight(), MAX_CLAIMS_IN_FLIGHT);
-        ledger.claim_returned(2, Vec::new());
-        assert_eq!(ledger.claim_size(), Some(2));
-
-        // Never more than two in flight, however much is free.
-        let mut ledger = Ledger::new(4);
-        ledger.claim_sent(1);
-        ledger.claim_sent(1);
-        assert!(ledger.can_claim());
-        assert_eq!(ledger.claim_size(), None);
-    }
-
-    #[test]
-    fn few_slots_are_free_while_more_than_half_the_slots_run() {
-        let mut ledger = Ledger::new(4);
-        ledger.claim_sent(4);
-        ledger.claim_returned(4, jobs(0..4));
-        let mut started = Vec::new();
-        ledger.fill(spawned(&mut started));
-        assert!(ledger.few_slots_free(), "none free");
-        ledger.ended((0, 0));
-        assert!(ledger.few_slots_free(), "1 of 4 free");
-        ledger.ended((1, 0));
-        assert!(!ledger.few_slots_free(), "2 of 4 free");
-        ledger.set_concurrency(1);
-        assert!(ledger.few_slots_free(), "2 running in 1 slot");
-    }
-
-    #[test]
-    fn with_nothing_in_flight_a_claim_goes_out_as_soon_as_a_slot_would_idle() {
-        let mut ledger = Ledger::new(4);
-        slow(&mut ledger);
-        ledger.claim_sent(4);
-        ledger.claim_returned(4, jobs(0..4));
-        let mut started = Vec::new();
-        ledger.fill(spawned(&mut started));
-        ledger.ended((0, 0));
-        // One free of four is less than half, but a slot would idle.
-        assert_eq!(ledger.claim_size(), Some(1));
-        ledger.claim_sent(1);
-        ledger.ended((1, 0));
-        assert_eq!(
-            ledger.claim_size(),
-            None,
-            "one in flight and less than half free"
-        );
-    }
-
-    #[test]
-    fn waiting_jobs_fill_slots_by_priority_then_id() {
-        let mut ledger = Ledger::new(1);
-        fast(&mut ledger);
-        ledger.claim_sent(3);
-        ledger.claim_sent(2);
-        ledger.claim_returned(3, vec![job(7, 0), job(9, 5), job(8, 0)]);
-        ledger.claim_returned(2, vec![job(3, 0), job(4, 5)]);
-        let mut started = Vec::new();
-        for attempt in [None, Some((4, 0)), Some((9, 0)), Some((3, 0)), Some((7, 0))] {
-            if let Some(attempt) = attempt {
-                ledger.ended(attempt);
-            }
-            ledger.fill(spawned(&mut started));
-        }
-        assert_eq!(started, vec![4, 9, 3, 7, 8]);
-        assert_eq!(ledger.running(), 1, "never more than the concurrency");
-    }
-
-    #[test]
-    fn waiting_jobs_in_excess_are_released_when_jobs_turn_slow_or_on_pause() {
-        let mut ledger = Ledger::new(1);
-        fast(&mut ledger);
-        ledger.claim_sent(5);
-        ledger.claim_returned(5, jobs(0..5));
-        let mut started = Vec::new();
-        ledger.fill(spawned(&mut started));
-        assert!(!ledger.has_excess_waiting());
-        assert!(ledger.excess_waiting().is_empty());
-        // Paused: nothing may wait.
-        ledger.pause();
-        assert!(ledger.has_excess_waiting());
-        let excess = ledger.excess_waiting();
-        assert_eq!(ids(&excess), vec![1, 2, 3, 4]);
-        // The release failed: they wait again, in order.
-        ledger.keep(excess);
-        assert_eq!(ledger.resume(), 1);
-        assert!(!ledger.has_excess_waiting());
-        // Slow jobs: nothing may wait either.
-        for _ in 0..40 {
-            ledger.pace.record(Duration::from_millis(50));
-        }
-        assert_eq!(ids(&ledger.excess_waiting()), vec![1, 2, 3, 4]);
-        assert_eq!(ledger.running(), 1, "the running job runs on");
-    }
-
-    #[test]
-    fn with_a_lower_concurrency_running_jobs_run_on_and_none_start() {
-        let mut ledger = Ledger::new(3);
-        slow(&mut ledger);
-        ledger.claim_sent(3);
-        ledger.claim_returned(3, jobs(0..3));
-        let mut started = Vec::new();
-        ledger.fill(spawned(&mut started));
-        ledger.set_concurrency(1);
-        assert_eq!(ledger.running(), 3);
-        assert_eq!(ledger.claim_size(), None);
-        ledger.ended((0, 0));
-        ledger.ended((1, 0));
-        assert_eq!(ledger.claim_size(), None, "one running in one slot");
-        ledger.ended((2, 0));
-        assert_eq!(ledger.claim_size(), Some(1));
-    }
-
-    #[test]
-    fn a_stop_reaches_every_running_attempt_and_takes_waiting_jobs_out() {
-        let mut ledger = Ledger::new(2);
-        fast(&mut ledger);
-        let mut retry = job(1, 0);
-        retry.retries = 1;
-        ledger.claim_sent(4);
-        ledger.claim_returned(4, vec![job(1, 0), retry, job(2, 0), job(1, 0)]);
-        let mut started = Vec::new();
-        ledger.fill(spawned(&mut started));
-        assert_eq!(started, vec![1, 1], "both attempts at job 1 run");
-        let stop = Ending::Stop("Job was stopped".into());
-        assert!(ledger.end_running(1, &stop));
-        assert!(!ledger.end_running(2, &stop), "job 2 waits");
-        assert_eq!(ids(&ledger.stop_waiting(2)), vec![2]);
-        assert_eq!(ids(&ledger.stop_waiting(1)), vec![1]);
-        assert!(ledger.stop_waiting(2).is_empty());
-        ledger.ended((1, 0));
-        ledger.ended((1, 1));
-        assert!(ledger.is_idle(), "nothing is held");
-    }
-
-    #[test]
-    fn at_shutdown_waiting_jobs_fill_free_slots_and_the_rest_go_back() {
-        let mut ledger = Ledger::new(3);
-        fast(&mut ledger);
-        ledger.claim_sent(5);
-        ledger.claim_sent(4);
-        ledger.claim_returned(5, jobs(0..5));
-        let mut started = Vec::new();
-        ledger.fill(spawned(&mut started));
-        ledger.ended((0, 0));
-        ledger.claim_returned(4, jobs(5..9));
-        assert_eq!(ledger.in_flight(), 0);
-        let released = ledger.drain(true, spawned(&mut started));
-        assert_eq!(started, vec![0, 1, 2, 3]);
-        assert_eq!(ids(&released), vec![4, 5, 6, 7, 8]);
-        assert_eq!(ledger.running(), 3);
-
-        // A stop now starts nothing more.
-        let mut ledger = Ledger::new(3);
-        ledger.claim_sent(3);
-        ledger.claim_returned(3, jobs(0..3));
-        let mut started = Vec::new();
-        assert_eq!(
-            ids(&ledger.drain(false, spawned(&mut started))),
-            vec![0, 1, 2]
-        );
-        assert!(started.is_empty());
-        assert!(ledger.is_idle());
-    }
-
-    #[test]
-    fn the_pace_is_a_moving_average() {
-        let mut pace = Pace::default();
-        assert_eq!(pace.ahead(2), 0, "unknown pace: no fetch-ahead");
-        pace.record(Duration::from_millis(1));
-        assert_eq!(pace.ahead(2), 8);
-        // One slow job among fast ones moves the average by an eighth.
-        pace.record(Duration::from_millis(33));
-        assert_eq!(pace.average, Some(Duration::from_millis(5)));
-        assert_eq!(pace.ahead(2), 0);
-    }
-
-    #[test]
-    fn resume_restores_the_concurrency_of_the_last_jobs_command() {
-        let mut ledger = Ledger::new(8);
-        ledger.set_concurrency(3);
-        ledger.pause();
-        assert_eq!(ledger.concurrency(), 0);
-        assert_eq!(ledger.resume(), 3);
-        assert_eq!(ledger.concurrency(), 3);
-    }
-
-    #[test]
-    fn a_jobs_command_while_paused_takes_effect_on_resume() {
-        let mut ledger = Ledger::new(8);
-        ledger.pause();
-        ledger.set_concurrency(5);
-        assert_eq!(ledger.concurrency(), 0, "still paused");
-        assert_eq!(ledger.resume(), 5);
-        assert_eq!(ledger.concurrency(), 5);
-    }
-}
+mod tests;

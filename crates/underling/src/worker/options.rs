@@ -1,0 +1,94 @@
+//! A worker's options, and the checks they must pass before it starts.
+
+use std::time::Duration;
+
+use super::Worker;
+use super::lease::Terms;
+use crate::error::{Error, Result};
+use crate::job::DEFAULT_QUEUE;
+use crate::model::RepairOptions;
+
+/// How a worker behaves. The defaults are the fast path: use them unless you know better.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerOptions {
+    /// Queues to claim from (default `["default"]`).
+    pub queues: Vec<String>,
+    /// How many jobs run at once (default 64). Jobs are async tasks, so a slot is cheap while
+    /// a job waits on I/O; lower it for jobs that burn CPU.
+    pub concurrency: usize,
+    /// How often the worker records that it is alive (default 5 s). A heartbeat that takes
+    /// longer than this counts as failed. A worker whose last successful heartbeat is older than
+    /// `repair.missing_after − heartbeat_interval − the longest stop grace of its tasks` (20 s
+    /// at the defaults) has lost the database: it claims nothing more and stops its running
+    /// jobs, so that they have all ended a heartbeat interval before anyone may take it for
+    /// dead and rescue them (see [`RepairOptions::missing_after`]).
+    pub heartbeat_interval: Duration,
+    /// How often the worker reads its inbox of remote commands (default 1 s).
+    pub command_interval: Duration,
+    /// How often an idle worker looks for jobs without being woken (default 2 s).
+    pub poll_interval: Duration,
+    /// About how often the worker runs repair; each run is jittered by ±50% so that many
+    /// workers do not repair at once (default 30 s).
+    pub repair_interval: Duration,
+    /// What repair considers missing, old or stuck. `missing_after` must be at least four
+    /// heartbeat intervals plus the longest stop grace of the worker's tasks (25 s at the
+    /// defaults, with 30 s given), and every worker and `repair` of one database should use
+    /// the same: a worker that loses the database has ended its jobs one heartbeat interval
+    /// before the `missing_after` it was given.
+    pub repair: RepairOptions,
+    /// On a graceful stop, how long running jobs may take to finish before they are failed
+    /// (and retried where tries are left) (default 30 s).
+    pub shutdown_grace: Duration,
+    /// Exit once no job this worker can run is ready.
+    pub burst: bool,
+    /// The most outcomes written in one statement (default 1,000).
+    pub settle_batch: usize,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            queues: vec![DEFAULT_QUEUE.to_string()],
+            concurrency: 64,
+            heartbeat_interval: Duration::from_secs(5),
+            command_interval: Duration::from_secs(1),
+            poll_interval: Duration::from_secs(2),
+            repair_interval: Duration::from_secs(30),
+            repair: RepairOptions::default(),
+            shutdown_grace: Duration::from_secs(30),
+            burst: false,
+            settle_batch: 1000,
+        }
+    }
+}
+
+impl Worker {
+    /// Checks the options against the tasks; returns the terms of the worker's lease.
+    pub(super) fn validate(&self) -> Result<Terms> {
+        if self.registry.is_empty() {
+            return Err(Error::NoTasks);
+        }
+        if self.options.concurrency == 0 {
+            // It would never claim a job (and in burst mode never exit): pause it instead.
+            return Err(Error::InvalidOption(
+                "the worker needs a concurrency of at least 1".into(),
+            ));
+        }
+        if self.options.queues.is_empty() {
+            return Err(Error::InvalidOption(
+                "the worker needs at least one queue".into(),
+            ));
+        }
+        for queue in &self.options.queues {
+            crate::job::validate_queue(queue)?;
+        }
+        // This worker's own repair applies `missing_after` to every worker, itself included:
+        // a worker that loses the database must have ended its jobs before then (see the
+        // `lease` module for the rule and its margins).
+        Terms::new(
+            self.options.heartbeat_interval,
+            self.options.repair.missing_after,
+            &self.registry,
+        )
+    }
+}
