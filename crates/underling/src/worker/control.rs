@@ -236,33 +236,18 @@ pub(super) enum RemoteCommand {
 }
 
 impl RemoteCommand {
-    /// Parses a command from the inbox; logs and skips what makes no sense.
+    /// Parses a command from the inbox (as [`crate::RemoteCommand::parse`] does, which
+    /// `Queue::broadcast` checks before sending); logs and skips what makes no sense.
     fn parse(command: &str, args: &Value) -> Option<RemoteCommand> {
-        let first = args.as_array().and_then(|a| a.first()).or(Some(args));
-        match command {
-            "stop" | "kill" => match first.and_then(Value::as_i64) {
-                Some(job) => Some(RemoteCommand::Stop {
-                    job,
-                    kill: command == "kill",
-                }),
-                None => {
-                    tracing::warn!(command, ?args, "command needs a job id");
-                    None
-                }
-            },
-            "jobs" => match first.and_then(Value::as_u64) {
-                Some(n) => Some(RemoteCommand::Jobs(
-                    usize::try_from(n).unwrap_or(usize::MAX),
-                )),
-                None => {
-                    tracing::warn!(?args, "the jobs command needs a number");
-                    None
-                }
-            },
-            "pause" => Some(RemoteCommand::Pause),
-            "resume" => Some(RemoteCommand::Resume),
-            other => {
-                tracing::warn!(command = other, "unknown remote command");
+        use crate::RemoteCommand as Wire;
+        match Wire::parse(command, args) {
+            Ok(Wire::Stop(job)) => Some(RemoteCommand::Stop { job, kill: false }),
+            Ok(Wire::Kill(job)) => Some(RemoteCommand::Stop { job, kill: true }),
+            Ok(Wire::Jobs(n)) => Some(RemoteCommand::Jobs(n)),
+            Ok(Wire::Pause) => Some(RemoteCommand::Pause),
+            Ok(Wire::Resume) => Some(RemoteCommand::Resume),
+            Err(e) => {
+                tracing::warn!(error = %e, "remote command skipped");
                 None
             }
         }
