@@ -11,10 +11,24 @@ mod output;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let matches = cli::Cli::command().get_matches();
+    let cli = match cli::Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    // Jobs sent to a stray ./underling.db by mistake are lost to the real workers: say once
+    // that the default is in use (`bench` measures in throw-away stores of its own).
+    let defaulted = matches.value_source("database") == Some(ValueSource::DefaultValue);
+    if defaulted && !matches!(cli.command, cli::Command::Bench(_)) {
+        eprintln!(
+            "note: using the default database {}; set --database or UNDERLING_DATABASE_URL",
+            underling::DEFAULT_DATABASE_URL
+        );
+    }
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("UNDERLING_LOG") {
         tracing_subscriber::fmt()
             .with_env_filter(filter)

@@ -1,11 +1,12 @@
 //! `underling-worker`: claims jobs from the database and runs the tasks linked into it.
 
 use std::fmt;
+use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Duration;
 
-use anyhow::Context;
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use underling::{ConnectOptions, Queue, Registry, RepairOptions, Worker, WorkerOptions};
 
 // Task plugin crates register their tasks with `inventory`; a crate the binary never names is
@@ -18,16 +19,26 @@ use underling_example_tasks as _;
 #[command(name = "underling-worker", version, about)]
 struct Args {
     /// Database URL: postgres://…, sqlite://path or sqlite::memory:.
-    #[arg(long, env = "UNDERLING_DATABASE_URL", default_value = underling::DEFAULT_DATABASE_URL)]
+    #[arg(
+        long,
+        env = "UNDERLING_DATABASE_URL",
+        hide_env_values = true,
+        default_value = underling::DEFAULT_DATABASE_URL
+    )]
     database: String,
     /// PostgreSQL schema holding underling's tables.
-    #[arg(long, env = "UNDERLING_SCHEMA")]
+    #[arg(long, env = "UNDERLING_SCHEMA", hide_env_values = true)]
     schema: Option<String>,
     /// Queue to claim from (repeat for several).
     #[arg(short, long = "queue", default_values_t = WorkerOptions::default().queues)]
     queues: Vec<String>,
     /// How many jobs run at once.
-    #[arg(short, long, default_value_t = WorkerOptions::default().concurrency)]
+    #[arg(
+        short,
+        long,
+        default_value_t = WorkerOptions::default().concurrency,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
     jobs: usize,
     /// Exit once no job this worker can run is ready.
     #[arg(long)]
@@ -65,8 +76,13 @@ struct Args {
     migrate: bool,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
+    let matches = Args::command().get_matches();
+    let defaulted = matches.value_source("database") == Some(ValueSource::DefaultValue);
+    let args = match Args::from_arg_matches(&matches) {
+        Ok(args) => args,
+        Err(e) => e.exit(),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -74,24 +90,53 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
-    let registry = Registry::from_inventory().context("loading tasks")?;
-    if registry.is_empty() {
-        anyhow::bail!("no tasks are linked into this worker");
+    if defaulted && !args.list_tasks {
+        eprintln!(
+            "note: using the default database {}; set --database or UNDERLING_DATABASE_URL",
+            underling::DEFAULT_DATABASE_URL
+        );
     }
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Failure::from)
+        .and_then(|runtime| runtime.block_on(run(args)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            // One line, as the `underling` CLI prints it (no backtrace, no "Caused by" list:
+            // underling's errors carry their cause in their message).
+            let message = failure.message.replace(['\r', '\n'], " ");
+            eprintln!("error: {message}");
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// Why the worker stopped with an error, and its exit code: 2 for bad flags, 1 otherwise.
+struct Failure {
+    message: String,
+    code: u8,
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Failure {
+            message: error.to_string(),
+            code: 1,
+        }
+    }
+}
+
+/// Connects, checks and runs the worker (or a foreground job).
+async fn run(args: Args) -> Result<(), Failure> {
+    let registry = Registry::from_inventory()?;
     if args.list_tasks {
         for name in registry.names() {
             println!("{name}");
         }
         return Ok(());
     }
-    let mut connect = ConnectOptions::new(&args.database)
-        .migrate(args.migrate)
-        .max_connections(10);
-    if let Some(schema) = &args.schema {
-        connect = connect.schema(schema);
-    }
-    let queue = Queue::connect_with(connect).await?;
     let options = WorkerOptions {
         queues: args.queues.clone(),
         concurrency: args.jobs,
@@ -107,6 +152,20 @@ async fn main() -> anyhow::Result<()> {
         burst: args.burst,
         ..WorkerOptions::default()
     };
+    // Bad flags are a usage error, found before connecting.
+    if let Err(e) = options.check(&registry) {
+        return Err(Failure {
+            message: e.to_string(),
+            code: 2,
+        });
+    }
+    let mut connect = ConnectOptions::new(&args.database)
+        .migrate(args.migrate)
+        .max_connections(10);
+    if let Some(schema) = &args.schema {
+        connect = connect.schema(schema);
+    }
+    let queue = Queue::connect_with(connect).await?;
     let worker = Worker::new(queue.clone(), registry, options);
 
     if let Some(id) = args.foreground {
@@ -116,13 +175,14 @@ async fn main() -> anyhow::Result<()> {
         if run.job.state == underling::JobState::Finished {
             return Ok(());
         }
-        anyhow::bail!("job {id} did not finish: it is {}", run.job.state);
+        return Err(format!("job {id} did not finish: it is {}", run.job.state).into());
     }
 
     let control = worker.control();
     // Listen before the worker claims anything: until then a SIGTERM would kill the process
     // the default way, with no graceful stop. A worker that cannot listen does not start.
-    let mut signals = Signals::listen().context("listening for SIGINT and SIGTERM")?;
+    let mut signals = Signals::listen()
+        .map_err(|e| Failure::from(format!("listening for SIGINT and SIGTERM: {e}")))?;
     tokio::spawn(async move {
         // First signal: stop claiming and let running jobs finish. Second: stop now.
         signals.recv().await;

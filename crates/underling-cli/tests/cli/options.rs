@@ -83,7 +83,13 @@ fn a_missing_sqlite_file_is_reported_and_not_created() {
 #[test]
 fn the_default_database_is_a_sqlite_file_in_the_working_directory() {
     let dir = TempDir::new();
-    let out = run_in(dir.path(), &["migrate"], &[]).ok();
+    let run = run_in(dir.path(), &["migrate"], &[]);
+    assert_eq!(
+        run.stderr,
+        "note: using the default database sqlite://underling.db; set --database or \
+         UNDERLING_DATABASE_URL\n"
+    );
+    let out = run.ok();
     assert!(out.starts_with("applied migration "), "{out}");
     assert!(dir.path().join("underling.db").exists());
     let id = run_in(dir.path(), &["job", "enqueue", "t"], &[]).ok();

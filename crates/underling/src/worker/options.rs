@@ -7,6 +7,7 @@ use super::lease::Terms;
 use crate::error::{Error, Result};
 use crate::job::DEFAULT_QUEUE;
 use crate::model::RepairOptions;
+use crate::task::Registry;
 
 /// How a worker behaves. The defaults are the fast path: use them unless you know better.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,33 +63,42 @@ impl Default for WorkerOptions {
     }
 }
 
-impl Worker {
+impl WorkerOptions {
+    /// Checks the options against the tasks a worker would run, as [`Worker::run`] does before
+    /// it registers: binaries call it to refuse bad flags before connecting.
+    pub fn check(&self, registry: &Registry) -> Result<()> {
+        self.terms(registry).map(|_| ())
+    }
+
     /// Checks the options against the tasks; returns the terms of the worker's lease.
-    pub(super) fn validate(&self) -> Result<Terms> {
-        if self.registry.is_empty() {
+    pub(super) fn terms(&self, registry: &Registry) -> Result<Terms> {
+        if registry.is_empty() {
             return Err(Error::NoTasks);
         }
-        if self.options.concurrency == 0 {
+        if self.concurrency == 0 {
             // It would never claim a job (and in burst mode never exit): pause it instead.
             return Err(Error::InvalidOption(
                 "the worker needs a concurrency of at least 1".into(),
             ));
         }
-        if self.options.queues.is_empty() {
+        if self.queues.is_empty() {
             return Err(Error::InvalidOption(
                 "the worker needs at least one queue".into(),
             ));
         }
-        for queue in &self.options.queues {
+        for queue in &self.queues {
             crate::job::validate_queue(queue)?;
         }
         // This worker's own repair applies `missing_after` to every worker, itself included:
         // a worker that loses the database must have ended its jobs before then (see the
         // `lease` module for the rule and its margins).
-        Terms::new(
-            self.options.heartbeat_interval,
-            self.options.repair.missing_after,
-            &self.registry,
-        )
+        Terms::new(self.heartbeat_interval, self.repair.missing_after, registry)
+    }
+}
+
+impl Worker {
+    /// Checks the options against the tasks; returns the terms of the worker's lease.
+    pub(super) fn validate(&self) -> Result<Terms> {
+        self.options.terms(&self.registry)
     }
 }
