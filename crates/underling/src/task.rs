@@ -43,7 +43,8 @@ pub type TaskResult = std::result::Result<Value, TaskError>;
 
 /// A task's failure. Stored as the job's result: a plain message as a JSON string, or any JSON.
 ///
-/// Any `std::error::Error` converts into it, so `?` works inside [`Task::run`].
+/// Any `std::error::Error` and `anyhow::Error` converts into it, so `?` works inside
+/// [`Task::run`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskError(pub Value);
 
@@ -67,9 +68,12 @@ impl fmt::Display for TaskError {
     }
 }
 
-impl<E: std::error::Error + Send + Sync + 'static> From<E> for TaskError {
+/// Any `std::error::Error`, and `anyhow::Error`, converts: `?` works inside [`Task::run`] on
+/// both. The stored message keeps the error's chain of causes, outermost first
+/// (`reading config: file not found`).
+impl<E: Into<anyhow::Error>> From<E> for TaskError {
     fn from(e: E) -> Self {
-        TaskError::msg(e)
+        TaskError::msg(format!("{:#}", e.into()))
     }
 }
 
@@ -366,5 +370,46 @@ impl Queue {
             opts
         });
         self.enqueue(Task::name(&task), args, opts).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use anyhow::Context;
+    use serde_json::json;
+
+    use super::{TaskError, TaskResult};
+
+    fn read_config() -> anyhow::Result<String> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "file not found",
+        ))
+        .context("reading config")
+    }
+
+    fn task_body() -> TaskResult {
+        let config = read_config()?;
+        Ok(json!(config))
+    }
+
+    #[test]
+    fn an_anyhow_error_converts_with_its_chain_of_causes() {
+        assert_eq!(
+            task_body().unwrap_err(),
+            TaskError(json!("reading config: file not found"))
+        );
+    }
+
+    #[test]
+    fn a_std_error_converts_with_its_message() {
+        let parse: TaskResult = "x"
+            .parse::<i32>()
+            .map(|n| json!(n))
+            .map_err(TaskError::from);
+        assert_eq!(
+            parse.unwrap_err(),
+            TaskError(json!("invalid digit found in string"))
+        );
     }
 }
