@@ -5,6 +5,7 @@
 //! heartbeats hang (a half-open connection) or fail while the test says so.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -37,6 +38,9 @@ pub struct Hold {
     /// Every claim's reply reaches the caller only this long after the store answered: the
     /// claimed jobs are active in the database and not yet running. `None`: at once.
     pub claim_replies: Option<Duration>,
+    /// The replies of this many claims that got jobs are lost: the claim commits, and the
+    /// caller gets a connection error instead of the jobs.
+    pub lost_claim_replies: u32,
 }
 
 impl Hold {
@@ -51,6 +55,14 @@ impl Hold {
     pub fn settles_after(delay: Duration) -> Self {
         Hold {
             settles: Some(Delay::After(delay)),
+            ..Hold::default()
+        }
+    }
+    /// The first `n` claims that get jobs commit, but their replies are lost (the caller gets
+    /// a connection error).
+    pub fn claim_replies_lost(n: u32) -> Self {
+        Hold {
+            lost_claim_replies: n,
             ..Hold::default()
         }
     }
@@ -97,6 +109,8 @@ pub struct HeldStore {
     inner: Arc<dyn Store>,
     hold: Hold,
     heartbeats: Heartbeats,
+    /// How many claim replies are still to be lost.
+    lose: std::sync::atomic::AtomicU32,
 }
 
 impl HeldStore {
@@ -108,6 +122,7 @@ impl HeldStore {
     /// Wraps `inner`; its heartbeats do what `heartbeats` is switched to.
     pub fn with_heartbeats(inner: Arc<dyn Store>, hold: Hold, heartbeats: Heartbeats) -> Self {
         HeldStore {
+            lose: std::sync::atomic::AtomicU32::new(hold.lost_claim_replies),
             inner,
             hold,
             heartbeats,
@@ -180,7 +195,24 @@ impl Store for HeldStore {
         if let (Some(delay), Some(_)) = (self.hold.claim_replies, p.claim) {
             tokio::time::sleep(delay).await;
         }
+        if let Ok(got) = &reply
+            && !got.claimed.is_empty()
+            && self
+                .lose
+                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            return Err(underling::Error::Database(sqlx::Error::Io(
+                std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "the claim's reply was lost",
+                ),
+            )));
+        }
         reply
+    }
+    async fn active_attempts(&self, worker_id: i64) -> Result<Vec<underling::store::Attempt>> {
+        self.inner.active_attempts(worker_id).await
     }
     async fn claim_by_id(&self, p: ClaimById) -> Result<Option<Job>> {
         self.inner.claim_by_id(p).await

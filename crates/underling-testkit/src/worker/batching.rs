@@ -455,4 +455,27 @@ behaviours! {
         assert_eq!((finished, given_back), (2, 4));
         assert_eq!(runs_of(&runs).len(), 3, "no job ran twice and none that went back ran");
     }
+
+    async fn jobs_of_a_claim_whose_reply_was_lost_are_given_back_and_run_once(t) {
+        let queue = t.queue.clone();
+        let (registry, runs) = counting();
+        let ids = enqueue_many(&queue, "test.count", 5, 1).await;
+        let held = HeldStore::queue(&t.store, Hold::claim_replies_lost(1));
+        // The reconciliation after the failed claim gives the jobs back; the periodic one
+        // would come far too late for this test.
+        let options = underling::WorkerOptions {
+            reconcile_interval: Duration::from_secs(3600),
+            ..fast_options(4)
+        };
+        let worker = start(&held, registry, options);
+        for &id in &ids {
+            let job = wait_for_state(&queue, id, JobState::Finished).await;
+            assert_eq!(job.result, Some(json!({"run": 1})));
+            assert_eq!(job.retries, 0, "the lost claim used no attempt");
+        }
+        worker.control.stop();
+        worker.join().await;
+        assert!(runs_of(&runs).values().all(|&n| n == 1), "each job ran once: {:?}", runs_of(&runs));
+        assert_eq!(runs_of(&runs).len(), 5);
+    }
 }

@@ -146,6 +146,8 @@ pub trait Store: Send + Sync + 'static {
     /// Puts jobs that a worker claimed but never started back to inactive, without using up
     /// an attempt. Only attempts still active under that worker change; returns how many did.
     async fn release(&self, p: Release<'_>) -> Result<u64>;
+    /// The attempts active under a worker, by job id: what the store thinks it runs.
+    async fn active_attempts(&self, worker_id: i64) -> Result<Vec<Attempt>>;
     /// When the next delayed inactive job of the queues falls due, if any.
     async fn next_due(&self, p: NextDue<'_>) -> Result<Option<DateTime<Utc>>>;
 

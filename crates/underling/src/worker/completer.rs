@@ -1,11 +1,13 @@
 //! Writing outcomes: the outbox of outcomes not yet written, and the settler task that writes
 //! whatever a claim did not take along, a moment after it arrives.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::executor::Attempt;
 use crate::job::{Settle, Settled};
 use crate::store::{self, Store};
 
@@ -25,36 +27,58 @@ enum SettlerMsg {
 /// statement for both); the settler writes whatever is still here a moment later.
 #[derive(Default)]
 struct Outbox {
-    pending: std::sync::Mutex<Vec<Settle>>,
+    state: std::sync::Mutex<OutboxState>,
+}
+
+#[derive(Default)]
+struct OutboxState {
+    /// Outcomes no one is writing yet.
+    pending: Vec<Settle>,
+    /// Every outcome not yet written, pending or being written: their jobs are still active
+    /// in the store, and must not be taken for lost.
+    unwritten: HashSet<Attempt>,
 }
 
 impl Outbox {
-    /// The pending outcomes. A panic elsewhere while the lock was held (none can happen here)
-    /// must not make the worker drop outcomes: a poisoned lock is used all the same.
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Settle>> {
-        self.pending
+    /// The outbox. A panic elsewhere while the lock was held (none can happen here) must not
+    /// make the worker drop outcomes: a poisoned lock is used all the same.
+    fn lock(&self) -> std::sync::MutexGuard<'_, OutboxState> {
+        self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn put(&self, settle: Settle) {
-        self.lock().push(settle);
+        let mut state = self.lock();
+        state.unwritten.insert((settle.id, settle.retries));
+        state.pending.push(settle);
     }
 
     fn put_back(&self, settles: Vec<Settle>) {
-        self.lock().extend(settles);
+        self.lock().pending.extend(settles);
+    }
+
+    fn written(&self, settles: &[Settle]) {
+        let mut state = self.lock();
+        for settle in settles {
+            state.unwritten.remove(&(settle.id, settle.retries));
+        }
+    }
+
+    fn unwritten(&self) -> HashSet<Attempt> {
+        self.lock().unwritten.clone()
     }
 
     fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.lock().pending.is_empty()
     }
 
     fn take(&self, max: usize) -> Vec<Settle> {
-        let mut pending = self.lock();
-        if pending.len() <= max {
-            std::mem::take(&mut *pending)
+        let mut state = self.lock();
+        if state.pending.len() <= max {
+            std::mem::take(&mut state.pending)
         } else {
-            pending.drain(..max).collect()
+            state.pending.drain(..max).collect()
         }
     }
 }
@@ -97,6 +121,16 @@ impl Completer {
     /// Outcomes to go along with a claim: one statement, one commit for the whole cycle.
     pub(super) fn take_for_claim(&self) -> Vec<Settle> {
         self.outbox.take(self.max_batch)
+    }
+
+    /// Outcomes a claim wrote along with it.
+    pub(super) fn written(&self, settles: &[Settle]) {
+        self.outbox.written(settles);
+    }
+
+    /// The attempts whose outcomes are not written yet (their jobs are still active).
+    pub(super) fn unwritten(&self) -> HashSet<Attempt> {
+        self.outbox.unwritten()
     }
 
     /// Outcomes a failed claim did not write: the settler tries them again.
@@ -168,7 +202,9 @@ async fn settle_loop(
             if batch.is_empty() {
                 break;
             }
-            if !write_outcomes(&*store, &batch).await {
+            if write_outcomes(&*store, &batch).await {
+                outbox.written(&batch);
+            } else {
                 if open {
                     // Keep them for the next wake-up: once the database is back they are
                     // written, and until then their jobs stay active under a live worker.

@@ -53,6 +53,7 @@ use self::executor::{Done, Ending, Executor};
 use self::lease::{LEASE_REVOKED, Lease};
 use self::ledger::Ledger;
 use self::producer::{ClaimReply, LastLook, Producer};
+use self::reconcile::Reconciler;
 
 mod completer;
 mod control;
@@ -63,6 +64,7 @@ mod ledger;
 mod maintenance;
 mod options;
 mod producer;
+mod reconcile;
 
 pub use self::foreground::perform_jobs;
 pub use self::options::WorkerOptions;
@@ -225,6 +227,7 @@ impl Worker {
             lease,
             clear,
             stale: Vec::new(),
+            reconciler: Reconciler::new(self.options.reconcile_interval),
         };
         let failure = dispatch.run().await;
         repair_stop.cancel();
@@ -287,6 +290,8 @@ struct Dispatch<'w> {
     clear: watch::Sender<Option<i64>>,
     /// Jobs claimed under a registration that was removed, never started, to be released.
     stale: Vec<Job>,
+    /// When to compare what the worker holds with what the store says it holds.
+    reconciler: Reconciler,
 }
 
 impl Dispatch<'_> {
@@ -344,9 +349,21 @@ impl Dispatch<'_> {
                 }
                 Some(reply) = self.replies.recv() => {
                     self.producer.handle(reply, &mut self.ledger, &self.completer).await;
+                    if self.producer.take_claim_failed() {
+                        self.reconciler.soon();
+                    }
                     self.fill();
                 }
                 Some(done) = self.done_rx.recv() => self.ended(done).await,
+                // Only while no claim is in flight (and none starts meanwhile: this awaits
+                // here), so that a job on its way is never taken for lost.
+                _ = tokio::time::sleep_until(self.reconciler.due()),
+                    if self.ledger.in_flight() == 0 && !self.ledger.is_fenced() =>
+                {
+                    self.producer
+                        .reconcile(&mut self.reconciler, &self.ledger, &self.completer)
+                        .await;
+                }
                 _ = self.producer.wait_for_jobs(can_claim) => {}
             }
             self.publish_status();

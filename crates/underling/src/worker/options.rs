@@ -44,6 +44,10 @@ pub struct WorkerOptions {
     pub burst: bool,
     /// The most outcomes written in one statement (default 1,000).
     pub settle_batch: usize,
+    /// How often the worker compares the jobs it holds with the jobs the store says are
+    /// active under it, and gives back the ones it never got (a claim whose reply was lost)
+    /// (default 30 s; also soon after any failed claim).
+    pub reconcile_interval: Duration,
 }
 
 impl Default for WorkerOptions {
@@ -59,6 +63,7 @@ impl Default for WorkerOptions {
             shutdown_grace: Duration::from_secs(30),
             burst: false,
             settle_batch: 1000,
+            reconcile_interval: Duration::from_secs(30),
         }
     }
 }

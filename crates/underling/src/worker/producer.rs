@@ -12,6 +12,7 @@ use super::completer::{Completer, report_stale};
 use super::control::WorkerId;
 use super::executor::Running;
 use super::ledger::Ledger;
+use super::reconcile::Reconciler;
 use crate::error::{Error, Result};
 use crate::job::{Job, Settle, Settled};
 use crate::model::ClaimSpec;
@@ -50,6 +51,8 @@ pub(super) struct Producer {
     next_poll: Instant,
     /// After a release failed, when to try again.
     next_release: Instant,
+    /// A claim failed since this was last looked at: it may have committed all the same.
+    claim_failed: bool,
 }
 
 impl Producer {
@@ -75,6 +78,7 @@ impl Producer {
             maybe_ready: true,
             next_poll: now + poll_interval,
             next_release: now,
+            claim_failed: false,
         };
         Ok((producer, replies_rx))
     }
@@ -164,6 +168,7 @@ impl Producer {
     ) {
         match reply.result {
             Ok((settled, jobs)) => {
+                completer.written(&reply.settles);
                 report_stale(&reply.settles, &settled);
                 self.maybe_ready = jobs.len() == reply.requested;
                 if jobs.is_empty() {
@@ -176,9 +181,31 @@ impl Producer {
                 // Nothing was written: the settler will try these outcomes again.
                 completer.put_back(reply.settles);
                 tracing::warn!(error = %e, "claim failed; retrying");
+                self.claim_failed = true;
                 self.next_poll = Instant::now() + Duration::from_secs(1);
                 self.maybe_ready = false;
             }
+        }
+    }
+
+    /// Whether a claim failed since the last call.
+    pub(super) fn take_claim_failed(&mut self) -> bool {
+        std::mem::take(&mut self.claim_failed)
+    }
+
+    /// Gives back jobs active under this worker that it does not know (see the `reconcile`
+    /// module). Call only while no claim is in flight.
+    pub(super) async fn reconcile(
+        &self,
+        reconciler: &mut Reconciler,
+        ledger: &Ledger,
+        completer: &Completer,
+    ) {
+        if let Err(e) = reconciler
+            .run(&*self.store, self.worker_id.get(), ledger, completer)
+            .await
+        {
+            tracing::warn!(error = %e, "reconciling the jobs this worker holds failed");
         }
     }
 

@@ -322,6 +322,17 @@ impl Store for PostgresStore {
         Ok(u64::try_from(released).unwrap_or(0))
     }
 
+    async fn active_attempts(&self, worker_id: i64) -> Result<Vec<store::Attempt>> {
+        let rows: Vec<(i64, i32)> = sqlx::query_as(statement!("active_attempts"))
+            .bind(worker_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, retries)| store::Attempt { id, retries })
+            .collect())
+    }
+
     async fn next_due(&self, p: store::NextDue<'_>) -> Result<Option<DateTime<Utc>>> {
         Ok(sqlx::query_scalar(statement!("next_due"))
             .bind(p.queues)

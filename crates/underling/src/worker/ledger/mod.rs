@@ -1,7 +1,7 @@
 //! What a worker holds: running attempts, claimed jobs waiting for a slot, claims in flight
 //! and the slots reserved for them, its concurrency and the pace of its jobs.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use super::executor::{Attempt, Ending, Running};
@@ -116,6 +116,15 @@ impl Ledger {
     /// How many claims are on their way.
     pub(super) fn in_flight(&self) -> usize {
         self.in_flight
+    }
+
+    /// Every attempt this worker holds: running, or waiting for a slot.
+    pub(super) fn held_attempts(&self) -> HashSet<Attempt> {
+        self.running
+            .keys()
+            .copied()
+            .chain(self.waiting.iter().map(|job| (job.id, job.retries)))
+            .collect()
     }
 
     /// Whether nothing is running, waiting or being claimed.
