@@ -331,7 +331,13 @@ fn certificate_reason(error: &rustls::CertificateError, tls: &Tls) -> String {
         E::UnknownIssuer => match &tls.root_cert {
             Some(root) => format!(
                 "it is not signed by the certificate authority in {}={} (sslmode={mode}); give the CA that issued the server's certificate",
-                root.source, root.value
+                root.source,
+                // A variable may hold the PEM text itself.
+                if root.value.trim_start().starts_with("-----BEGIN") {
+                    "(PEM text)"
+                } else {
+                    root.value.as_str()
+                }
             ),
             None => format!(
                 "it is not signed by a publicly trusted certificate authority (sslmode={mode}); give your server's CA with sslrootcert=/path/to/ca.crt"
