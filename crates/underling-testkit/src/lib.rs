@@ -74,6 +74,13 @@
 //! dropped afterwards over a connection of its own. When the server cannot be reached, the
 //! behaviour fails under CI (`CI` set) and is skipped elsewhere, with a loud `!!!! SKIPPING`
 //! message on standard error.
+//!
+//! ## PostgreSQL with TLS
+//!
+//! [`tls_server()`] is the second server that `scripts/ensure-tls-postgres.sh` starts (port
+//! 5433, `ssl = on`, a certificate signed by a CA the script makes): `UNDERLING_TLS_TEST_URL`,
+//! `UNDERLING_TLS_CA`, `UNDERLING_TLS_WRONG_CA`. The same rule holds: unreachable is a failure
+//! under CI and a loud skip elsewhere.
 
 #![warn(missing_docs)]
 
@@ -85,6 +92,7 @@ pub use stores::{
     Factory, Skip, TempSqlite, TestStore, drop_schema, postgres, postgres_url, sqlite,
     unique_schema,
 };
+pub use tls::{TlsServer, tls_ca, tls_server, tls_url, tls_wrong_ca};
 
 /// A behaviour's body: runs against the store it is given and panics when the store
 /// misbehaves.
@@ -153,6 +161,7 @@ pub mod held;
 mod stores;
 pub mod support;
 pub mod tasks;
+mod tls;
 pub mod worker;
 
 /// The whole suite: the storage behaviours, then the worker's.

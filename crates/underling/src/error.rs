@@ -30,6 +30,66 @@ pub enum Error {
         #[source]
         source: sqlx::Error,
     },
+    /// A parameter of a database URL (or the environment variable standing in for it, such
+    /// as `PGSSLMODE`) has a value that cannot be used; nothing was connected.
+    #[error("invalid {parameter} for {url}: {reason}")]
+    InvalidUrlParameter {
+        /// The URL, with any password masked.
+        url: String,
+        /// The parameter, as written (`sslmode`, `sslrootcert`, ... or `PGSSLMODE`).
+        parameter: String,
+        /// What was wrong with it and what to write instead.
+        reason: String,
+    },
+    /// A certificate or key file named by a database URL (`sslrootcert`, `sslcert`, `sslkey`,
+    /// or `PGSSLROOTCERT`, ...) cannot be read or holds no PEM data; nothing was connected.
+    #[error(
+        "the {parameter} file {path} {reason} (in {url}): give the path of a readable PEM file"
+    )]
+    TlsFile {
+        /// The URL, with any password masked.
+        url: String,
+        /// The parameter that named the file.
+        parameter: String,
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The server's TLS certificate did not verify (`sslmode=verify-ca` or `verify-full`, or
+    /// `require` with `sslrootcert`): it is not signed by a trusted certificate authority, or
+    /// it does not name the host connected to. Retrying will not help.
+    #[error("cannot connect to {url}: the server's TLS certificate was rejected: {reason}")]
+    TlsCertificate {
+        /// The URL, with any password masked.
+        url: String,
+        /// Why it was rejected and what to change.
+        reason: String,
+    },
+    /// The URL asks for TLS (`sslmode=require`, `verify-ca` or `verify-full`), but the server
+    /// does not offer it.
+    #[error(
+        "cannot connect to {url}: the server does not accept TLS connections, but sslmode={sslmode} requires TLS (turn on ssl in the server, or lower sslmode)"
+    )]
+    TlsUnsupported {
+        /// The URL, with any password masked.
+        url: String,
+        /// The sslmode in effect.
+        sslmode: String,
+    },
+    /// The server refused a connection without TLS (its `pg_hba.conf` only has `hostssl`
+    /// entries for this client), and the URL said `sslmode=disable`.
+    #[error(
+        "cannot connect to {url}: the server requires TLS for this connection ({server_message}); use sslmode=require or verify-full instead of sslmode={sslmode}"
+    )]
+    TlsRequired {
+        /// The URL, with any password masked.
+        url: String,
+        /// The sslmode in effect.
+        sslmode: String,
+        /// What the server said.
+        server_message: String,
+    },
     /// A SQLite database file that should exist does not (nothing was created).
     #[error(
         "the database file {path} does not exist (run `underling migrate` or call Queue::migrate() to create it)"

@@ -1,15 +1,16 @@
 //! Connecting to PostgreSQL: URL and schema checks, the pool, and migrations.
 
-use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgSslMode};
 
 use crate::error::{Error, Result};
 use crate::model::AppliedMigration;
 use crate::queue::ConnectOptions;
 use crate::store::{migrate, statement};
 use crate::url::mask_password;
+
+use super::tls;
 
 /// The migrations for PostgreSQL, embedded at build time.
 pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -27,10 +28,7 @@ pub(super) struct Connected {
 /// Connects to `opts.url`. With a schema, every pool connection has it on its search path.
 pub(super) async fn connect(opts: &ConnectOptions) -> Result<Connected> {
     let masked = mask_password(&opts.url);
-    let mut options = PgConnectOptions::from_str(&opts.url).map_err(|e| Error::InvalidUrl {
-        url: masked.clone(),
-        reason: e.to_string(),
-    })?;
+    let (mut options, mut tls) = tls::options_from_url(&opts.url, &masked)?;
     options = options.application_name("underling");
     if let Some(schema) = &opts.schema {
         validate_schema(schema)?;
@@ -38,12 +36,18 @@ pub(super) async fn connect(opts: &ConnectOptions) -> Result<Connected> {
     }
     // One direct connection first: a pool retries a refused connection until its acquire
     // timeout and then reports only that it timed out, losing the reason.
-    let probe = <PgConnection as sqlx::Connection>::connect_with(&options)
-        .await
-        .map_err(|source| Error::Connect {
-            url: masked.clone(),
-            source,
-        })?;
+    let probe = match <PgConnection as sqlx::Connection>::connect_with(&options).await {
+        // libpq's `allow`: without TLS first, then with TLS if the server insists on it
+        // (sqlx's `allow` never tries TLS).
+        Err(e)
+            if matches!(tls.mode, PgSslMode::Allow) && tls::refused_without_tls(&e).is_some() =>
+        {
+            options = options.ssl_mode(tls.fall_back_to_tls());
+            <PgConnection as sqlx::Connection>::connect_with(&options).await
+        }
+        other => other,
+    }
+    .map_err(|source| tls::connect_error(source, &masked, &tls))?;
     let _ = sqlx::Connection::close(probe).await;
     let pool = PgPoolOptions::new()
         .max_connections(opts.max_connections.max(2))
@@ -52,10 +56,7 @@ pub(super) async fn connect(opts: &ConnectOptions) -> Result<Connected> {
         .test_before_acquire(false)
         .connect_with(options.clone())
         .await
-        .map_err(|source| Error::Connect {
-            url: masked,
-            source,
-        })?;
+        .map_err(|source| tls::connect_error(source, &masked, &tls))?;
     Ok(Connected { pool, options })
 }
 

@@ -7,6 +7,7 @@
 mod columns;
 mod connect;
 mod listener;
+mod tls;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
