@@ -181,6 +181,11 @@ pub enum Error {
         /// Why it cannot run.
         reason: String,
     },
+    /// A drain ran as many jobs as it may and jobs were still left to run.
+    #[error(
+        "the drain stopped after {0} runs with jobs still left to run: a task keeps failing with tries left, or jobs keep enqueueing jobs (raise DrainOptions::max_runs if that is expected)"
+    )]
+    DrainLimit(u64),
     /// The database answered something that breaks one of the store's own rules (a bug in
     /// underling or a schema changed by hand).
     #[error("the store broke an invariant: {0}")]

@@ -4,6 +4,7 @@
 pub mod batching;
 pub mod claiming;
 pub mod commands;
+pub mod drain;
 pub mod fencing;
 pub mod fetch_ahead;
 pub mod heartbeat;
@@ -21,6 +22,7 @@ pub fn all() -> Vec<crate::Behaviour> {
         batching::all(),
         claiming::all(),
         commands::all(),
+        drain::all(),
         fencing::all(),
         fetch_ahead::all(),
         heartbeat::all(),

@@ -20,6 +20,12 @@ impl Worker {
     /// A job that cannot run (missing, not inactive, delayed, waiting for parents, expired, or
     /// of a task this worker does not know) gives [`Error::NotReady`] saying why.
     pub async fn run_foreground(&self, id: i64) -> Result<ForegroundRun> {
+        self.run_foreground_at(id, None).await
+    }
+
+    /// [`Worker::run_foreground`], claiming the job as if it were `at` (a delayed job due by
+    /// then is ready); for [`drain_jobs`](super::drain_jobs).
+    pub(super) async fn run_foreground_at(&self, id: i64, at: store::Now) -> Result<ForegroundRun> {
         let store = self.queue.store().clone();
         let Some(job) = load(&*store, id).await? else {
             return Err(Error::JobNotFound(id));
@@ -62,7 +68,7 @@ impl Worker {
             }
         }));
         let result = async {
-            let Some(claimed) = claim_by_id(&*store, worker_id, id).await? else {
+            let Some(claimed) = claim_by_id(&*store, worker_id, id, at).await? else {
                 return Err(Error::NotReady {
                     id,
                     reason: not_ready_reason(&*store, id).await?,
@@ -118,13 +124,18 @@ async fn load(store: &dyn Store, id: i64) -> Result<Option<Job>> {
     store.job(id, None).await
 }
 
-/// Claims one job by id if it is ready.
-async fn claim_by_id(store: &dyn Store, worker_id: i64, id: i64) -> Result<Option<Job>> {
+/// Claims one job by id if it is ready at `at`.
+async fn claim_by_id(
+    store: &dyn Store,
+    worker_id: i64,
+    id: i64,
+    at: store::Now,
+) -> Result<Option<Job>> {
     store
         .claim_by_id(store::ClaimById {
             worker_id,
             id,
-            now: None,
+            now: at,
         })
         .await
 }

@@ -57,6 +57,7 @@ use self::reconcile::Reconciler;
 
 mod completer;
 mod control;
+mod drain;
 mod executor;
 mod foreground;
 mod lease;
@@ -66,6 +67,7 @@ mod options;
 mod producer;
 mod reconcile;
 
+pub use self::drain::{DrainOptions, DrainReport, drain_jobs};
 pub use self::foreground::perform_jobs;
 pub use self::options::WorkerOptions;
 
