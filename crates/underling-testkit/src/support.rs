@@ -256,6 +256,18 @@ pub fn fast_options(concurrency: usize) -> WorkerOptions {
     }
 }
 
+/// [`fast_options`], and every job counts as fast, so that the worker fetches ahead once one
+/// ended, however loaded the machine running the test is.
+pub fn ahead_options(concurrency: usize) -> WorkerOptions {
+    WorkerOptions {
+        fetch_ahead: underling::FetchAhead {
+            below: Duration::from_secs(60),
+            ..underling::FetchAhead::default()
+        },
+        ..fast_options(concurrency)
+    }
+}
+
 /// The same, in burst mode: the worker exits once nothing it can run is ready.
 pub fn burst_options(concurrency: usize) -> WorkerOptions {
     WorkerOptions {

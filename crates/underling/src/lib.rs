@@ -49,8 +49,8 @@ pub use task::{
 };
 pub use url::mask_password;
 pub use worker::{
-    DrainOptions, DrainReport, ForegroundRun, Worker, WorkerControl, WorkerOptions, WorkerSummary,
-    drain_jobs, perform_jobs,
+    DrainOptions, DrainReport, FetchAhead, ForegroundRun, Worker, WorkerControl, WorkerOptions,
+    WorkerSummary, drain_jobs, perform_jobs,
 };
 
 /// Re-exported for [`register_task!`].

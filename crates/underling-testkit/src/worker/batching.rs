@@ -430,8 +430,8 @@ behaviours! {
         let (registry, runs) = counting();
         let first = enqueue_many(&queue, "test.count", 1, 1).await;
         let held = HeldStore::queue(&t.store, Hold::claim_replies_after(Duration::from_millis(500)));
-        let worker = start(&held, registry, fast_options(2));
-        // Once a job ended fast, the worker claims ahead: up to 2 slots + 8 waiting.
+        let worker = start(&held, registry, ahead_options(2));
+        // Once a job ended (fast), the worker claims ahead: up to 2 slots + 8 waiting.
         wait_for_state(&queue, first[0], JobState::Finished).await;
         let ids = enqueue_many(&queue, "test.count", 6, 3).await;
         wait_for("all six claimed", || async {

@@ -40,7 +40,7 @@ async fn one_running_four_waiting(
                 .unwrap(),
         );
     }
-    let worker = start(queue, registry, fast_options(1));
+    let worker = start(queue, registry, ahead_options(1));
     wait_for("one gated job to start", || async {
         (in_flight.started() == 1).then_some(())
     })

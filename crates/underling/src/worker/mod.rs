@@ -69,7 +69,7 @@ mod reconcile;
 
 pub use self::drain::{DrainOptions, DrainReport, drain_jobs};
 pub use self::foreground::perform_jobs;
-pub use self::options::WorkerOptions;
+pub use self::options::{FetchAhead, WorkerOptions};
 
 /// How long a worker with few free slots waits for more running jobs to finish before it
 /// claims, so that claims come in batches.
@@ -217,7 +217,7 @@ impl Worker {
         let mut dispatch = Dispatch {
             options: &self.options,
             control: &self.control,
-            ledger: Ledger::new(self.options.concurrency),
+            ledger: Ledger::with_fetch_ahead(self.options.concurrency, self.options.fetch_ahead),
             producer,
             replies,
             executor,

@@ -44,6 +44,9 @@ pub struct WorkerOptions {
     pub burst: bool,
     /// The most outcomes written in one statement (default 1,000).
     pub settle_batch: usize,
+    /// While its jobs are fast, how many claimed jobs the worker may hold ready for the next
+    /// free slot (see [`FetchAhead`]).
+    pub fetch_ahead: FetchAhead,
     /// How often the worker compares the jobs it holds with the jobs the store says are
     /// active under it, and gives back the ones it never got (a claim whose reply was lost)
     /// (default 30 s; also soon after any failed claim).
@@ -64,6 +67,29 @@ impl Default for WorkerOptions {
             burst: false,
             settle_batch: 1000,
             reconcile_interval: Duration::from_secs(30),
+            fetch_ahead: FetchAhead::default(),
+        }
+    }
+}
+
+/// Fetching ahead: a worker whose jobs end in microseconds spends its time waiting for the
+/// database, and with only as many jobs as slots every slot idles for a round trip between two
+/// jobs. While jobs take under `below` on average, the worker holds up to `per_slot` claimed
+/// jobs per slot ready for the next free one (Celery's prefetch multiplier, bounded); with
+/// slower jobs it would only keep jobs from idle workers elsewhere, so it stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchAhead {
+    /// Claimed jobs per slot that may wait for a slot (0: never fetch ahead; default 4).
+    pub per_slot: usize,
+    /// Only while jobs take less than this on average (default 5 ms).
+    pub below: Duration,
+}
+
+impl Default for FetchAhead {
+    fn default() -> Self {
+        FetchAhead {
+            per_slot: 4,
+            below: Duration::from_millis(5),
         }
     }
 }

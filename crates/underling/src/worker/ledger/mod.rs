@@ -5,16 +5,11 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use super::executor::{Attempt, Ending, Running};
+use super::options::FetchAhead;
 use crate::job::Job;
 
 /// The most claims one worker has in flight at once.
 pub(super) const MAX_CLAIMS_IN_FLIGHT: usize = 2;
-
-/// Jobs that take less than this on average are fetched ahead of free slots.
-const FETCH_AHEAD_BELOW: Duration = Duration::from_millis(5);
-
-/// While jobs are fast, how many jobs per slot a worker may hold claimed but not yet started.
-const FETCH_AHEAD_PER_SLOT: usize = 4;
 
 /// How long jobs take here, to decide whether to fetch ahead.
 ///
@@ -26,6 +21,8 @@ const FETCH_AHEAD_PER_SLOT: usize = 4;
 struct Pace {
     /// A moving average of how long a job takes, once one has ended.
     average: Option<Duration>,
+    /// When and how much to fetch ahead.
+    rule: FetchAhead,
 }
 
 impl Pace {
@@ -40,7 +37,9 @@ impl Pace {
     /// How many claimed jobs may wait for a slot.
     fn ahead(&self, concurrency: usize) -> usize {
         match self.average {
-            Some(average) if average < FETCH_AHEAD_BELOW => concurrency * FETCH_AHEAD_PER_SLOT,
+            Some(average) if average < self.rule.below => {
+                concurrency.saturating_mul(self.rule.per_slot)
+            }
             _ => 0,
         }
     }
@@ -59,7 +58,7 @@ impl Pace {
 ///   [`MAX_CLAIMS_IN_FLIGHT`] of them, and none of `reserved` when `in_flight` is zero.
 /// - The worker holds `running + waiting + reserved` jobs. A claim never asks for more than
 ///   `capacity - held`, where `capacity` is the concurrency plus what may wait for a slot
-///   (`FETCH_AHEAD_PER_SLOT` per slot while jobs average under `FETCH_AHEAD_BELOW`, none
+///   (`FetchAhead::per_slot` per slot while jobs average under `FetchAhead::below`, none
 ///   otherwise). Pace and concurrency change under it, so `held` may exceed `capacity` for a
 ///   while; the excess of waiting jobs is then released (see [`Ledger::excess_waiting`]).
 /// - A job is started only while fewer than `concurrency` jobs run (a lowered concurrency lets
@@ -89,11 +88,22 @@ pub(super) struct Ledger {
 }
 
 impl Ledger {
-    /// An empty ledger for a worker with `concurrency` slots.
+    /// An empty ledger for a worker with `concurrency` slots, fetching ahead by default.
+    #[cfg(test)]
     pub(super) fn new(concurrency: usize) -> Ledger {
+        Self::with_fetch_ahead(concurrency, FetchAhead::default())
+    }
+
+    /// An empty ledger for a worker with `concurrency` slots that fetches ahead as `rule`
+    /// says.
+    pub(super) fn with_fetch_ahead(concurrency: usize, rule: FetchAhead) -> Ledger {
         Ledger {
             concurrency,
             configured: concurrency,
+            pace: Pace {
+                average: None,
+                rule,
+            },
             ..Ledger::default()
         }
     }

@@ -69,13 +69,16 @@ fn a_new_worker_claims_its_slots_only() {
 fn fetch_ahead_is_on_while_jobs_are_fast_and_off_when_they_turn_slow() {
     let mut ledger = Ledger::new(2);
     fast(&mut ledger);
-    assert_eq!(ledger.claim_size(), Some(2 + 2 * FETCH_AHEAD_PER_SLOT));
+    assert_eq!(
+        ledger.claim_size(),
+        Some(2 + 2 * FetchAhead::default().per_slot)
+    );
     for _ in 0..40 {
         ledger.pace.record(Duration::from_millis(50));
     }
     assert_eq!(ledger.claim_size(), Some(2));
     let mut ledger = Ledger::new(2);
-    ledger.pace.record(FETCH_AHEAD_BELOW);
+    ledger.pace.record(FetchAhead::default().below);
     assert_eq!(ledger.claim_size(), Some(2), "at the threshold it is off");
 }
 
@@ -342,4 +345,26 @@ fn waiting_jobs_of_a_removed_registration_are_taken_out_to_be_released() {
         "the job claimed under the new registration runs"
     );
     assert!(ledger.take_waiting_not_of(2).is_empty());
+}
+
+#[test]
+fn fetch_ahead_follows_the_workers_rule() {
+    let off = FetchAhead {
+        per_slot: 0,
+        ..FetchAhead::default()
+    };
+    let mut ledger = Ledger::with_fetch_ahead(2, off);
+    ledger.pace.record(Duration::from_micros(10));
+    assert_eq!(ledger.claim_size(), Some(2), "never ahead");
+    let generous = FetchAhead {
+        per_slot: 1,
+        below: Duration::from_secs(60),
+    };
+    let mut ledger = Ledger::with_fetch_ahead(2, generous);
+    ledger.pace.record(Duration::from_secs(1));
+    assert_eq!(
+        ledger.claim_size(),
+        Some(4),
+        "one ahead per slot for jobs under a minute"
+    );
 }
