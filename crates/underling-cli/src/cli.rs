@@ -129,7 +129,7 @@ pub enum JobCommand {
 pub struct EnqueueArgs {
     /// The task name.
     pub task: String,
-    /// Job arguments as JSON (default `{}`).
+    /// Job arguments as JSON (default `{}`); `@FILE` reads a file, `-` standard input.
     #[arg(long, value_name = "JSON")]
     pub args: Option<String>,
     /// The queue.
@@ -146,6 +146,9 @@ pub struct EnqueueArgs {
     /// Run no earlier than this long from now (90s, 5m, 2h, 1d).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub delay: Option<Duration>,
+    /// Run no earlier than this time (RFC 3339, e.g. 2026-12-24T18:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = parse_time, conflicts_with = "delay")]
+    pub run_at: Option<chrono::DateTime<chrono::Utc>>,
     /// How many times the job may be tried in all.
     #[arg(
         long,
@@ -163,7 +166,7 @@ pub struct EnqueueArgs {
     /// Remove the job if it has not started this long after it was enqueued.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub expire: Option<Duration>,
-    /// Initial notes, a JSON object.
+    /// Initial notes, a JSON object; `@FILE` reads a file, `-` standard input.
     #[arg(long, value_name = "JSON")]
     pub notes: Option<String>,
 }
@@ -307,6 +310,24 @@ pub enum LockCommand {
         /// The lock name.
         name: String,
     },
+    /// Take a hold on a named lock, unless `--limit` holds are live; exits 1 when it is taken.
+    Acquire {
+        /// The lock name.
+        name: String,
+        /// How long the hold lasts (90s, 5m, 2h, 1d).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        duration: Duration,
+        /// How many holds may be live at once.
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+    },
+}
+
+/// Parses an RFC 3339 time.
+fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("{e}: give an RFC 3339 time such as 2026-12-24T18:00:00Z"))
 }
 
 /// Parses a job state with the library's message, which lists the valid ones.

@@ -45,6 +45,9 @@ async fn enqueue(queue: &Queue, a: EnqueueArgs, json: bool) -> anyhow::Result<St
     if let Some(delay) = a.delay {
         opts = opts.delay(delay);
     }
+    if let Some(at) = a.run_at {
+        opts = opts.run_at(at);
+    }
     if let Some(expire) = a.expire {
         opts = opts.expire(expire);
     }

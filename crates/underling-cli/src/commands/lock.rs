@@ -11,6 +11,31 @@ pub async fn run(queue: &Queue, command: LockCommand, json: bool) -> anyhow::Res
     match command {
         LockCommand::List { names } => list(queue, &names, json).await,
         LockCommand::Release { name } => release(queue, &name, json).await,
+        LockCommand::Acquire {
+            name,
+            duration,
+            limit,
+        } => acquire(queue, &name, duration, limit, json).await,
+    }
+}
+
+async fn acquire(
+    queue: &Queue,
+    name: &str,
+    duration: std::time::Duration,
+    limit: u32,
+    json: bool,
+) -> anyhow::Result<String> {
+    if !queue.lock(name, duration, limit).await? {
+        anyhow::bail!("lock {name} is taken: {limit} live hold(s) already");
+    }
+    if json {
+        output::json(&json!({ "name": name, "acquired": true }))
+    } else {
+        Ok(format!(
+            "took a hold on lock {name} for {}\n",
+            humantime::format_duration(duration)
+        ))
     }
 }
 

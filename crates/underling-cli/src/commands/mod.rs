@@ -74,9 +74,22 @@ async fn connect(target: &Target<'_>) -> anyhow::Result<Queue> {
     Ok(Queue::connect_with(options).await?)
 }
 
-/// Parses the JSON given to a flag; the error names the flag and the parse error.
+/// Parses the JSON given to a flag: the text itself, `@PATH` for a file's contents, or `-` for
+/// standard input. Errors name the flag (and the file).
 fn parse_json(flag: &str, text: &str) -> anyhow::Result<Value> {
-    serde_json::from_str(text).map_err(|e| anyhow!("{flag} is not valid JSON: {e}"))
+    let (source, content) = if text == "-" {
+        let mut content = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut content)
+            .map_err(|e| anyhow!("{flag} -: cannot read standard input: {e}"))?;
+        (" (standard input)".to_string(), content)
+    } else if let Some(path) = text.strip_prefix('@') {
+        let content = std::fs::read_to_string(path)
+            .map_err(|e| anyhow!("{flag} @{path}: cannot read the file: {e}"))?;
+        (format!(" (in {path})"), content)
+    } else {
+        (String::new(), text.to_string())
+    };
+    serde_json::from_str(&content).map_err(|e| anyhow!("{flag} is not valid JSON{source}: {e}"))
 }
 
 #[cfg(test)]

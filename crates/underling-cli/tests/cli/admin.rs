@@ -265,4 +265,22 @@ on_both! {
         assert_eq!(db.ok(&["lock", "list"]), "no locks\n");
         assert_eq!(db.json(&["worker", "list"]), json!([]));
     }
+
+    async fn lock_acquire_takes_a_hold_unless_the_limit_is_reached(db: migrated) {
+        assert_eq!(
+            db.ok(&["lock", "acquire", "nightly", "--duration", "1h"]),
+            "took a hold on lock nightly for 1h\n"
+        );
+        assert_eq!(
+            db.run(&["lock", "acquire", "nightly", "--duration", "1h"]).error(),
+            "lock nightly is taken: 1 live hold(s) already"
+        );
+        assert_eq!(
+            db.json(&["lock", "acquire", "nightly", "--duration", "1h", "--limit", "2"]),
+            json!({"name": "nightly", "acquired": true})
+        );
+        assert_eq!(db.queue().locks(&["nightly".to_string()]).await.expect("locks").len(), 2);
+        let stderr = db.run(&["lock", "acquire", "nightly", "--duration", "1h", "--limit", "0"]).usage_error();
+        assert!(stderr.contains("--limit"), "{stderr}");
+    }
 }

@@ -464,4 +464,55 @@ on_both! {
             assert_eq!(listed_ids(&list), vec![failed], "--state {spelling}");
         }
     }
+
+    async fn job_enqueue_runs_at_the_time_given(db: migrated) {
+        let out = db.json(&["job", "enqueue", "t", "--run-at", "2030-01-02T03:04:05Z"]);
+        assert_eq!(out["delayed"], json!("2030-01-02T03:04:05Z"));
+        let stderr = db.run(&["job", "enqueue", "t", "--run-at", "tomorrow"]).usage_error();
+        assert!(stderr.contains("--run-at"), "{stderr}");
+        assert!(stderr.contains("RFC 3339"), "{stderr}");
+        let stderr = db.run(&["job", "enqueue", "t", "--run-at", "2030-01-02T03:04:05Z", "--delay", "5m"]).usage_error();
+        assert!(stderr.contains("--delay"), "{stderr}");
+    }
+
+    async fn job_enqueue_reads_args_and_notes_from_a_file(db: migrated) {
+        let big: Vec<String> = (0..20_000).map(|i| format!("item {i}")).collect();
+        let args = json!({"items": big});
+        let path = db.dir.path().join("args.json");
+        std::fs::write(&path, args.to_string()).expect("write args");
+        let notes = db.dir.path().join("notes.json");
+        std::fs::write(&notes, r#"{"source": "file"}"#).expect("write notes");
+        let flag = format!("@{}", path.display());
+        let notes_flag = format!("@{}", notes.display());
+        let out = db.json(&["job", "enqueue", "t", "--args", &flag, "--notes", &notes_flag]);
+        let id = out["id"].as_i64().expect("id");
+        let job = db.queue().job(id).await.expect("job").expect("exists");
+        assert_eq!(job.args, args);
+        assert_eq!(job.notes["source"], json!("file"));
+        let message = db.run(&["job", "enqueue", "t", "--args", "@/nonexistent/args.json"]).error();
+        assert!(
+            message.starts_with("--args @/nonexistent/args.json: cannot read the file: "),
+            "{message}"
+        );
+    }
+
+    async fn job_enqueue_reads_args_from_standard_input(db: migrated) {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_underling"));
+        command
+            .args(["job", "enqueue", "t", "--args", "-", "--json"])
+            .args(db.flags())
+            .current_dir(db.dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+        let mut child = command.spawn().expect("run underling");
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(br#"{"from": "stdin"}"#).expect("write stdin");
+        }
+        let output = child.wait_with_output().expect("wait");
+        assert!(output.status.success(), "{output:?}");
+        let out: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        assert_eq!(out["args"], json!({"from": "stdin"}));
+    }
 }
