@@ -235,7 +235,7 @@ impl Store for HeldStore {
     async fn remove(&self, id: i64) -> Result<()> {
         self.inner.remove(id).await
     }
-    async fn purge(&self, p: Purge<'_>) -> Result<u64> {
+    async fn purge(&self, p: Purge<'_>) -> Result<underling::store::Purged> {
         self.inner.purge(p).await
     }
     async fn note(&self, p: Note<'_>) -> Result<()> {

@@ -262,10 +262,50 @@ impl Queue {
         self.store.remove(id).await
     }
 
-    /// Removes up to `batch` jobs matching `filter`; returns how many. Call until it returns 0
-    /// to purge everything without holding one huge transaction.
+    /// Removes up to `batch` jobs matching `filter`, oldest first; returns how many. To remove
+    /// them all, [`Queue::purge`] is faster than calling this until it returns 0.
     pub async fn purge_batch(&self, filter: &JobFilter, batch: u64) -> Result<u64> {
-        self.store.purge(store::Purge { filter, batch }).await
+        let purged = self
+            .store
+            .purge(store::Purge {
+                filter,
+                batch,
+                after: 0,
+            })
+            .await?;
+        Ok(purged.removed)
+    }
+
+    /// Removes every job matching `filter`, `batch` at a time (each batch its own short
+    /// statement, so claims are never stalled for long), each batch starting after the last
+    /// one removed; calls `progress` with the running total after each batch that removed jobs. Returns how many
+    /// were removed.
+    pub async fn purge(
+        &self,
+        filter: &JobFilter,
+        batch: u64,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64> {
+        let mut removed = 0;
+        let mut after = 0;
+        loop {
+            let purged = self
+                .store
+                .purge(store::Purge {
+                    filter,
+                    batch: batch.max(1),
+                    after,
+                })
+                .await?;
+            match purged.last_id {
+                Some(last) if purged.removed > 0 => {
+                    removed += purged.removed;
+                    progress(removed);
+                    after = last;
+                }
+                _ => return Ok(removed),
+            }
+        }
     }
 
     /// Merges `notes` (a JSON object) into a job's notes; a null value deletes its key.

@@ -236,18 +236,17 @@ async fn purge(queue: &Queue, a: PurgeArgs, json: bool) -> anyhow::Result<String
     // An estimate: jobs may finish or be removed by others while we purge.
     let estimate = queue.list_jobs(&filter, 0, 0).await?.total;
     let show_progress = estimate > PURGE_BATCH;
-    let mut removed = 0u64;
     let mut last_report: Option<Instant> = None;
-    loop {
-        let n = queue.purge_batch(&filter, PURGE_BATCH).await?;
-        removed += n;
-        if show_progress && (n == 0 || last_report.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY)) {
-            eprintln!("purged {removed} of ~{}", estimate.max(removed));
-            last_report = Some(Instant::now());
-        }
-        if n == 0 {
-            break;
-        }
+    let removed = queue
+        .purge(&filter, PURGE_BATCH, |removed| {
+            if show_progress && last_report.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY) {
+                eprintln!("purged {removed} of ~{}", estimate.max(removed));
+                last_report = Some(Instant::now());
+            }
+        })
+        .await?;
+    if show_progress {
+        eprintln!("purged {removed} of ~{}", estimate.max(removed));
     }
     if json {
         output::json(&json!({ "removed": removed }))

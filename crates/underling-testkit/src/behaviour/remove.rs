@@ -107,4 +107,44 @@ behaviours! {
         assert_eq!(queue.job(tagged).await.unwrap(), None);
         assert!(queue.job(plain).await.unwrap().is_some());
     }
+
+    async fn purge_removes_every_matching_job_batch_after_batch(t) {
+        let queue = t.queue.clone();
+        let w = worker(t).await;
+        let mut finished = Vec::new();
+        for _ in 0..7 {
+            let id = enqueue(&queue, "add").await;
+            run_to_finish(t, w, id).await;
+            finished.push(id);
+        }
+        let keep = enqueue(&queue, "add").await;
+        let filter = JobFilter { states: vec![JobState::Finished], ..Default::default() };
+        let mut seen = Vec::new();
+        assert_eq!(queue.purge(&filter, 3, |n| seen.push(n)).await.unwrap(), 7);
+        assert_eq!(seen, vec![3, 6, 7], "the running total after each batch");
+        for id in finished {
+            assert_eq!(queue.job(id).await.unwrap(), None);
+        }
+        assert_eq!(state(&queue, keep).await, JobState::Inactive);
+        assert_eq!(queue.purge(&filter, 3, |_| panic!("nothing to purge")).await.unwrap(), 0);
+    }
+
+    async fn a_purge_batch_starts_after_the_id_given(t) {
+        let queue = t.queue.clone();
+        let ids = [enqueue(&queue, "add").await, enqueue(&queue, "add").await, enqueue(&queue, "add").await];
+        let filter = JobFilter::default();
+        let purged = t
+            .store
+            .purge(underling::store::Purge { filter: &filter, batch: 10, after: ids[0] })
+            .await
+            .unwrap();
+        assert_eq!(purged, underling::store::Purged { removed: 2, last_id: Some(ids[2]) });
+        assert!(queue.job(ids[0]).await.unwrap().is_some(), "at or below `after`: kept");
+        let none = t
+            .store
+            .purge(underling::store::Purge { filter: &filter, batch: 10, after: ids[2] })
+            .await
+            .unwrap();
+        assert_eq!(none, underling::store::Purged { removed: 0, last_id: None });
+    }
 }

@@ -161,8 +161,9 @@ pub trait Store: Send + Sync + 'static {
     async fn retry(&self, p: Retry<'_>) -> Result<u64>;
     /// Removes a job that is not active.
     async fn remove(&self, id: i64) -> Result<()>;
-    /// Removes up to `batch` matching jobs, oldest first; returns how many.
-    async fn purge(&self, p: Purge<'_>) -> Result<u64>;
+    /// Removes up to `batch` matching jobs after `after`, oldest first; says how many and the
+    /// last id removed.
+    async fn purge(&self, p: Purge<'_>) -> Result<Purged>;
     /// Merges keys into a job's notes; a null value deletes the key.
     async fn note(&self, p: Note<'_>) -> Result<()>;
     /// Counts across the store (without the jobs that are gone).

@@ -125,13 +125,25 @@ pub struct Retry<'a> {
     pub now: Now,
 }
 
-/// [`super::Store::purge`]: removes a bounded batch of matching jobs.
+/// [`super::Store::purge`]: removes a bounded batch of matching jobs, in id order, after the
+/// last batch (a keyset, so that no batch walks again over the rows its predecessors removed).
 #[derive(Debug, Clone, Copy)]
 pub struct Purge<'a> {
     /// Which jobs.
     pub filter: &'a JobFilter,
     /// At most this many in one statement.
     pub batch: u64,
+    /// Only jobs with a higher id (0 for the first batch).
+    pub after: i64,
+}
+
+/// What one [`super::Store::purge`] batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Jobs removed.
+    pub removed: u64,
+    /// The highest id removed: where the next batch starts (none when nothing was removed).
+    pub last_id: Option<i64>,
 }
 
 /// [`super::Store::note`]: merges keys into a job's notes.

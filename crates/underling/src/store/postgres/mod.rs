@@ -371,7 +371,7 @@ impl Store for PostgresStore {
         }
     }
 
-    async fn purge(&self, p: store::Purge<'_>) -> Result<u64> {
+    async fn purge(&self, p: store::Purge<'_>) -> Result<store::Purged> {
         self.purge_jobs(p).await
     }
 

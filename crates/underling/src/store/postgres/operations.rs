@@ -102,13 +102,18 @@ impl PostgresStore {
         Ok(count(retried))
     }
 
-    pub(super) async fn purge_jobs(&self, p: store::Purge<'_>) -> Result<u64> {
+    pub(super) async fn purge_jobs(&self, p: store::Purge<'_>) -> Result<store::Purged> {
         let args = FilterArgs::new(p.filter);
-        let result = bind_filter!(sqlx::query(statement!("purge", "filter")), args)
-            .bind(i64::try_from(p.batch).unwrap_or(i64::MAX))
-            .execute(&self.pool)
-            .await?;
-        Ok(result.rows_affected())
+        let (removed, last_id): (i64, Option<i64>) =
+            bind_filter!(sqlx::query_as(statement!("purge", "filter")), args)
+                .bind(i64::try_from(p.batch).unwrap_or(i64::MAX))
+                .bind(p.after)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(store::Purged {
+            removed: count(removed),
+            last_id,
+        })
     }
 
     pub(super) async fn read_stats(&self, now: store::Now) -> Result<Stats> {

@@ -347,7 +347,7 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn purge(&self, p: store::Purge<'_>) -> Result<u64> {
+    async fn purge(&self, p: store::Purge<'_>) -> Result<store::Purged> {
         self.purge_jobs(p).await
     }
 

@@ -99,13 +99,18 @@ impl SqliteStore {
         Ok(retried.len() as u64)
     }
 
-    pub(super) async fn purge_jobs(&self, p: store::Purge<'_>) -> Result<u64> {
+    pub(super) async fn purge_jobs(&self, p: store::Purge<'_>) -> Result<store::Purged> {
         let _writer = self.writer.lock().await;
-        let result = bind_filter!(sqlx::query(statement!("purge", "filter")), p.filter)
-            .bind(i64::try_from(p.batch).unwrap_or(i64::MAX))
-            .execute(&self.pool)
-            .await?;
-        Ok(result.rows_affected())
+        let ids: Vec<i64> =
+            bind_filter!(sqlx::query_scalar(statement!("purge", "filter")), p.filter)
+                .bind(i64::try_from(p.batch).unwrap_or(i64::MAX))
+                .bind(p.after)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(store::Purged {
+            removed: ids.len() as u64,
+            last_id: ids.into_iter().max(),
+        })
     }
 
     pub(super) async fn merge_notes(&self, p: store::Note<'_>) -> Result<()> {
