@@ -361,40 +361,40 @@ pub(crate) fn validate_queue(queue: &str) -> Result<()> {
 /// `$.files[2].name`, if anywhere. PostgreSQL's `jsonb` cannot store `\u0000`, so no backend
 /// accepts it: JSON that one backend stores must read back the same on the other.
 pub(crate) fn nul_character_at(value: &Value) -> Option<String> {
-    fn walk(value: &Value, path: &mut String) -> bool {
-        match value {
-            Value::String(s) => s.contains('\0'),
-            Value::Array(items) => items.iter().enumerate().any(|(i, item)| {
-                let len = path.len();
-                path.push_str(&format!("[{i}]"));
-                let found = walk(item, path);
-                if !found {
-                    path.truncate(len);
-                }
-                found
-            }),
-            Value::Object(map) => map.iter().any(|(key, item)| {
-                let len = path.len();
-                path.push_str(&format!(".{}", key.replace('\0', "\\u0000")));
-                let found = key.contains('\0') || walk(item, path);
-                if !found {
-                    path.truncate(len);
-                }
-                found
-            }),
-            _ => false,
-        }
+    nul_path(value).map(|path| format!("${path}"))
+}
+
+/// The path below `value` to a NUL character, if any; built only once one is found, so that
+/// checking large clean arguments allocates nothing.
+fn nul_path(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => s.contains('\0').then(String::new),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_path(item).map(|rest| format!("[{i}]{rest}"))),
+        Value::Object(map) => nul_path_in(map),
+        _ => None,
     }
-    let mut path = "$".to_string();
-    walk(value, &mut path).then_some(path)
+}
+
+/// [`nul_path`] for the entries of an object (keys included).
+fn nul_path_in(map: &Map<String, Value>) -> Option<String> {
+    map.iter().find_map(|(key, item)| {
+        if key.contains('\0') {
+            Some(format!(".{}", key.replace('\0', "\\u0000")))
+        } else {
+            nul_path(item).map(|rest| format!(".{key}{rest}"))
+        }
+    })
 }
 
 /// Checks that notes can be stored.
 pub(crate) fn check_notes(notes: &Map<String, Value>) -> Result<()> {
-    // A map is walked as the object it is; its keys come out as `$.key`.
-    let object = Value::Object(notes.clone());
-    match nul_character_at(&object) {
-        Some(path) => Err(Error::InvalidNotes(nul_character_reason(&path))),
+    match nul_path_in(notes) {
+        Some(path) => Err(Error::InvalidNotes(nul_character_reason(&format!(
+            "${path}"
+        )))),
         None => Ok(()),
     }
 }

@@ -7,9 +7,6 @@ use chrono::Utc;
 use serde_json::json;
 use underling::{Command, EnqueueOptions};
 
-#[allow(unused_imports)]
-use crate::support::{TempDir, run_in};
-#[allow(unused_imports)]
 use crate::*;
 
 on_both! {

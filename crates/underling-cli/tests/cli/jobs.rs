@@ -6,9 +6,6 @@ use chrono::Utc;
 use serde_json::json;
 use underling::{EnqueueOptions, JobState};
 
-#[allow(unused_imports)]
-use crate::support::{TempDir, run_in};
-#[allow(unused_imports)]
 use crate::*;
 
 on_both! {

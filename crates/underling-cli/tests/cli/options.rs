@@ -2,9 +2,7 @@
 
 use underling::EnqueueOptions;
 
-#[allow(unused_imports)]
 use crate::support::{TempDir, run_in};
-#[allow(unused_imports)]
 use crate::*;
 
 on_both! {

@@ -119,4 +119,17 @@ behaviours! {
         assert_eq!(run.job.retries, 0);
         assert!(queue.workers().await.unwrap().is_empty());
     }
+
+    async fn run_foreground_of_an_expired_job_says_it_is_not_found(t) {
+        let queue = t.queue.clone();
+        let id = queue
+            .enqueue("test.double", json!({"n": 1}), EnqueueOptions::new().expire(std::time::Duration::from_millis(1)))
+            .await
+            .unwrap();
+        tick().await;
+        let worker = Worker::new(queue.clone(), tasks::simple(), fast_options(1));
+        let err = worker.run_foreground(id).await.unwrap_err();
+        assert!(matches!(err, Error::JobNotFound(got) if got == id), "{err:?}");
+        assert!(queue.workers().await.unwrap().is_empty(), "no worker was registered");
+    }
 }

@@ -158,3 +158,86 @@ pub(crate) fn settled(settles: &[Settle], changed: &[(i64, String)]) -> Result<V
         .map(|s| by_id.get(&s.id).copied().unwrap_or(Settled::Stale))
         .collect())
 }
+
+/// A count the database returned, as the library's types hold it.
+pub(crate) fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// The row of `sql/stats.sql` (SQLite has no server uptime).
+#[derive(sqlx::FromRow)]
+pub(crate) struct StatsRow {
+    inactive: i64,
+    active: i64,
+    finished: i64,
+    failed: i64,
+    delayed: i64,
+    busy_workers: i64,
+    workers: i64,
+    locks: i64,
+    enqueued: i64,
+    #[sqlx(default)]
+    uptime: Option<i64>,
+}
+
+impl StatsRow {
+    /// The counts this row holds.
+    pub(crate) fn into_stats(self) -> crate::model::Stats {
+        crate::model::Stats {
+            inactive_jobs: count(self.inactive),
+            active_jobs: count(self.active),
+            finished_jobs: count(self.finished),
+            failed_jobs: count(self.failed),
+            delayed_jobs: count(self.delayed),
+            active_workers: count(self.busy_workers),
+            inactive_workers: count(self.workers - self.busy_workers),
+            active_locks: count(self.locks),
+            enqueued_jobs: count(self.enqueued),
+            uptime: self.uptime.map(count),
+        }
+    }
+}
+
+/// A row of `sql/queues.sql`: name, paused, and the counts per state.
+pub(crate) type QueueRow = (String, bool, i64, i64, i64, i64);
+
+/// The queue a row of `sql/queues.sql` describes.
+pub(crate) fn queue_info(
+    (name, paused, inactive, active, failed, finished): QueueRow,
+) -> crate::model::QueueInfo {
+    crate::model::QueueInfo {
+        name,
+        paused,
+        inactive: count(inactive),
+        active: count(active),
+        failed: count(failed),
+        finished: count(finished),
+    }
+}
+
+/// A row of `sql/repair_abandoned.sql`: an attempt whose worker is gone (id, task, retries).
+pub(crate) type AbandonedRow = (i64, String, i32);
+
+/// The settles that rescue abandoned attempts: each fails with `Worker went away`, and is
+/// retried after its task's backoff where tries are left.
+pub(crate) fn rescue_settles(
+    abandoned: &[AbandonedRow],
+    backoff: super::RescueBackoff<'_>,
+) -> Vec<Settle> {
+    abandoned
+        .iter()
+        .map(|(id, task, retries)| Settle {
+            id: *id,
+            retries: *retries,
+            outcome: crate::job::Outcome::Failed {
+                error: Value::String("Worker went away".into()),
+                retry_delay: backoff(task, *retries),
+            },
+        })
+        .collect()
+}
+
+/// How many settles changed their job (the others were stale).
+pub(crate) fn applied(settled: &[Settled]) -> u64 {
+    settled.iter().filter(|s| **s != Settled::Stale).count() as u64
+}

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::lease::{Lease, Terms};
 
+use crate::command::RemoteCommand;
 use crate::error::Result;
 use crate::model::Command;
 use crate::store::{self, Store};
@@ -222,34 +223,14 @@ impl Heartbeat {
     }
 }
 
-/// A remote command for the dispatch loop, parsed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) enum RemoteCommand {
-    /// `stop` (or, with `kill`, `kill`) a job.
-    Stop { job: i64, kill: bool },
-    /// `jobs`: run this many at once.
-    Jobs(usize),
-    /// `pause`: start no more jobs.
-    Pause,
-    /// `resume`: back to the configured concurrency.
-    Resume,
-}
-
-impl RemoteCommand {
-    /// Parses a command from the inbox (as [`crate::RemoteCommand::parse`] does, which
-    /// `Queue::broadcast` checks before sending); logs and skips what makes no sense.
-    fn parse(command: &str, args: &Value) -> Option<RemoteCommand> {
-        use crate::RemoteCommand as Wire;
-        match Wire::parse(command, args) {
-            Ok(Wire::Stop(job)) => Some(RemoteCommand::Stop { job, kill: false }),
-            Ok(Wire::Kill(job)) => Some(RemoteCommand::Stop { job, kill: true }),
-            Ok(Wire::Jobs(n)) => Some(RemoteCommand::Jobs(n)),
-            Ok(Wire::Pause) => Some(RemoteCommand::Pause),
-            Ok(Wire::Resume) => Some(RemoteCommand::Resume),
-            Err(e) => {
-                tracing::warn!(error = %e, "remote command skipped");
-                None
-            }
+/// Parses a command from the inbox (as `Queue::broadcast` checked it before sending); logs
+/// and skips what makes no sense (a command sent by an older release, or written by hand).
+fn parse(command: &str, args: &Value) -> Option<RemoteCommand> {
+    match RemoteCommand::parse(command, args) {
+        Ok(command) => Some(command),
+        Err(e) => {
+            tracing::warn!(error = %e, "remote command skipped");
+            None
         }
     }
 }
@@ -351,7 +332,7 @@ impl Control {
                         Ok(Ok(cmds)) => {
                             let parsed = cmds
                                 .iter()
-                                .filter_map(|cmd| RemoteCommand::parse(&cmd.command, &cmd.args))
+                                .filter_map(|cmd| parse(&cmd.command, &cmd.args))
                                 .collect();
                             // Only a dispatch loop that is gone drops them, and then this
                             // task is stopped or aborted next: heartbeats go on until then.
@@ -385,18 +366,8 @@ mod tests {
 
     #[test]
     fn commands_parse_like_the_inbox_sends_them() {
-        let parse = RemoteCommand::parse;
-        assert_eq!(
-            parse("stop", &json!([7])),
-            Some(RemoteCommand::Stop {
-                job: 7,
-                kill: false
-            })
-        );
-        assert_eq!(
-            parse("kill", &json!(7)),
-            Some(RemoteCommand::Stop { job: 7, kill: true })
-        );
+        assert_eq!(parse("stop", &json!([7])), Some(RemoteCommand::Stop(7)));
+        assert_eq!(parse("kill", &json!(7)), Some(RemoteCommand::Kill(7)));
         assert_eq!(parse("stop", &json!([])), None);
         assert_eq!(parse("jobs", &json!([3])), Some(RemoteCommand::Jobs(3)));
         assert_eq!(parse("jobs", &json!(["x"])), None);

@@ -17,8 +17,9 @@ use crate::task::Registry;
 impl Worker {
     /// Runs one job in this process, now, and settles it (what Minion's `-f` does).
     ///
-    /// A job that cannot run (missing, not inactive, delayed, waiting for parents, expired, or
-    /// of a task this worker does not know) gives [`Error::NotReady`] saying why.
+    /// A job that cannot run (not inactive, delayed, waiting for parents, or of a task this
+    /// worker does not know) gives [`Error::NotReady`] saying why; a missing or expired one
+    /// (expired jobs are gone for every reader) is [`Error::JobNotFound`].
     pub async fn run_foreground(&self, id: i64) -> Result<ForegroundRun> {
         self.run_foreground_at(id, None).await
     }
@@ -103,11 +104,10 @@ async fn not_ready_reason(store: &dyn Store, id: i64) -> Result<String> {
     let Some(job) = load(store, id).await? else {
         return Err(Error::JobNotFound(id));
     };
+    // An expired job is gone for every reader: `load` found none, and said so above.
     let now = chrono::Utc::now();
     Ok(if job.state != JobState::Inactive {
         format!("it is {}, not inactive", job.state)
-    } else if job.expires.is_some_and(|e| e <= now) {
-        "it has expired".to_string()
     } else if job.delayed > now {
         format!("it is delayed until {}", job.delayed.to_rfc3339())
     } else if !job.parents.is_empty() {

@@ -39,6 +39,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::command::RemoteCommand;
 use crate::error::{Error, Result};
 use crate::job::{Job, Outcome, Settled};
 use crate::model::ClaimSpec;
@@ -46,9 +47,7 @@ use crate::queue::Queue;
 use crate::task::Registry;
 
 use self::completer::Completer;
-use self::control::{
-    Control, Heartbeat, Identity, Profile, RemoteCommand, Status, WorkerId, stop_reason,
-};
+use self::control::{Control, Heartbeat, Identity, Profile, Status, WorkerId, stop_reason};
 use self::executor::{Done, Ending, Executor};
 use self::lease::{LEASE_REVOKED, Lease};
 use self::ledger::Ledger;
@@ -533,7 +532,8 @@ impl Dispatch<'_> {
     /// Carries out a remote command.
     fn obey(&mut self, command: RemoteCommand) {
         match command {
-            RemoteCommand::Stop { job, kill } => {
+            RemoteCommand::Stop(job) | RemoteCommand::Kill(job) => {
+                let kill = matches!(command, RemoteCommand::Kill(_));
                 let reason = stop_reason(kill);
                 let command = if kill { "kill" } else { "stop" };
                 let ending = if kill {

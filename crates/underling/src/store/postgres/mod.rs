@@ -54,6 +54,8 @@ pub struct PostgresStore {
     listener_task: Mutex<Option<JoinHandle<()>>>,
     /// Coalesces the wake-ups of single enqueues.
     coalescer: Arc<Coalescer>,
+    /// Sends one catch-up NOTIFY, outside any transaction.
+    send_wake: SendWake,
 }
 
 /// The statements of a transactional enqueue, with the store's schema named in them.
@@ -80,8 +82,10 @@ impl PostgresStore {
     pub async fn connect(opts: &ConnectOptions) -> Result<Self> {
         let connected = connect::connect(opts).await?;
         let schema = opts.schema.clone();
+        let channel = format!("underling.{}", schema.as_deref().unwrap_or("public"));
         Ok(PostgresStore {
-            channel: format!("underling.{}", schema.as_deref().unwrap_or("public")),
+            send_wake: send_wake(connected.pool.clone(), channel.clone()),
+            channel,
             named: NamedStatements::new(schema.as_deref()),
             pool: connected.pool,
             options: connected.options,
@@ -90,24 +94,6 @@ impl PostgresStore {
             listener: OnceCell::new(),
             listener_task: Mutex::new(None),
             coalescer: Arc::new(Coalescer::default()),
-        })
-    }
-
-    /// Sends one NOTIFY for a queue, outside any transaction.
-    fn send_wake(&self) -> SendWake {
-        let (pool, channel) = (self.pool.clone(), self.channel.clone());
-        Arc::new(move |queue: String| {
-            let (pool, channel) = (pool.clone(), channel.clone());
-            Box::pin(async move {
-                if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(&channel)
-                    .bind(&queue)
-                    .execute(&pool)
-                    .await
-                {
-                    tracing::warn!(error = %e, queue, "waking workers failed; they find the jobs at their next poll");
-                }
-            })
         })
     }
 
@@ -171,6 +157,23 @@ impl PostgresStore {
         };
         Ok(query.fetch_one(&self.pool).await?)
     }
+}
+
+/// Sends one NOTIFY for a queue, outside any transaction.
+fn send_wake(pool: PgPool, channel: String) -> SendWake {
+    Arc::new(move |queue: String| {
+        let (pool, channel) = (pool.clone(), channel.clone());
+        Box::pin(async move {
+            if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(&channel)
+                .bind(&queue)
+                .execute(&pool)
+                .await
+            {
+                tracing::warn!(error = %e, queue, "waking workers failed; they find the jobs at their next poll");
+            }
+        })
+    })
 }
 
 /// Runs `underling_cycle` on `conn` and splits its rows into settles and claimed jobs.
@@ -269,7 +272,7 @@ impl Store for PostgresStore {
                 return Ok(vec![self.insert_one(job, true, p.now).await?]);
             }
             let id = self.insert_one(job, false, p.now).await?;
-            self.coalescer.catch_up(job.queue(), &self.send_wake());
+            self.coalescer.catch_up(job.queue(), &self.send_wake);
             return Ok(vec![id]);
         }
         if p.jobs.iter().all(|j| j.parents().is_empty()) {
@@ -528,7 +531,7 @@ impl Store for PostgresStore {
         {
             handle.abort();
         }
-        self.coalescer.flush(&self.send_wake()).await;
+        self.coalescer.flush(&self.send_wake).await;
         self.pool.close().await;
     }
 }

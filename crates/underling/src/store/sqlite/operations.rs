@@ -4,9 +4,12 @@ use serde_json::{Map, Value};
 
 use super::{SqliteJobRow, SqliteStore, json_text, millis, ms};
 use crate::error::{Error, Result};
-use crate::job::{JobFilter, JobList, Outcome, Settle, Settled};
+use crate::job::JobFilter;
+use crate::job::JobList;
 use crate::model::{HistoryPoint, QueueInfo, RepairReport, Stats, WorkerInfo};
-use crate::store::rows::{self, StoredIds, StoredJson, StoredTime};
+use crate::store::rows::{
+    self, AbandonedRow, QueueRow, StatsRow, StoredIds, StoredJson, StoredTime, count,
+};
 use crate::store::{self, statement};
 
 /// Binds a [`JobFilter`] as `?1..?6` (see `sql/filter.sql`).
@@ -22,11 +25,6 @@ macro_rules! bind_filter {
             .bind(json_text(&f.notes))
             .bind(f.finished_before.map(|t| t.timestamp_millis()))
     }};
-}
-
-/// Converts a count the database returned.
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
 }
 
 impl SqliteStore {
@@ -144,34 +142,11 @@ impl SqliteStore {
     }
 
     pub(super) async fn read_stats(&self, now: store::Now) -> Result<Stats> {
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            inactive: i64,
-            active: i64,
-            finished: i64,
-            failed: i64,
-            delayed: i64,
-            busy_workers: i64,
-            workers: i64,
-            locks: i64,
-            enqueued: i64,
-        }
-        let row: Row = sqlx::query_as(statement!("stats"))
+        let row: StatsRow = sqlx::query_as(statement!("stats"))
             .bind(millis(now))
             .fetch_one(&self.pool)
             .await?;
-        Ok(Stats {
-            inactive_jobs: count(row.inactive),
-            active_jobs: count(row.active),
-            finished_jobs: count(row.finished),
-            failed_jobs: count(row.failed),
-            delayed_jobs: count(row.delayed),
-            active_workers: count(row.busy_workers),
-            inactive_workers: count(row.workers - row.busy_workers),
-            active_locks: count(row.locks),
-            enqueued_jobs: count(row.enqueued),
-            uptime: None,
-        })
+        Ok(row.into_stats())
     }
 
     pub(super) async fn read_history(&self, now: store::Now) -> Result<Vec<HistoryPoint>> {
@@ -249,23 +224,11 @@ impl SqliteStore {
     }
 
     pub(super) async fn read_queues(&self, now: store::Now) -> Result<Vec<QueueInfo>> {
-        let rows: Vec<(String, bool, i64, i64, i64, i64)> = sqlx::query_as(statement!("queues"))
+        let rows: Vec<QueueRow> = sqlx::query_as(statement!("queues"))
             .bind(millis(now))
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(name, paused, inactive, active, failed, finished)| QueueInfo {
-                    name,
-                    paused,
-                    inactive: count(inactive),
-                    active: count(active),
-                    failed: count(failed),
-                    finished: count(finished),
-                },
-            )
-            .collect())
+        Ok(rows.into_iter().map(rows::queue_info).collect())
     }
 
     pub(super) async fn run_repair(&self, p: store::Repair<'_>) -> Result<RepairReport> {
@@ -283,22 +246,12 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        let abandoned: Vec<(i64, String, i32)> = sqlx::query_as(statement!("repair_abandoned"))
+        let abandoned: Vec<AbandonedRow> = sqlx::query_as(statement!("repair_abandoned"))
             .fetch_all(&mut *tx)
             .await?;
-        let settles: Vec<Settle> = abandoned
-            .iter()
-            .map(|(id, task, retries)| Settle {
-                id: *id,
-                retries: *retries,
-                outcome: Outcome::Failed {
-                    error: Value::String("Worker went away".into()),
-                    retry_delay: (p.backoff)(task, *retries),
-                },
-            })
-            .collect();
+        let settles = rows::rescue_settles(&abandoned, p.backoff);
         let settled = self.settle_on(&mut tx, &settles, at).await?;
-        report.abandoned_jobs = settled.iter().filter(|s| **s != Settled::Stale).count() as u64;
+        report.abandoned_jobs = rows::applied(&settled);
         report.removed_jobs = sqlx::query(statement!("repair_old"))
             .bind(now)
             .bind(ms(opts.remove_after))
