@@ -11,8 +11,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, watch};
 use underling::store::{
-    Broadcast, ClaimById, Cycle, CycleReply, Enqueue, Heartbeat, ListJobs, Lock, Locks, NextDue,
-    Note, Now, PauseQueue, Purge, RegisterWorker, Release, Repair, Retry, Unlock,
+    Beat, Broadcast, ClaimById, Cycle, CycleReply, Enqueue, Heartbeat, ListJobs, Lock, Locks,
+    NextDue, Note, Now, PauseQueue, Purge, RegisterWorker, Release, Repair, Retry, Unlock,
 };
 use underling::{
     AppliedMigration, BackendKind, Command, HistoryPoint, Job, JobList, LockInfo, Pool, Queue,
@@ -250,7 +250,7 @@ impl Store for HeldStore {
     async fn register_worker(&self, p: RegisterWorker<'_>) -> Result<i64> {
         self.inner.register_worker(p).await
     }
-    async fn heartbeat(&self, p: Heartbeat<'_>) -> Result<bool> {
+    async fn heartbeat(&self, p: Heartbeat<'_>) -> Result<Beat> {
         let mut beats = self.heartbeats.0.subscribe();
         let now = *beats.borrow_and_update();
         match now {
@@ -292,6 +292,9 @@ impl Store for HeldStore {
     }
     async fn repair(&self, p: Repair<'_>) -> Result<RepairReport> {
         self.inner.repair(p).await
+    }
+    async fn rescue(&self, p: Repair<'_>) -> Result<RepairReport> {
+        self.inner.rescue(p).await
     }
     async fn subscribe(&self) -> Result<Option<broadcast::Receiver<String>>> {
         self.inner.subscribe().await

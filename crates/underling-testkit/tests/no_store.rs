@@ -29,12 +29,12 @@ fn valid_json_arguments_are_parsed_exactly() {
 }
 
 #[test]
-fn default_backoff_is_retries_to_the_fourth_plus_15_seconds() {
+fn default_backoff_is_the_attempt_number_to_the_fourth_in_seconds() {
     let secs: Vec<u64> = (0..6).map(|r| default_backoff(r).as_secs()).collect();
-    assert_eq!(secs, vec![15, 16, 31, 96, 271, 640]);
+    assert_eq!(secs, vec![1, 16, 81, 256, 625, 1296]);
 }
 
 #[test]
 fn default_backoff_treats_negative_retries_as_zero() {
-    assert_eq!(default_backoff(-3), Duration::from_secs(15));
+    assert_eq!(default_backoff(-3), Duration::from_secs(1));
 }

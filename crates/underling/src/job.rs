@@ -523,16 +523,20 @@ pub enum Settled {
     Stale,
 }
 
-/// The Minion default backoff: `retries⁴ + 15` seconds.
+/// The default backoff, River's: `(retries + 1)⁴` seconds, so 1 s before the first retry, then
+/// 16 s, 81 s, 256 s, 625 s, about 21 minutes, 40 minutes, 68 minutes… A first retry that
+/// comes quickly also brings back quickly a job whose worker died (see
+/// [`crate::RepairOptions::missing_after`]).
 ///
 /// ```
 /// use std::time::Duration;
-/// assert_eq!(underling::default_backoff(0), Duration::from_secs(15));
-/// assert_eq!(underling::default_backoff(3), Duration::from_secs(96));
+/// assert_eq!(underling::default_backoff(0), Duration::from_secs(1));
+/// assert_eq!(underling::default_backoff(1), Duration::from_secs(16));
+/// assert_eq!(underling::default_backoff(3), Duration::from_secs(256));
 /// ```
 pub fn default_backoff(retries: i32) -> Duration {
     let r = u64::try_from(retries.max(0)).unwrap_or(0);
-    Duration::from_secs(r.saturating_pow(4).saturating_add(15))
+    Duration::from_secs(r.saturating_add(1).saturating_pow(4))
 }
 
 #[cfg(test)]

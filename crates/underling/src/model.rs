@@ -101,7 +101,11 @@ pub struct HistoryPoint {
 /// How [`crate::Queue::repair`] decides what is missing, old or stuck.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RepairOptions {
-    /// A worker whose last heartbeat is older than this is gone.
+    /// A worker whose last heartbeat is older than this is gone (default 6 s), and its jobs are
+    /// rescued: failed, and retried after their task's backoff where tries are left. A worker
+    /// must give it at least four heartbeat intervals plus the longest stop grace of its tasks
+    /// (see [`crate::WorkerOptions::heartbeat_interval`]); every worker and every
+    /// [`crate::Queue::repair`] of one database should use the same.
     pub missing_after: Duration,
     /// Finished jobs older than this are removed.
     pub remove_after: Duration,
@@ -112,7 +116,7 @@ pub struct RepairOptions {
 impl Default for RepairOptions {
     fn default() -> Self {
         RepairOptions {
-            missing_after: Duration::from_secs(30),
+            missing_after: Duration::from_secs(6),
             remove_after: Duration::from_secs(2 * 24 * 3600),
             stuck_after: Duration::from_secs(2 * 24 * 3600),
         }

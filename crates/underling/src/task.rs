@@ -78,7 +78,7 @@ impl<E: Into<anyhow::Error>> From<E> for TaskError {
 }
 
 /// How long a stopped job has to return, unless its task says otherwise.
-pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(5);
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// Per-task settings.
 #[derive(Clone)]
@@ -91,7 +91,8 @@ pub struct TaskOptions {
     pub timeout: Option<Duration>,
     /// How long a job that is stopped (a `stop` command, its timeout, or the end of a worker's
     /// graceful shutdown) has to return after [`JobContext::cancelled`] fires, before its
-    /// future is dropped (default 5 s). A `kill` drops it at once.
+    /// future is dropped (default 2 s). A `kill` drops it at once. A longer grace needs a longer
+    /// `missing_after` (see [`crate::WorkerOptions::heartbeat_interval`]).
     pub stop_grace: Duration,
     /// The delay before retry number `retries + 1` (default: [`crate::default_backoff`]).
     pub backoff: fn(i32) -> Duration,

@@ -55,7 +55,7 @@ struct Args {
     #[arg(long, default_value_t = HumanDuration(WorkerOptions::default().heartbeat_interval))]
     heartbeat_interval: HumanDuration,
     /// A worker silent this long is taken for dead and its jobs are rescued. At least 4
-    /// heartbeat intervals plus the longest stop grace of the tasks (5 s by default); use the
+    /// heartbeat intervals plus the longest stop grace of the tasks (2 s by default); use the
     /// same for every worker.
     #[arg(long, default_value_t = HumanDuration(RepairOptions::default().missing_after))]
     missing_after: HumanDuration,
@@ -273,8 +273,8 @@ mod tests {
         for (flag, default) in [
             ("--queue", "default"),
             ("--jobs", "64"),
-            ("--heartbeat-interval", "5s"),
-            ("--missing-after", "30s"),
+            ("--heartbeat-interval", "1s"),
+            ("--missing-after", "6s"),
             ("--repair-interval", "30s"),
             ("--poll-interval", "2s"),
             ("--command-interval", "1s"),

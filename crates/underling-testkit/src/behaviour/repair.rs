@@ -4,10 +4,20 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::json;
-use underling::store::Heartbeat;
+use underling::store::{Beat, Heartbeat, Repair};
 use underling::{EnqueueOptions, JobState, RepairOptions, RepairReport};
 
 use crate::support::*;
+
+/// A heartbeat of worker `id` now, with `missing_after` at its default.
+fn beat(id: i64, status: &serde_json::Value) -> Heartbeat<'_> {
+    Heartbeat {
+        id,
+        status,
+        missing_after: RepairOptions::default().missing_after,
+        now: None,
+    }
+}
 
 /// Repair options that treat every worker whose heartbeat is in the past as missing.
 fn missing_now() -> RepairOptions {
@@ -48,9 +58,10 @@ behaviours! {
         assert_eq!(job.state, JobState::Inactive);
         assert_eq!(job.retries, 1);
         assert_eq!(job.result, Some(json!("Worker went away")));
-        // Retried with the default backoff for its first retry (15 s).
-        assert!(job.delayed >= before + chrono::Duration::seconds(14), "delayed {}", job.delayed);
-        assert!(job.delayed <= Utc::now() + chrono::Duration::seconds(16), "delayed {}", job.delayed);
+        // Retried with the default backoff for its first retry (1 s).
+        let retried = job.retried.expect("a rescued job has a retry time");
+        assert!(retried >= before - chrono::Duration::seconds(1), "retried {retried}");
+        assert_eq!(job.delayed - retried, chrono::Duration::seconds(1));
     }
 
     async fn missing_workers_job_fails_on_its_last_attempt(t) {
@@ -97,13 +108,46 @@ behaviours! {
         let stale = worker(t).await;
         let fresh = worker(t).await;
         tokio::time::sleep(Duration::from_millis(1300)).await;
-        assert!(t.store.heartbeat(Heartbeat { id: fresh, status: &json!({}), now: None }).await.unwrap());
+        assert!(t.store.heartbeat(beat(fresh, &json!({}))).await.unwrap().recorded);
         let opts = RepairOptions { missing_after: Duration::from_millis(1000), ..Default::default() };
         let report = queue.repair(&opts).await.unwrap();
         assert_eq!(report.missing_workers, 1);
         let ids: Vec<i64> = queue.workers().await.unwrap().iter().map(|w| w.id).collect();
         assert_eq!(ids, vec![fresh]);
         assert!(stale < fresh);
+    }
+
+    async fn heartbeat_says_whether_another_worker_is_missing(t) {
+        let queue = t.queue.clone();
+        let w = worker(t).await;
+        let at = |secs: i64| Some(Utc::now() + chrono::Duration::seconds(secs));
+        let status = json!({});
+        let check = |now| Heartbeat { id: w, status: &status, missing_after: Duration::from_secs(6), now };
+        // Alone, a worker is never missing to itself, however late its heartbeat.
+        assert_eq!(t.store.heartbeat(check(at(60))).await.unwrap(), Beat { recorded: true, others_missing: false });
+        let other = worker(t).await;
+        assert_eq!(t.store.heartbeat(check(at(5))).await.unwrap(), Beat { recorded: true, others_missing: false });
+        assert_eq!(t.store.heartbeat(check(at(7))).await.unwrap(), Beat { recorded: true, others_missing: true });
+        t.store.unregister_worker(w).await.unwrap();
+        assert_eq!(t.store.heartbeat(check(at(7))).await.unwrap(), Beat { recorded: false, others_missing: true });
+        assert_eq!(queue.workers().await.unwrap().iter().map(|w| w.id).collect::<Vec<_>>(), vec![other]);
+    }
+
+    async fn rescue_removes_missing_workers_and_retries_their_jobs_and_nothing_else(t) {
+        let queue = t.queue.clone();
+        let id = enqueue_with(&queue, "add", EnqueueOptions::new().attempts(2)).await;
+        let stuck = enqueue(&queue, "add").await;
+        let w = worker(t).await;
+        claim_by_id(t, w, id).await.unwrap();
+        tick().await;
+        let backoff = |_: &str, _: i32| Duration::from_secs(7);
+        let everything = RepairOptions { missing_after: Duration::ZERO, stuck_after: Duration::ZERO, ..Default::default() };
+        let report = t.store.rescue(Repair { options: &everything, backoff: &backoff, now: None }).await.unwrap();
+        assert_eq!(report, RepairReport { missing_workers: 1, abandoned_jobs: 1, ..Default::default() });
+        let rescued = job(&queue, id).await;
+        assert_eq!((rescued.state, rescued.retries), (JobState::Inactive, 1));
+        assert_eq!(rescued.delayed - rescued.retried.unwrap(), chrono::Duration::seconds(7));
+        assert_eq!(state(&queue, stuck).await, JobState::Inactive, "stuck jobs are left to repair");
     }
 
     async fn active_job_of_an_unregistered_worker_is_rescued(t) {

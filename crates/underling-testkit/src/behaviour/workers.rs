@@ -1,5 +1,7 @@
 //! Workers: registration, heartbeats and remote commands.
 
+use std::time::Duration;
+
 use chrono::Utc;
 use serde_json::json;
 use underling::store::{Heartbeat, RegisterWorker};
@@ -45,7 +47,7 @@ behaviours! {
         let id = worker(t).await;
         let first = queue.worker(id).await.unwrap();
         tick().await;
-        assert!(t.store.heartbeat(Heartbeat { id, status: &json!({"jobs": 3}), now: None }).await.unwrap());
+        assert!(t.store.heartbeat(Heartbeat { id, status: &json!({"jobs": 3}), missing_after: Duration::from_secs(6), now: None }).await.unwrap().recorded);
         let second = queue.worker(id).await.unwrap();
         assert_eq!(second.status, json!({"jobs": 3}));
         assert!(second.last_heartbeat > first.last_heartbeat);
@@ -56,7 +58,7 @@ behaviours! {
         let queue = t.queue.clone();
         let id = worker(t).await;
         t.store.unregister_worker(id).await.unwrap();
-        assert!(!t.store.heartbeat(Heartbeat { id, status: &json!({}), now: None }).await.unwrap());
+        assert!(!t.store.heartbeat(Heartbeat { id, status: &json!({}), missing_after: Duration::from_secs(6), now: None }).await.unwrap().recorded);
         assert!(queue.workers().await.unwrap().is_empty());
     }
 

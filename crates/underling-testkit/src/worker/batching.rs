@@ -294,7 +294,7 @@ behaviours! {
             assert_eq!(job.retries, 1, "job {id}");
             assert_eq!(job.result, Some(json!("Worker went away")), "job {id}");
             let retried = job.retried.expect("a rescued job has a retry time");
-            assert_eq!(job.delayed - retried, chrono::Duration::seconds(15), "job {id}: the default backoff");
+            assert_eq!(job.delayed - retried, chrono::Duration::seconds(1), "job {id}: the default backoff");
         }
         let runs_before = runs_of(&runs);
         assert_eq!(runs_before, ids.iter().map(|&id| (id, 1)).collect(), "each job ran exactly once");

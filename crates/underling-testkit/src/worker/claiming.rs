@@ -82,7 +82,7 @@ behaviours! {
 
     /// A worker that loses the database stops its jobs three heartbeats after its last one,
     /// and they may take their stop grace to return: all before `missing_after`, with a
-    /// heartbeat to spare. (Here 20 s leaves no room for `test.double`'s 5 s stop grace.)
+    /// heartbeat to spare. (Here 20 s leaves no room for `test.double`'s 2 s stop grace.)
     async fn a_worker_whose_missing_after_leaves_no_time_to_stop_its_jobs_is_refused(t) {
         let queue = t.queue.clone();
         let options = underling::WorkerOptions {
@@ -102,8 +102,8 @@ behaviours! {
             "invalid option: missing_after (20s) is too short: a worker that loses the database \
              stops its jobs 3 heartbeat intervals after its last heartbeat, and they must have \
              ended a heartbeat interval before others may rescue them, so missing_after must be \
-             at least 4 heartbeat intervals (20s) plus the longest stop grace of its tasks (5s, \
-             \"test.double\"): raise missing_after to 25s or more, or lower the heartbeat \
+             at least 4 heartbeat intervals (20s) plus the longest stop grace of its tasks (2s, \
+             \"test.double\"): raise missing_after to 22s or more, or lower the heartbeat \
              interval or the task's stop grace"
         );
         assert!(queue.workers().await.unwrap().is_empty(), "nothing was registered");

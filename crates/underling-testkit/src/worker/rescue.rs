@@ -58,6 +58,35 @@ fn an_hour(_retries: i32) -> Duration {
 }
 
 behaviours! {
+    /// A heartbeat that finds another worker silent for `missing_after` sets off a rescue at
+    /// once: the silent worker's job runs again long before the next repair (an hour away).
+    async fn a_heartbeat_that_finds_a_worker_missing_rescues_its_jobs_at_once(t) {
+        let queue = t.queue.clone();
+        let (id, gone) = abandoned_job(t, 2, 0).await;
+        let runs = Arc::new(AtomicUsize::new(0));
+        let mut registry = Registry::new();
+        registry
+            .register(Flaky { runs: runs.clone(), backoff: |_| Duration::ZERO })
+            .expect("register test.flaky");
+        let options = WorkerOptions {
+            repair_interval: Duration::from_secs(3600),
+            repair: RepairOptions::default(),
+            ..fast_options(1)
+        };
+        let started = std::time::Instant::now();
+        let worker = start(&queue, registry, options);
+        let failed = wait_for_state(&queue, id, JobState::Failed).await;
+        let took = started.elapsed();
+        worker.control.stop();
+        let summary = worker.join().await;
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "rescued, then run once (and failed)");
+        assert_eq!(summary.performed, 1);
+        assert_eq!(failed.retries, 1, "the rescue took the first attempt");
+        assert_ne!(failed.worker_id, Some(gone));
+        assert_eq!(failed.result, Some(json!("attempt 2 failed")));
+        assert!(took < Duration::from_secs(5), "rescued and run after {took:?}");
+    }
+
     /// A worker's repair rescues a silent worker's job and retries it after the job's task's
     /// own backoff (an hour), not the default one.
     async fn a_workers_repair_retries_a_rescued_job_after_its_tasks_own_backoff(t) {
@@ -92,7 +121,7 @@ behaviours! {
     }
 
     /// `Queue::repair` knows no tasks: it retries a rescued job after the default backoff,
-    /// retries⁴ + 15 s for the attempt's retry count (here 2: 31 s).
+    /// (retries + 1)⁴ s for the attempt's retry count (here 2: 81 s).
     async fn queue_repair_retries_a_rescued_job_after_the_default_backoff(t) {
         let queue = t.queue.clone();
         let (id, gone) = abandoned_job(t, 4, 2).await;
@@ -109,7 +138,7 @@ behaviours! {
         let retried = rescued.retried.expect("a rescued job has a retry time");
         assert!(retried > before && retried < after, "rescued at {retried}, between {before} and {after}");
         let default = chrono::Duration::from_std(default_backoff(2)).unwrap();
-        assert_eq!(default, chrono::Duration::seconds(31));
+        assert_eq!(default, chrono::Duration::seconds(81));
         assert_eq!(rescued.delayed - retried, default, "the default backoff");
     }
 }

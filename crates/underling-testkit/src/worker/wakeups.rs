@@ -1,6 +1,7 @@
 //! Wake-ups: an idle worker that never polls still runs every job of a burst of single
 //! enqueues, which share their wake-ups (the sharing rules themselves are unit-tested beside
-//! the PostgreSQL backend), and a delayed job when it falls due.
+//! the PostgreSQL backend), a delayed job when it falls due, and a job retried elsewhere when
+//! its retry falls due.
 
 use std::time::Duration;
 
@@ -64,6 +65,45 @@ behaviours! {
             .unwrap();
         let job = wait_for_state(&queue, id, JobState::Finished).await;
         let started = job.started.expect("it ran");
+        assert!(started >= job.delayed, "not before it was due");
+        assert!(
+            started - job.delayed < chrono::Duration::milliseconds(1000),
+            "soon after it fell due (due {}, started {started})",
+            job.delayed
+        );
+        worker.control.stop();
+        worker.join().await;
+    }
+
+    /// A job that failed under another worker and is retried in 300 ms: an idle worker that
+    /// never polls learns of the retry (a wake-up after the settle) and runs it when it falls
+    /// due.
+    async fn an_idle_worker_that_never_polls_runs_a_job_retried_elsewhere_when_it_falls_due(t) {
+        let queue = t.queue.clone();
+        let id = queue
+            .enqueue("test.double", json!({"n": 1}), EnqueueOptions::new().attempts(2))
+            .await
+            .unwrap();
+        let elsewhere = worker(t).await;
+        let claimed = claim_one(t, elsewhere).await;
+        let options = WorkerOptions {
+            poll_interval: Duration::from_secs(3600),
+            ..fast_options(1)
+        };
+        let worker = start(&queue, tasks::simple(), options);
+        wait_for("the worker to register", || async {
+            (queue.workers().await.unwrap().len() == 2).then_some(())
+        })
+        .await;
+        // Let it claim nothing and go idle, with nothing due as far as it knows.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            fail(t, &claimed, json!("boom"), Duration::from_millis(300)).await,
+            underling::Settled::Retried
+        );
+        let job = wait_for_state(&queue, id, JobState::Finished).await;
+        let started = job.started.expect("it ran");
+        assert_eq!(job.retries, 1);
         assert!(started >= job.delayed, "not before it was due");
         assert!(
             started - job.delayed < chrono::Duration::milliseconds(1000),

@@ -173,8 +173,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Registers a worker; returns its id.
     async fn register_worker(&self, p: RegisterWorker<'_>) -> Result<i64>;
-    /// Records a heartbeat with a fresh status; `false` if the worker was removed meanwhile.
-    async fn heartbeat(&self, p: Heartbeat<'_>) -> Result<bool>;
+    /// Records a heartbeat with a fresh status, and says whether the worker was removed
+    /// meanwhile and whether another worker has gone missing; one statement on PostgreSQL.
+    async fn heartbeat(&self, p: Heartbeat<'_>) -> Result<Beat>;
     /// Removes a worker.
     async fn unregister_worker(&self, id: i64) -> Result<()>;
     /// All workers (or the ones given), oldest first.
@@ -200,6 +201,11 @@ pub trait Store: Send + Sync + 'static {
     /// after their task's backoff where tries are left, as one settle), then removes old
     /// finished jobs and expired ones, fails stuck ones and drops expired locks.
     async fn repair(&self, p: Repair<'_>) -> Result<RepairReport>;
+    /// The first part of [`Store::repair`] alone, run as soon as a heartbeat finds a worker
+    /// missing: removes workers whose heartbeat is too old and rescues their jobs, and the
+    /// jobs of workers removed by hand (only `missing_workers` and `abandoned_jobs` are set).
+    /// Workers of the queues of retried jobs are woken, so that they learn when those fall due.
+    async fn rescue(&self, p: Repair<'_>) -> Result<RepairReport>;
 
     /// A stream of queue names that got ready jobs (`*` for any), if this store can push them.
     /// Subscribe before claiming so that no wake-up is missed between an empty claim and the

@@ -4,7 +4,7 @@
 use tokio::sync::broadcast;
 
 #[cfg(feature = "postgres")]
-pub(crate) use coalesce::{Coalescer, SendWake};
+pub(crate) use coalesce::{Coalescer, RetryWake, SendWake};
 
 /// A queue name that means "any queue may have ready jobs" (sent after a listener reconnects,
 /// when wake-ups may have been missed).
@@ -166,6 +166,37 @@ mod coalesce {
                 self.begin(&queue, Instant::now());
                 send(queue).await;
             }
+        }
+    }
+
+    /// How long after a settle that retried jobs the wake-up for them goes out, at most one
+    /// per window.
+    pub(crate) const RETRY_WAKE_WINDOW: Duration = Duration::from_millis(50);
+
+    /// Wakes idle workers after settles that retried jobs (a retry, or a rescue), so that they
+    /// learn when the retried jobs fall due instead of finding them at their next poll: one
+    /// wake-up for every queue (`*`), at most one per [`RETRY_WAKE_WINDOW`], sent after the
+    /// settle committed. A storm of failures costs a few NOTIFYs a second, not one per job.
+    #[derive(Default)]
+    pub(crate) struct RetryWake {
+        pending: std::sync::atomic::AtomicBool,
+    }
+
+    impl RetryWake {
+        /// Called after a settle that retried jobs has committed.
+        pub(crate) fn wake(self: &Arc<Self>, send: &SendWake) {
+            use std::sync::atomic::Ordering;
+            if self.pending.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            let this = self.clone();
+            let send = send.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(RETRY_WAKE_WINDOW).await;
+                // Cleared before sending: a settle that commits from here on schedules its own.
+                this.pending.store(false, Ordering::Release);
+                send(super::ANY_QUEUE.to_string()).await;
+            });
         }
     }
 

@@ -175,8 +175,21 @@ pub struct Heartbeat<'a> {
     pub id: i64,
     /// A fresh status.
     pub status: &'a Value,
+    /// Another worker whose last heartbeat is older than this is missing (see
+    /// [`Beat::others_missing`]).
+    pub missing_after: Duration,
     /// The heartbeat's time.
     pub now: Now,
+}
+
+/// What [`super::Store::heartbeat`] found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Beat {
+    /// The heartbeat was recorded: `false` when the worker was removed meanwhile.
+    pub recorded: bool,
+    /// Another worker's last heartbeat is older than `missing_after`: its jobs are waiting to
+    /// be rescued ([`super::Store::rescue`]).
+    pub others_missing: bool,
 }
 
 /// [`super::Store::broadcast`]: a remote command for workers' inboxes.

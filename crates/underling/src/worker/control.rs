@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -135,6 +135,11 @@ pub(super) struct Heartbeat {
     pub(super) terms: Terms,
     /// The lease the running jobs and the dispatch loop watch.
     pub(super) lease: watch::Sender<Lease>,
+    /// When another worker's heartbeat is older than this, it is missing.
+    pub(super) missing_after: Duration,
+    /// Told when a heartbeat finds another worker missing, to rescue its jobs at once; `None`
+    /// for a foreground run, which does not repair.
+    pub(super) rescue: Option<Arc<Notify>>,
 }
 
 impl Heartbeat {
@@ -145,13 +150,20 @@ impl Heartbeat {
         let beat = store::Heartbeat {
             id: worker_id,
             status,
+            missing_after: self.missing_after,
             now: None,
         };
         // The lease counts from the moment the heartbeat was sent: never later than the time
         // the database records, from which others count `missing_after`.
         let sent = Instant::now();
         match tokio::time::timeout(self.terms.call_timeout, self.store.heartbeat(beat)).await {
-            Ok(Ok(true)) => {
+            Ok(Ok(store::Beat {
+                recorded: true,
+                others_missing,
+            })) => {
+                if others_missing && let Some(rescue) = &self.rescue {
+                    rescue.notify_one();
+                }
                 let renewed = self.terms.renewed(worker_id, sent);
                 self.lease.send_if_modified(|lease| {
                     // Never revives a revoked lease, nor one of another registration.
@@ -166,7 +178,9 @@ impl Heartbeat {
                 });
                 Beat::Alive
             }
-            Ok(Ok(false)) => {
+            Ok(Ok(store::Beat {
+                recorded: false, ..
+            })) => {
                 // Someone took us for dead, or removed us: our jobs may be running elsewhere.
                 tracing::warn!(
                     worker = worker_id,

@@ -58,6 +58,8 @@ impl Worker {
             reregister: None,
             terms,
             lease: lease_tx,
+            missing_after: self.options.repair.missing_after,
+            rescue: None,
         };
         let every = self.options.heartbeat_interval;
         let heartbeat = AbortOnDrop(tokio::spawn(async move {

@@ -13,9 +13,9 @@
 //!   (at most G) to return, then its future is dropped. So every job has ended by
 //!   `sent + F + G = sent + M − H`: one heartbeat interval before anyone may rescue it;
 //! - the lease must survive a slow or failed heartbeat or two: F ≥ 3H, that is
-//!   **M ≥ 4H + G** (enforced when the worker starts). At the defaults (H = 5 s, M = 30 s,
-//!   G = 5 s), F = 20 s: a worker stops its jobs 20 s after its last successful heartbeat,
-//!   they have all ended by 25 s, and nobody rescues them before 30 s.
+//!   **M ≥ 4H + G** (enforced when the worker starts). At the defaults (H = 1 s, M = 6 s,
+//!   G = 2 s), F = 3 s: a worker stops its jobs 3 s after its last successful heartbeat,
+//!   they have all ended by 5 s, and nobody rescues them before 6 s.
 //!
 //! Each running job watches the lease itself (a timer on this process's monotonic clock), so
 //! no call to the database, however stuck, can delay the fence. A lease is *revoked* when a
@@ -196,13 +196,17 @@ mod tests {
     const SEC: Duration = Duration::from_secs(1);
 
     #[test]
-    fn at_the_defaults_jobs_stop_after_20s_and_have_ended_5s_before_a_rescue() {
-        let terms = Terms::new(5 * SEC, 30 * SEC, &registry(5 * SEC)).unwrap();
+    fn at_the_defaults_jobs_stop_after_3s_and_have_ended_1s_before_a_rescue() {
+        let defaults = crate::WorkerOptions::default();
+        assert_eq!(defaults.heartbeat_interval, SEC);
+        assert_eq!(defaults.repair.missing_after, 6 * SEC);
+        assert_eq!(crate::task::DEFAULT_STOP_GRACE, 2 * SEC);
+        let terms = Terms::new(SEC, 6 * SEC, &registry(2 * SEC)).unwrap();
         assert_eq!(
             terms,
             Terms {
-                call_timeout: 5 * SEC,
-                lease: 20 * SEC
+                call_timeout: SEC,
+                lease: 3 * SEC
             }
         );
     }

@@ -1,9 +1,12 @@
 //! Repair, now and then, as a task of its own: rescues jobs of missing workers (each retried
 //! after its own task's backoff, from the worker's registry) and removes old and expired jobs.
+//! The rescue alone also runs as soon as a heartbeat finds another worker missing, so that a
+//! dead worker's jobs run again within seconds, not at the next repair.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Result;
@@ -11,44 +14,59 @@ use crate::model::{RepairOptions, RepairReport};
 use crate::store::{self, Store};
 use crate::task::Registry;
 
-/// Runs repair about every `interval` (jittered by ±50% each time) until `stop` is cancelled.
-/// A repair under way when the stop comes is finished first.
+/// Runs repair about every `interval` (jittered by ±50% each time), and a rescue each time
+/// `rescue` is notified, until `stop` is cancelled. A repair under way when the stop comes is
+/// finished first.
 pub(super) fn spawn(
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
     options: RepairOptions,
     interval: Duration,
+    rescue: Arc<Notify>,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut next = tokio::time::Instant::now() + jitter(interval);
         loop {
-            tokio::select! {
+            let full = tokio::select! {
                 _ = stop.cancelled() => break,
-                _ = tokio::time::sleep(jitter(interval)) => {}
+                _ = tokio::time::sleep_until(next) => true,
+                _ = rescue.notified() => false,
+            };
+            if full {
+                next = tokio::time::Instant::now() + jitter(interval);
             }
-            match repair(&*store, &registry, &options).await {
-                Ok(report) => tracing::debug!(?report, "repair"),
-                Err(e) => tracing::warn!(error = %e, "repair failed"),
+            match repair(&*store, &registry, &options, full).await {
+                Ok(report) if report != RepairReport::default() => {
+                    tracing::info!(?report, full, "repair")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, full, "repair failed"),
             }
         }
     })
 }
 
-/// One repair. A rescued job of a task this worker knows is retried after that task's backoff;
-/// one of a task it does not know, after the default backoff.
+/// One repair (`full`), or its rescue part alone. A rescued job of a task this worker knows is
+/// retried after that task's backoff; one of a task it does not know, after the default
+/// backoff.
 async fn repair(
     store: &dyn Store,
     registry: &Registry,
     options: &RepairOptions,
+    full: bool,
 ) -> Result<RepairReport> {
     let backoff = |task: &str, retries: i32| registry.backoff(task, retries);
-    store
-        .repair(store::Repair {
-            options,
-            backoff: &backoff,
-            now: None,
-        })
-        .await
+    let p = store::Repair {
+        options,
+        backoff: &backoff,
+        now: None,
+    };
+    if full {
+        store.repair(p).await
+    } else {
+        store.rescue(p).await
+    }
 }
 
 /// `base` ± 50%, so that many workers spread their repairs.

@@ -184,6 +184,7 @@ impl Worker {
         // running fine) and so do commands (an operator may stop a job that holds the
         // worker up). Repair stops with the dispatch loop, before the grace.
         let (status_tx, status_rx) = watch::channel(status);
+        let rescue = Arc::new(tokio::sync::Notify::new());
         let control_stop = CancellationToken::new();
         let (clear, clear_rx) = watch::channel(None);
         let (control_task, commands) = Control {
@@ -193,6 +194,8 @@ impl Worker {
                 reregister: Some(identity),
                 terms,
                 lease: lease_tx,
+                missing_after: self.options.repair.missing_after,
+                rescue: Some(rescue.clone()),
             },
             profile,
             heartbeat_interval: self.options.heartbeat_interval,
@@ -208,6 +211,7 @@ impl Worker {
             self.registry.clone(),
             self.options.repair.clone(),
             self.options.repair_interval,
+            rescue,
             repair_stop.clone(),
         ));
 

@@ -17,12 +17,14 @@ pub struct WorkerOptions {
     /// How many jobs run at once (default 64). Jobs are async tasks, so a slot is cheap while
     /// a job waits on I/O; lower it for jobs that burn CPU.
     pub concurrency: usize,
-    /// How often the worker records that it is alive (default 5 s). A heartbeat that takes
+    /// How often the worker records that it is alive (default 1 s). A heartbeat that takes
     /// longer than this counts as failed. A worker whose last successful heartbeat is older than
-    /// `repair.missing_after − heartbeat_interval − the longest stop grace of its tasks` (20 s
+    /// `repair.missing_after − heartbeat_interval − the longest stop grace of its tasks` (3 s
     /// at the defaults) has lost the database: it claims nothing more and stops its running
     /// jobs, so that they have all ended a heartbeat interval before anyone may take it for
-    /// dead and rescue them (see [`RepairOptions::missing_after`]).
+    /// dead and rescue them (see [`RepairOptions::missing_after`]). Each heartbeat also tells
+    /// the worker whether another worker has gone silent for `missing_after`; if one has, it
+    /// rescues that worker's jobs at once rather than at its next repair.
     pub heartbeat_interval: Duration,
     /// How often the worker reads its inbox of remote commands (default 1 s).
     pub command_interval: Duration,
@@ -32,8 +34,8 @@ pub struct WorkerOptions {
     /// workers do not repair at once (default 30 s).
     pub repair_interval: Duration,
     /// What repair considers missing, old or stuck. `missing_after` must be at least four
-    /// heartbeat intervals plus the longest stop grace of the worker's tasks (25 s at the
-    /// defaults, with 30 s given), and every worker and `repair` of one database should use
+    /// heartbeat intervals plus the longest stop grace of the worker's tasks (6 s at the
+    /// defaults, with 6 s given), and every worker and `repair` of one database should use
     /// the same: a worker that loses the database has ended its jobs one heartbeat interval
     /// before the `missing_after` it was given.
     pub repair: RepairOptions,
@@ -58,7 +60,7 @@ impl Default for WorkerOptions {
         WorkerOptions {
             queues: vec![DEFAULT_QUEUE.to_string()],
             concurrency: 64,
-            heartbeat_interval: Duration::from_secs(5),
+            heartbeat_interval: Duration::from_secs(1),
             command_interval: Duration::from_secs(1),
             poll_interval: Duration::from_secs(2),
             repair_interval: Duration::from_secs(30),

@@ -21,11 +21,11 @@ use tokio::sync::{OnceCell, broadcast};
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
-use crate::job::{Job, JobList, JobState, NewJob};
+use crate::job::{Job, JobList, JobState, NewJob, Settled};
 use crate::model::{AppliedMigration, Command, HistoryPoint, LockInfo, QueueInfo, RepairReport};
 use crate::model::{Stats, WorkerInfo};
 use crate::queue::ConnectOptions;
-use crate::store::notify::{Coalescer, SendWake, Wakeups};
+use crate::store::notify::{Coalescer, RetryWake, SendWake, Wakeups};
 use crate::store::rows::{self, JobRow};
 use crate::store::{self, BackendKind, Pool, Store, statement};
 use columns::{BatchColumns, SettleColumns};
@@ -54,6 +54,8 @@ pub struct PostgresStore {
     listener_task: Mutex<Option<JoinHandle<()>>>,
     /// Coalesces the wake-ups of single enqueues.
     coalescer: Arc<Coalescer>,
+    /// Wakes idle workers after settles that retried jobs.
+    retry_wake: Arc<RetryWake>,
     /// Sends one catch-up NOTIFY, outside any transaction.
     send_wake: SendWake,
 }
@@ -94,6 +96,7 @@ impl PostgresStore {
             listener: OnceCell::new(),
             listener_task: Mutex::new(None),
             coalescer: Arc::new(Coalescer::default()),
+            retry_wake: Arc::default(),
         })
     }
 
@@ -297,7 +300,11 @@ impl Store for PostgresStore {
 
     async fn cycle(&self, p: store::Cycle<'_>) -> Result<store::CycleReply> {
         let mut conn = self.pool.acquire().await?;
-        run_cycle(&mut conn, &self.channel, p).await
+        let reply = run_cycle(&mut conn, &self.channel, p).await?;
+        if reply.settled.contains(&Settled::Retried) {
+            self.retry_wake.wake(&self.send_wake);
+        }
+        Ok(reply)
     }
 
     async fn claim_by_id(&self, p: store::ClaimById) -> Result<Option<Job>> {
@@ -412,14 +419,18 @@ impl Store for PostgresStore {
             .await?)
     }
 
-    async fn heartbeat(&self, p: store::Heartbeat<'_>) -> Result<bool> {
-        let result = sqlx::query(statement!("heartbeat"))
+    async fn heartbeat(&self, p: store::Heartbeat<'_>) -> Result<store::Beat> {
+        let (recorded, others_missing): (bool, bool) = sqlx::query_as(statement!("heartbeat"))
             .bind(p.id)
             .bind(p.status)
             .bind(p.now)
-            .execute(&self.pool)
+            .bind(secs(p.missing_after))
+            .fetch_one(&self.pool)
             .await?;
-        Ok(result.rows_affected() > 0)
+        Ok(store::Beat {
+            recorded,
+            others_missing,
+        })
     }
 
     async fn unregister_worker(&self, id: i64) -> Result<()> {
@@ -505,6 +516,10 @@ impl Store for PostgresStore {
 
     async fn repair(&self, p: store::Repair<'_>) -> Result<RepairReport> {
         self.run_repair(p).await
+    }
+
+    async fn rescue(&self, p: store::Repair<'_>) -> Result<RepairReport> {
+        self.run_rescue(p).await
     }
 
     async fn subscribe(&self) -> Result<Option<broadcast::Receiver<String>>> {

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::{PgJobRow, PostgresStore, run_cycle, secs};
 use crate::error::Result;
-use crate::job::{JobFilter, JobList};
+use crate::job::{JobFilter, JobList, Settled};
 use crate::model::{HistoryPoint, QueueInfo, RepairReport, Stats, WorkerInfo};
 use crate::store::rows::{self, AbandonedRow, QueueRow, StatsRow, count};
 use crate::store::{self, statement};
@@ -175,6 +175,34 @@ impl PostgresStore {
 
     pub(super) async fn run_repair(&self, p: store::Repair<'_>) -> Result<RepairReport> {
         let opts = p.options;
+        let mut report = self.run_rescue(p).await?;
+        report.removed_jobs = sqlx::query(statement!("repair_old"))
+            .bind(secs(opts.remove_after))
+            .bind(p.now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        report.expired_jobs = sqlx::query(statement!("repair_expired"))
+            .bind(p.now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        report.stuck_jobs = sqlx::query(statement!("repair_stuck"))
+            .bind(secs(opts.stuck_after))
+            .bind(p.now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        sqlx::query(statement!("repair_locks"))
+            .bind(p.now)
+            .execute(&self.pool)
+            .await?;
+        Ok(report)
+    }
+
+    /// Removes missing workers and rescues their jobs, and the jobs of workers removed by hand.
+    pub(super) async fn run_rescue(&self, p: store::Repair<'_>) -> Result<RepairReport> {
+        let opts = p.options;
         let mut report = RepairReport::default();
         // Missing workers go, and their attempts are settled as failed in the same transaction:
         // the rows stay locked from the moment they are found, so no release or claim can slip
@@ -199,28 +227,10 @@ impl PostgresStore {
         let reply = run_cycle(&mut tx, &self.channel, cycle).await?;
         report.abandoned_jobs = rows::applied(&reply.settled);
         tx.commit().await?;
-
-        report.removed_jobs = sqlx::query(statement!("repair_old"))
-            .bind(secs(opts.remove_after))
-            .bind(p.now)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        report.expired_jobs = sqlx::query(statement!("repair_expired"))
-            .bind(p.now)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        report.stuck_jobs = sqlx::query(statement!("repair_stuck"))
-            .bind(secs(opts.stuck_after))
-            .bind(p.now)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        sqlx::query(statement!("repair_locks"))
-            .bind(p.now)
-            .execute(&self.pool)
-            .await?;
+        if reply.settled.contains(&Settled::Retried) {
+            // Idle workers learn when the retried jobs fall due.
+            self.retry_wake.wake(&self.send_wake);
+        }
         Ok(report)
     }
 }

@@ -104,6 +104,11 @@ impl SqliteStore {
             .filter(|(_, state)| state != "inactive")
             .map(|(id, _)| *id)
             .collect();
+        if ended.len() < changed.len() {
+            // Jobs were retried: idle workers learn when they fall due (once the writer lock,
+            // which every caller holds, is released).
+            self.wakeups.wake("*");
+        }
         if !ended.is_empty() {
             let queues: Vec<String> = sqlx::query_scalar(statement!("waiting_children"))
                 .bind(json_text(&ended))
@@ -374,15 +379,27 @@ impl Store for SqliteStore {
             .await?)
     }
 
-    async fn heartbeat(&self, p: store::Heartbeat<'_>) -> Result<bool> {
+    async fn heartbeat(&self, p: store::Heartbeat<'_>) -> Result<store::Beat> {
         let _writer = self.writer.lock().await;
-        let result = sqlx::query(statement!("heartbeat"))
+        let now = millis(p.now);
+        let recorded = sqlx::query(statement!("heartbeat"))
             .bind(p.id)
-            .bind(millis(p.now))
+            .bind(now)
             .bind(p.status.to_string())
             .execute(&self.pool)
+            .await?
+            .rows_affected()
+            > 0;
+        let others_missing: bool = sqlx::query_scalar(statement!("others_missing"))
+            .bind(p.id)
+            .bind(now)
+            .bind(ms(p.missing_after))
+            .fetch_one(&self.pool)
             .await?;
-        Ok(result.rows_affected() > 0)
+        Ok(store::Beat {
+            recorded,
+            others_missing,
+        })
     }
 
     async fn unregister_worker(&self, id: i64) -> Result<()> {
@@ -478,6 +495,10 @@ impl Store for SqliteStore {
 
     async fn repair(&self, p: store::Repair<'_>) -> Result<RepairReport> {
         self.run_repair(p).await
+    }
+
+    async fn rescue(&self, p: store::Repair<'_>) -> Result<RepairReport> {
+        self.run_rescue(p).await
     }
 
     async fn subscribe(&self) -> Result<Option<broadcast::Receiver<String>>> {

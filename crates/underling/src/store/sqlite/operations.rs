@@ -1,6 +1,7 @@
 //! The SQLite store's operations over job filters, its read models, locks and repair.
 
 use serde_json::{Map, Value};
+use sqlx::sqlite::SqliteConnection;
 
 use super::{SqliteJobRow, SqliteStore, json_text, millis, ms};
 use crate::error::{Error, Result};
@@ -234,24 +235,11 @@ impl SqliteStore {
     pub(super) async fn run_repair(&self, p: store::Repair<'_>) -> Result<RepairReport> {
         let opts = p.options;
         let now = millis(p.now);
-        let at = Some(now.into_time());
-        let mut report = RepairReport::default();
         let _writer = self.writer.lock().await;
         // One write transaction: missing workers go, and their attempts are settled as failed
         // through the one retry transition (`sql/settle.sql`), each with its task's backoff.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        report.missing_workers = sqlx::query(statement!("repair_missing_workers"))
-            .bind(now)
-            .bind(ms(opts.missing_after))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        let abandoned: Vec<AbandonedRow> = sqlx::query_as(statement!("repair_abandoned"))
-            .fetch_all(&mut *tx)
-            .await?;
-        let settles = rows::rescue_settles(&abandoned, p.backoff);
-        let settled = self.settle_on(&mut tx, &settles, at).await?;
-        report.abandoned_jobs = rows::applied(&settled);
+        let mut report = self.rescue_on(&mut tx, p).await?;
         report.removed_jobs = sqlx::query(statement!("repair_old"))
             .bind(now)
             .bind(ms(opts.remove_after))
@@ -274,6 +262,39 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        Ok(report)
+    }
+
+    /// The rescue part of repair alone, in its own write transaction.
+    pub(super) async fn run_rescue(&self, p: store::Repair<'_>) -> Result<RepairReport> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let report = self.rescue_on(&mut tx, p).await?;
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    /// Removes missing workers and settles the attempts of workers that are gone as failed.
+    async fn rescue_on(
+        &self,
+        conn: &mut SqliteConnection,
+        p: store::Repair<'_>,
+    ) -> Result<RepairReport> {
+        let now = millis(p.now);
+        let at = Some(now.into_time());
+        let mut report = RepairReport::default();
+        report.missing_workers = sqlx::query(statement!("repair_missing_workers"))
+            .bind(now)
+            .bind(ms(p.options.missing_after))
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        let abandoned: Vec<AbandonedRow> = sqlx::query_as(statement!("repair_abandoned"))
+            .fetch_all(&mut *conn)
+            .await?;
+        let settles = rows::rescue_settles(&abandoned, p.backoff);
+        let settled = self.settle_on(&mut *conn, &settles, at).await?;
+        report.abandoned_jobs = rows::applied(&settled);
         Ok(report)
     }
 }
