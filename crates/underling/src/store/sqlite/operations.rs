@@ -282,8 +282,7 @@ impl SqliteStore {
     ) -> Result<RepairReport> {
         let now = millis(p.now);
         let at = Some(now.into_time());
-        let mut report = RepairReport::default();
-        report.missing_workers = sqlx::query(statement!("repair_missing_workers"))
+        let missing_workers = sqlx::query(statement!("repair_missing_workers"))
             .bind(now)
             .bind(ms(p.options.missing_after))
             .execute(&mut *conn)
@@ -294,7 +293,10 @@ impl SqliteStore {
             .await?;
         let settles = rows::rescue_settles(&abandoned, p.backoff);
         let settled = self.settle_on(&mut *conn, &settles, at).await?;
-        report.abandoned_jobs = rows::applied(&settled);
-        Ok(report)
+        Ok(RepairReport {
+            missing_workers,
+            abandoned_jobs: rows::applied(&settled),
+            ..RepairReport::default()
+        })
     }
 }
