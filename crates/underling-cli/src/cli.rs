@@ -64,6 +64,9 @@ pub enum Command {
     /// List and release named locks.
     #[command(subcommand)]
     Lock(LockCommand),
+    /// List the tasks' enqueue defaults, as workers published them.
+    #[command(subcommand)]
+    Task(TaskCommand),
     /// Show job, worker and lock counts.
     Stats,
     /// Show finished and failed jobs per hour over the last 24 hours.
@@ -132,31 +135,21 @@ pub struct EnqueueArgs {
     /// Job arguments as JSON (default `{}`); `@FILE` reads a file, `-` standard input.
     #[arg(long, value_name = "JSON")]
     pub args: Option<String>,
-    /// The queue.
-    #[arg(long, value_name = "Q", default_value = underling::DEFAULT_QUEUE)]
-    pub queue: String,
-    /// Priority; higher runs first.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 0,
-        allow_negative_numbers = true
-    )]
-    pub priority: i32,
+    /// The queue (default: the task's, as its workers published it, else `default`).
+    #[arg(long, value_name = "Q")]
+    pub queue: Option<String>,
+    /// Priority; higher runs first (default: the task's, else 0).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub priority: Option<i32>,
     /// Run no earlier than this long from now (90s, 5m, 2h, 1d).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub delay: Option<Duration>,
     /// Run no earlier than this time (RFC 3339, e.g. 2026-12-24T18:00:00Z).
     #[arg(long, value_name = "TIME", value_parser = parse_time, conflicts_with = "delay")]
     pub run_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// How many times the job may be tried in all.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 1,
-        allow_negative_numbers = true
-    )]
-    pub attempts: i32,
+    /// How many times the job may be tried in all (default: the task's, else 1).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub attempts: Option<i32>,
     /// A job that must finish first (repeatable).
     #[arg(long = "parent", value_name = "ID")]
     pub parents: Vec<i64>,
@@ -248,6 +241,14 @@ pub struct PurgeArgs {
     /// Allow purging inactive and active jobs.
     #[arg(long)]
     pub force: bool,
+}
+
+/// `underling task …`
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// List every task a worker published, with the queue, priority, attempts and timeout its
+    /// jobs get when the enqueue leaves them unset.
+    List,
 }
 
 /// `underling queue …`

@@ -12,11 +12,12 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, watch};
 use underling::store::{
     Beat, Broadcast, ClaimById, Cycle, CycleReply, Enqueue, Heartbeat, ListJobs, Lock, Locks,
-    NextDue, Note, Now, PauseQueue, Purge, RegisterWorker, Release, Repair, Retry, Unlock,
+    NextDue, Note, Now, PauseQueue, PublishTasks, Purge, RegisterWorker, Release, Repair, Retry,
+    Unlock,
 };
 use underling::{
     AppliedMigration, BackendKind, Command, HistoryPoint, Job, JobList, LockInfo, Pool, Queue,
-    QueueInfo, RepairReport, Result, Stats, Store, WorkerInfo,
+    QueueInfo, RepairReport, Result, Stats, Store, TaskDefaults, WorkerInfo,
 };
 
 /// What happens to a write of outcomes.
@@ -246,6 +247,12 @@ impl Store for HeldStore {
     }
     async fn history(&self, now: Now) -> Result<Vec<HistoryPoint>> {
         self.inner.history(now).await
+    }
+    async fn publish_tasks(&self, p: PublishTasks<'_>) -> Result<()> {
+        self.inner.publish_tasks(p).await
+    }
+    async fn tasks(&self) -> Result<Vec<TaskDefaults>> {
+        self.inner.tasks().await
     }
     async fn register_worker(&self, p: RegisterWorker<'_>) -> Result<i64> {
         self.inner.register_worker(p).await

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
+use crate::model::TaskDefaults;
 use crate::store::{Enqueue, Store};
 
 /// A connection or transaction of the application's own, on which [`crate::Queue::enqueue_in`]
@@ -16,6 +17,8 @@ use crate::store::{Enqueue, Store};
 pub trait AppConnection: Send {
     /// Inserts the jobs on this connection.
     async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<i64>>;
+    /// Reads the published task defaults on this connection (see [`crate::Queue::tasks`]).
+    async fn read_tasks(&mut self, store: &dyn Store) -> Result<Vec<TaskDefaults>>;
 }
 
 #[cfg(feature = "postgres")]
@@ -23,6 +26,9 @@ pub trait AppConnection: Send {
 impl AppConnection for &mut sqlx::PgConnection {
     async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<i64>> {
         store.enqueue_on_postgres(self, p).await
+    }
+    async fn read_tasks(&mut self, store: &dyn Store) -> Result<Vec<TaskDefaults>> {
+        store.tasks_on_postgres(self).await
     }
 }
 
@@ -32,6 +38,9 @@ impl AppConnection for &mut sqlx::Transaction<'_, sqlx::Postgres> {
     async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<i64>> {
         store.enqueue_on_postgres(self, p).await
     }
+    async fn read_tasks(&mut self, store: &dyn Store) -> Result<Vec<TaskDefaults>> {
+        store.tasks_on_postgres(self).await
+    }
 }
 
 #[cfg(feature = "postgres")]
@@ -39,6 +48,9 @@ impl AppConnection for &mut sqlx::Transaction<'_, sqlx::Postgres> {
 impl AppConnection for &mut sqlx::pool::PoolConnection<sqlx::Postgres> {
     async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<i64>> {
         store.enqueue_on_postgres(self, p).await
+    }
+    async fn read_tasks(&mut self, store: &dyn Store) -> Result<Vec<TaskDefaults>> {
+        store.tasks_on_postgres(self).await
     }
 }
 
@@ -48,6 +60,9 @@ impl AppConnection for &mut sqlx::SqliteConnection {
     async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<i64>> {
         store.enqueue_on_sqlite(self, p).await
     }
+    async fn read_tasks(&mut self, store: &dyn Store) -> Result<Vec<TaskDefaults>> {
+        store.tasks_on_sqlite(self).await
+    }
 }
 
 #[cfg(feature = "sqlite")]
@@ -56,6 +71,9 @@ impl AppConnection for &mut sqlx::Transaction<'_, sqlx::Sqlite> {
     async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<i64>> {
         store.enqueue_on_sqlite(self, p).await
     }
+    async fn read_tasks(&mut self, store: &dyn Store) -> Result<Vec<TaskDefaults>> {
+        store.tasks_on_sqlite(self).await
+    }
 }
 
 #[cfg(feature = "sqlite")]
@@ -63,5 +81,8 @@ impl AppConnection for &mut sqlx::Transaction<'_, sqlx::Sqlite> {
 impl AppConnection for &mut sqlx::pool::PoolConnection<sqlx::Sqlite> {
     async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<i64>> {
         store.enqueue_on_sqlite(self, p).await
+    }
+    async fn read_tasks(&mut self, store: &dyn Store) -> Result<Vec<TaskDefaults>> {
+        store.tasks_on_sqlite(self).await
     }
 }

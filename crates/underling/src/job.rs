@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::model::TaskDefaults;
 
 /// The queue a job goes to when none is given.
 pub const DEFAULT_QUEUE: &str = "default";
@@ -121,20 +122,25 @@ pub struct Job {
 ///     .priority(5)
 ///     .delay(Duration::from_secs(60))
 ///     .attempts(3);
-/// assert_eq!(opts.queue, "mail");
+/// assert_eq!(opts.queue.as_deref(), Some("mail"));
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+///
+/// The queue, priority and attempts left unset come from the task's defaults
+/// ([`crate::TaskOptions`]) as the workers that run it have published them (see
+/// [`crate::Queue::tasks`]), and otherwise from the built-in defaults: queue `default`,
+/// priority 0, one attempt.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct EnqueueOptions {
-    /// Queue name (default `default`).
-    pub queue: String,
-    /// Higher runs first (default 0).
-    pub priority: i32,
+    /// Queue name (unset: the task's default, else `default`).
+    pub queue: Option<String>,
+    /// Higher runs first (unset: the task's default, else 0).
+    pub priority: Option<i32>,
     /// Run no earlier than this long from now.
     pub delay: Option<Duration>,
     /// Run no earlier than this time (overrides `delay`).
     pub run_at: Option<DateTime<Utc>>,
-    /// Maximum number of tries, at least 1 (default 1).
-    pub attempts: i32,
+    /// Maximum number of tries, at least 1 (unset: the task's default, else 1).
+    pub attempts: Option<i32>,
     /// Jobs that must finish first.
     pub parents: Vec<i64>,
     /// Also run when a parent failed.
@@ -145,35 +151,19 @@ pub struct EnqueueOptions {
     pub notes: Option<Value>,
 }
 
-impl Default for EnqueueOptions {
-    fn default() -> Self {
-        EnqueueOptions {
-            queue: DEFAULT_QUEUE.to_string(),
-            priority: 0,
-            delay: None,
-            run_at: None,
-            attempts: 1,
-            parents: Vec::new(),
-            lax: false,
-            expire: None,
-            notes: None,
-        }
-    }
-}
-
 impl EnqueueOptions {
-    /// The defaults: queue `default`, priority 0, one attempt, no delay.
+    /// Nothing set: the task's defaults, then the built-in ones; no delay.
     pub fn new() -> Self {
         Self::default()
     }
     /// Sets the queue.
     pub fn queue(mut self, queue: impl Into<String>) -> Self {
-        self.queue = queue.into();
+        self.queue = Some(queue.into());
         self
     }
     /// Sets the priority (higher runs first).
     pub fn priority(mut self, priority: i32) -> Self {
-        self.priority = priority;
+        self.priority = Some(priority);
         self
     }
     /// Delays the job.
@@ -188,7 +178,7 @@ impl EnqueueOptions {
     }
     /// Sets the maximum number of tries.
     pub fn attempts(mut self, attempts: i32) -> Self {
-        self.attempts = attempts;
+        self.attempts = Some(attempts);
         self
     }
     /// Adds a parent the job waits for.
@@ -265,12 +255,11 @@ impl NewJob {
         check_duration("delay", options.delay)?;
         check_duration("expire", options.expire)?;
         validate_task(task)?;
-        validate_queue(&options.queue)?;
-        if options.attempts < 1 {
-            return Err(Error::InvalidOption(format!(
-                "attempts must be at least 1, got {}",
-                options.attempts
-            )));
+        if let Some(queue) = &options.queue {
+            validate_queue(queue)?;
+        }
+        if let Some(attempts) = options.attempts {
+            check_attempts(attempts)?;
         }
         Ok(NewJob {
             task: task.to_string(),
@@ -288,13 +277,13 @@ impl NewJob {
     pub fn args(&self) -> &Value {
         &self.args
     }
-    /// The queue.
+    /// The queue (`default` when neither the options nor the task's defaults set one).
     pub fn queue(&self) -> &str {
-        &self.options.queue
+        self.options.queue.as_deref().unwrap_or(DEFAULT_QUEUE)
     }
-    /// The priority (higher runs first).
+    /// The priority (higher runs first; 0 when unset).
     pub fn priority(&self) -> i32 {
-        self.options.priority
+        self.options.priority.unwrap_or(0)
     }
     /// Run no earlier than this long after the enqueue.
     pub fn delay(&self) -> Option<Duration> {
@@ -304,9 +293,37 @@ impl NewJob {
     pub fn run_at(&self) -> Option<DateTime<Utc>> {
         self.options.run_at
     }
-    /// The maximum number of tries (at least 1).
+    /// The maximum number of tries (at least 1; 1 when unset).
     pub fn attempts(&self) -> i32 {
-        self.options.attempts
+        self.options.attempts.unwrap_or(1)
+    }
+    /// The options as given (the queue, priority and attempts left unset are `None`).
+    pub fn options(&self) -> &EnqueueOptions {
+        &self.options
+    }
+    /// Whether this job leaves its queue, priority or attempts to its task's defaults.
+    pub(crate) fn leaves_unset(&self) -> bool {
+        self.options.queue.is_none()
+            || self.options.priority.is_none()
+            || self.options.attempts.is_none()
+    }
+    /// Whether `defaults` would set something this job leaves unset.
+    pub(crate) fn takes_from(&self, defaults: &TaskDefaults) -> bool {
+        (self.options.queue.is_none() && defaults.queue.is_some())
+            || (self.options.priority.is_none() && defaults.priority.is_some())
+            || (self.options.attempts.is_none() && defaults.attempts.is_some())
+    }
+    /// Sets what this job leaves unset from its task's `defaults`.
+    pub(crate) fn take_from(&mut self, defaults: &TaskDefaults) {
+        if self.options.queue.is_none() {
+            self.options.queue.clone_from(&defaults.queue);
+        }
+        if self.options.priority.is_none() {
+            self.options.priority = defaults.priority;
+        }
+        if self.options.attempts.is_none() {
+            self.options.attempts = defaults.attempts;
+        }
     }
     /// The parents, sorted and without duplicates.
     pub fn parents(&self) -> &[i64] {
@@ -324,6 +341,16 @@ impl NewJob {
     pub fn notes(&self) -> &Map<String, Value> {
         &self.notes
     }
+}
+
+/// Checks a number of attempts (at least 1).
+pub(crate) fn check_attempts(attempts: i32) -> Result<()> {
+    if attempts < 1 {
+        return Err(Error::InvalidOption(format!(
+            "attempts must be at least 1, got {attempts}"
+        )));
+    }
+    Ok(())
 }
 
 /// The longest delay or expiry accepted: far beyond any real use, well inside what both

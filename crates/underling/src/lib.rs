@@ -22,6 +22,7 @@
 
 mod app_connection;
 mod command;
+mod defaults;
 mod error;
 mod job;
 mod model;
@@ -40,7 +41,7 @@ pub use job::{
 };
 pub use model::{
     AppliedMigration, ClaimSpec, Command, HistoryPoint, LockInfo, QueueInfo, RepairOptions,
-    RepairReport, Stats, WorkerInfo,
+    RepairReport, Stats, TaskDefaults, WorkerInfo,
 };
 pub use queue::{ConnectOptions, DEFAULT_DATABASE_URL, Queue, parse_args};
 pub use store::{BackendKind, Pool, Store};

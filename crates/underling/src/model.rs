@@ -45,6 +45,26 @@ pub struct LockInfo {
     pub expires: DateTime<Utc>,
 }
 
+/// A task's enqueue defaults, as the workers that run it publish them (each worker when it
+/// starts, from its [`crate::TaskOptions`]), so that every enqueuer applies them, also one
+/// that does not link the task (the CLI, another service). Read them with
+/// [`crate::Queue::tasks`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskDefaults {
+    /// The task's name.
+    pub name: String,
+    /// The queue its jobs go to when the enqueue names none.
+    pub queue: Option<String>,
+    /// Their priority when the enqueue gives none.
+    pub priority: Option<i32>,
+    /// Their attempts when the enqueue gives none.
+    pub attempts: Option<i32>,
+    /// How long one of its jobs may run (applied by the worker that runs it), in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// When a worker last published these.
+    pub published: DateTime<Utc>,
+}
+
 /// A named queue and its job counts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueInfo {

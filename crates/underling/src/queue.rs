@@ -7,14 +7,16 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::command::RemoteCommand;
+use crate::defaults::DefaultsCache;
 use crate::error::{Error, Result};
 use crate::job::{EnqueueOptions, Job, JobFilter, JobList, JobState, NewJob, RetryOptions};
 use crate::job::{check_notes, default_backoff, json_kind, validate_queue};
 use crate::model::{
     AppliedMigration, HistoryPoint, LockInfo, QueueInfo, RepairOptions, RepairReport, Stats,
-    WorkerInfo,
+    TaskDefaults, WorkerInfo,
 };
 use crate::store::{self, BackendKind, Pool, Store};
+use crate::task::Registry;
 
 /// The default database when none is given: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://underling.db";
@@ -80,6 +82,8 @@ impl ConnectOptions {
 #[derive(Clone)]
 pub struct Queue {
     store: Arc<dyn Store>,
+    /// The task defaults the workers published, as last read.
+    defaults: Arc<DefaultsCache>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -115,14 +119,15 @@ impl Queue {
     /// Connects without migrating or checking the schema (`opts.migrate` only decides whether
     /// a missing SQLite file may be created). Call [`Queue::migrate`] next.
     pub async fn connect_unchecked(opts: &ConnectOptions) -> Result<Queue> {
-        Ok(Queue {
-            store: store::open(opts).await?,
-        })
+        Ok(Queue::from_store(store::open(opts).await?))
     }
 
     /// A queue over a store built elsewhere (the testkit's, or a store that wraps another).
     pub fn from_store(store: Arc<dyn Store>) -> Queue {
-        Queue { store }
+        Queue {
+            store,
+            defaults: Arc::default(),
+        }
     }
 
     /// The store, for the worker (shared with its background tasks).
@@ -175,7 +180,14 @@ impl Queue {
     /// Enqueues many jobs in one round trip; returns their ids in input order. Either every
     /// job is written or none is.
     pub async fn enqueue_batch(&self, jobs: &[NewJob]) -> Result<Vec<i64>> {
-        self.store.enqueue(store::Enqueue { jobs, now: None }).await
+        let store = &*self.store;
+        let jobs = self.defaults.apply(jobs, || store.tasks()).await?;
+        self.store
+            .enqueue(store::Enqueue {
+                jobs: &jobs,
+                now: None,
+            })
+            .await
     }
 
     /// Enqueues a job inside the application's own transaction (or on its own connection): it
@@ -204,8 +216,41 @@ impl Queue {
         conn: impl crate::AppConnection,
         jobs: &[NewJob],
     ) -> Result<Vec<i64>> {
-        conn.enqueue(&*self.store, store::Enqueue { jobs, now: None })
-            .await
+        let mut conn = conn;
+        let store = &*self.store;
+        let jobs = self.defaults.apply(jobs, || conn.read_tasks(store)).await?;
+        conn.enqueue(
+            &*self.store,
+            store::Enqueue {
+                jobs: &jobs,
+                now: None,
+            },
+        )
+        .await
+    }
+
+    /// Every task's enqueue defaults as the workers that run it published them, by name: the
+    /// queue, priority and attempts that jobs of the task get when the enqueue leaves them
+    /// unset. An enqueue reads them at most every 5 s (and at most every second for a task
+    /// that no worker had published), so a worker's new defaults apply to every enqueuer
+    /// within seconds of its start.
+    pub async fn tasks(&self) -> Result<Vec<TaskDefaults>> {
+        self.store.tasks().await
+    }
+
+    /// Publishes the enqueue defaults of the tasks in `registry` (a worker does this when it
+    /// starts), replacing earlier ones of the same names.
+    pub async fn publish_tasks(&self, registry: &Registry) -> Result<()> {
+        let tasks = registry.defaults();
+        self.store
+            .publish_tasks(store::PublishTasks {
+                tasks: &tasks,
+                now: None,
+            })
+            .await?;
+        // This process's own enqueues see them at once.
+        self.defaults.forget();
+        Ok(())
     }
 
     /// One job with its parents and children, or `None`.

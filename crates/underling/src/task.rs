@@ -83,9 +83,13 @@ pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(2);
 /// Per-task settings.
 #[derive(Clone)]
 pub struct TaskOptions {
-    /// The queue [`Queue::enqueue_task`] uses when the caller gives none.
+    /// The queue of the task's jobs when the enqueue names none. Like `priority` and
+    /// `attempts`, it applies on every enqueue path, also in processes that do not link the
+    /// task, once a worker that runs it has published it (see [`crate::TaskDefaults`]).
     pub queue: Option<String>,
-    /// The attempts [`Queue::enqueue_task`] uses when the caller gives none.
+    /// The priority of the task's jobs when the enqueue gives none.
+    pub priority: Option<i32>,
+    /// The attempts of the task's jobs when the enqueue gives none.
     pub attempts: Option<i32>,
     /// A job running longer than this is stopped (see `stop_grace`) and failed.
     pub timeout: Option<Duration>,
@@ -102,6 +106,7 @@ impl Default for TaskOptions {
     fn default() -> Self {
         TaskOptions {
             queue: None,
+            priority: None,
             attempts: None,
             timeout: None,
             stop_grace: DEFAULT_STOP_GRACE,
@@ -114,6 +119,7 @@ impl fmt::Debug for TaskOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskOptions")
             .field("queue", &self.queue)
+            .field("priority", &self.priority)
             .field("attempts", &self.attempts)
             .field("timeout", &self.timeout)
             .field("stop_grace", &self.stop_grace)
@@ -229,6 +235,19 @@ impl Registry {
     pub fn add(&mut self, task: Arc<dyn DynTask>) -> Result<&mut Self> {
         let name = task.name();
         crate::job::validate_task(name)?;
+        let options = task.options();
+        if let Some(queue) = &options.queue {
+            crate::job::validate_queue(queue).map_err(|e| {
+                Error::InvalidOption(format!("task {name:?} declares a bad default queue: {e}"))
+            })?;
+        }
+        if let Some(attempts) = options.attempts
+            && attempts < 1
+        {
+            return Err(Error::InvalidOption(format!(
+                "task {name:?} declares {attempts} default attempts: it must be at least 1"
+            )));
+        }
         if self.tasks.contains_key(name) {
             return Err(Error::DuplicateTask(name.to_string()));
         }
@@ -239,6 +258,27 @@ impl Registry {
     /// Adds a task value; fails if its name is taken or invalid.
     pub fn register<T: Task>(&mut self, task: T) -> Result<&mut Self> {
         self.add(Arc::new(task))
+    }
+
+    /// Every task's enqueue defaults, by name, as a worker publishes them.
+    pub fn defaults(&self) -> Vec<crate::TaskDefaults> {
+        let now = chrono::Utc::now();
+        self.tasks
+            .iter()
+            .map(|(name, task)| {
+                let options = task.options();
+                crate::TaskDefaults {
+                    name: name.clone(),
+                    queue: options.queue,
+                    priority: options.priority,
+                    attempts: options.attempts,
+                    timeout_ms: options
+                        .timeout
+                        .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+                    published: now,
+                }
+            })
+            .collect()
     }
 
     /// The task of that name.
@@ -348,28 +388,29 @@ impl JobContext {
 }
 
 impl Queue {
-    /// Enqueues a job for the task type `T` with typed arguments. With `opts` `None`, the
-    /// task's default queue and attempts apply.
+    /// Enqueues a job for the task type `T` with typed arguments. What `opts` leaves unset
+    /// comes from `T`'s own [`TaskOptions`] (this process links the task, so they apply even
+    /// before any worker published them).
     pub async fn enqueue_task<T: Task + Default>(
         &self,
         args: T::Args,
-        opts: Option<crate::EnqueueOptions>,
+        opts: crate::EnqueueOptions,
     ) -> Result<i64>
     where
         T::Args: serde::Serialize,
     {
         let task = T::default();
-        let opts = opts.unwrap_or_else(|| {
-            let defaults = Task::options(&task);
-            let mut opts = crate::EnqueueOptions::new();
-            if let Some(queue) = defaults.queue {
-                opts.queue = queue;
-            }
-            if let Some(attempts) = defaults.attempts {
-                opts.attempts = attempts;
-            }
-            opts
-        });
+        let defaults = Task::options(&task);
+        let mut opts = opts;
+        if opts.queue.is_none() {
+            opts.queue = defaults.queue;
+        }
+        if opts.priority.is_none() {
+            opts.priority = defaults.priority;
+        }
+        if opts.attempts.is_none() {
+            opts.attempts = defaults.attempts;
+        }
         self.enqueue(Task::name(&task), args, opts).await
     }
 }

@@ -36,12 +36,14 @@ async fn enqueue(queue: &Queue, a: EnqueueArgs, json: bool) -> anyhow::Result<St
         Some(text) => parse_json("--args", text)?,
         None => json!({}),
     };
-    let mut opts = EnqueueOptions::new()
-        .queue(a.queue)
-        .priority(a.priority)
-        .attempts(a.attempts)
-        .parents(a.parents)
-        .lax(a.lax);
+    let mut opts = EnqueueOptions {
+        queue: a.queue,
+        priority: a.priority,
+        attempts: a.attempts,
+        ..EnqueueOptions::new()
+    }
+    .parents(a.parents)
+    .lax(a.lax);
     if let Some(delay) = a.delay {
         opts = opts.delay(delay);
     }

@@ -13,6 +13,7 @@ mod lock;
 mod migrate;
 mod queue;
 mod stats;
+mod task;
 mod worker;
 
 /// Where to connect, from the global flags.
@@ -46,6 +47,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<String> {
         }
         Command::Lock(command) => {
             with_queue(&target, async |q| lock::run(q, command, json).await).await
+        }
+        Command::Task(command) => {
+            with_queue(&target, async |q| task::run(q, command, json).await).await
         }
         Command::Stats => with_queue(&target, async |q| stats::stats(q, json).await).await,
         Command::History => with_queue(&target, async |q| stats::history(q, json).await).await,

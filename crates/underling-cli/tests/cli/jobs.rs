@@ -68,6 +68,36 @@ on_both! {
         assert_eq!(job.attempts, 1);
     }
 
+    async fn enqueue_by_name_applies_the_defaults_a_worker_published(db: migrated) {
+        db.queue().publish_tasks(&mail_task()).await.unwrap();
+        let id: i64 = db.ok(&["job", "enqueue", "mail.send"]).trim_end().parse().unwrap();
+        let job = db.job(id).await;
+        assert_eq!((job.queue.as_str(), job.priority, job.attempts), ("mail", 5, 3));
+        let id: i64 = db
+            .ok(&["job", "enqueue", "mail.send", "--attempts", "1", "--queue", "default"])
+            .trim_end()
+            .parse()
+            .unwrap();
+        let job = db.job(id).await;
+        assert_eq!((job.queue.as_str(), job.priority, job.attempts), ("default", 5, 1));
+    }
+
+    async fn task_list_shows_the_published_defaults(db: migrated) {
+        assert_eq!(
+            db.ok(&["task", "list"]),
+            "no tasks published (a worker publishes its tasks when it starts)\n"
+        );
+        db.queue().publish_tasks(&mail_task()).await.unwrap();
+        let table = rows(&db.ok(&["task", "list"]));
+        assert_eq!(table[0], ["TASK", "QUEUE", "PRIORITY", "ATTEMPTS", "TIMEOUT", "PUBLISHED"]);
+        assert_eq!(table[1][..5], ["mail.send", "mail", "5", "3", "30s"]);
+        let listed = db.json(&["task", "list"]);
+        assert_eq!(listed[0]["name"], "mail.send");
+        assert_eq!(listed[0]["queue"], "mail");
+        assert_eq!(listed[0]["attempts"], 3);
+        assert_eq!(listed[0]["timeout_ms"], 30_000);
+    }
+
     async fn enqueue_applies_every_option(db: migrated) {
         let p1 = db.enqueue("parent", EnqueueOptions::new()).await;
         let p2 = db.enqueue("parent", EnqueueOptions::new()).await;
@@ -512,4 +542,36 @@ on_both! {
         let out: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
         assert_eq!(out["args"], json!({"from": "stdin"}));
     }
+}
+
+/// A registry with `mail.send`, which declares queue `mail`, priority 5, three attempts and a
+/// 30 s timeout: what a worker that runs it publishes.
+fn mail_task() -> underling::Registry {
+    struct Mail;
+    #[underling::async_trait]
+    impl underling::Task for Mail {
+        type Args = serde_json::Value;
+        fn name(&self) -> &'static str {
+            "mail.send"
+        }
+        fn options(&self) -> underling::TaskOptions {
+            underling::TaskOptions {
+                queue: Some("mail".into()),
+                priority: Some(5),
+                attempts: Some(3),
+                timeout: Some(Duration::from_secs(30)),
+                ..underling::TaskOptions::default()
+            }
+        }
+        async fn run(
+            &self,
+            _ctx: &underling::JobContext,
+            args: serde_json::Value,
+        ) -> underling::TaskResult {
+            Ok(args)
+        }
+    }
+    let mut registry = underling::Registry::new();
+    registry.register(Mail).expect("register mail.send");
+    registry
 }

@@ -21,6 +21,7 @@ pub mod retry;
 pub mod settle;
 pub mod smoke;
 pub mod stats;
+pub mod task_defaults;
 pub mod transactions;
 pub mod workers;
 
@@ -47,6 +48,7 @@ pub fn all() -> Vec<crate::Behaviour> {
         settle::all(),
         smoke::all(),
         stats::all(),
+        task_defaults::all(),
         transactions::all(),
         workers::all(),
     ]

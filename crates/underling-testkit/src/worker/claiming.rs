@@ -9,6 +9,29 @@ use crate::support::*;
 use crate::tasks;
 
 behaviours! {
+    /// A worker publishes its tasks' enqueue defaults when it starts, so that enqueuers that
+    /// do not link them (another `Queue` here) apply them.
+    async fn a_worker_publishes_its_tasks_defaults_when_it_starts(t) {
+        let queue = t.queue.clone();
+        let mut registry = tasks::simple();
+        registry.register(crate::behaviour::task_defaults::Mail).unwrap();
+        let summary = run_burst(&queue, registry, 1).await;
+        assert_eq!(summary.performed, 0);
+        let published: Vec<_> = queue
+            .tasks()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|d| d.queue.is_some())
+            .map(|d| (d.name, d.queue, d.priority, d.attempts))
+            .collect();
+        assert_eq!(published, vec![("test.mail".to_string(), Some("mail".to_string()), Some(5), Some(3))]);
+        let elsewhere = underling::Queue::from_store(t.store.clone());
+        let id = elsewhere.enqueue("test.mail", json!({}), EnqueueOptions::new()).await.unwrap();
+        let job = job(&queue, id).await;
+        assert_eq!((job.queue.as_str(), job.priority, job.attempts), ("mail", 5, 3));
+    }
+
     async fn only_jobs_of_registered_tasks_are_claimed(t) {
         let queue = t.queue.clone();
         let unknown = queue.enqueue("test.unknown", json!({}), EnqueueOptions::new()).await.unwrap();

@@ -18,7 +18,7 @@ use tokio::sync::broadcast;
 use crate::error::{Error, Result};
 use crate::job::{Job, JobList};
 use crate::model::{AppliedMigration, Command, HistoryPoint, LockInfo, QueueInfo, RepairReport};
-use crate::model::{Stats, WorkerInfo};
+use crate::model::{Stats, TaskDefaults, WorkerInfo};
 use crate::queue::ConnectOptions;
 
 pub(crate) mod migrate;
@@ -137,6 +137,27 @@ pub trait Store: Send + Sync + 'static {
         })
     }
 
+    /// The published task defaults, read on the caller's PostgreSQL connection (naming the
+    /// store's schema).
+    #[cfg(feature = "postgres")]
+    async fn tasks_on_postgres(&self, _conn: &mut sqlx::PgConnection) -> Result<Vec<TaskDefaults>> {
+        Err(Error::WrongBackend {
+            expected: BackendKind::Postgres,
+            found: self.kind(),
+        })
+    }
+    /// The published task defaults, read on the caller's SQLite connection.
+    #[cfg(feature = "sqlite")]
+    async fn tasks_on_sqlite(
+        &self,
+        _conn: &mut sqlx::SqliteConnection,
+    ) -> Result<Vec<TaskDefaults>> {
+        Err(Error::WrongBackend {
+            expected: BackendKind::Sqlite,
+            found: self.kind(),
+        })
+    }
+
     /// A worker's cycle: settles attempts that ended (only those still current: active, with
     /// the retry count they were claimed with), then claims ready jobs in priority then id
     /// order. One round trip and one commit where the database allows.
@@ -170,6 +191,11 @@ pub trait Store: Send + Sync + 'static {
     async fn stats(&self, now: Now) -> Result<Stats>;
     /// Finished and failed jobs per hour over the 24 hours up to `now`.
     async fn history(&self, now: Now) -> Result<Vec<HistoryPoint>>;
+
+    /// Writes the enqueue defaults of tasks (replacing what was published under their names).
+    async fn publish_tasks(&self, p: PublishTasks<'_>) -> Result<()>;
+    /// Every task's published enqueue defaults, by name.
+    async fn tasks(&self) -> Result<Vec<TaskDefaults>>;
 
     /// Registers a worker; returns its id.
     async fn register_worker(&self, p: RegisterWorker<'_>) -> Result<i64>;

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::job::{Job, JobFilter, NewJob, RetryOptions, Settle, Settled};
-use crate::model::{ClaimSpec, RepairOptions};
+use crate::model::{ClaimSpec, RepairOptions, TaskDefaults};
 
 /// The time an operation takes as "now".
 ///
@@ -165,6 +165,15 @@ pub struct RegisterWorker<'a> {
     /// What the worker says about itself.
     pub status: &'a Value,
     /// The registration (and first heartbeat) time.
+    pub now: Now,
+}
+
+/// [`super::Store::publish_tasks`].
+#[derive(Debug, Clone, Copy)]
+pub struct PublishTasks<'a> {
+    /// The tasks' defaults (their `published` time is replaced by `now`).
+    pub tasks: &'a [TaskDefaults],
+    /// The publication's time.
     pub now: Now,
 }
 

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 use crate::job::Settle;
 use crate::job::{Job, JobState, Settled};
+use crate::model::TaskDefaults;
 
 /// A time as a store holds it.
 pub(crate) trait StoredTime {
@@ -240,4 +241,23 @@ pub(crate) fn rescue_settles(
 /// How many settles changed their job (the others were stale).
 pub(crate) fn applied(settled: &[Settled]) -> u64 {
     settled.iter().filter(|s| **s != Settled::Stale).count() as u64
+}
+
+/// A row of `underling_tasks` as the model has it.
+pub(crate) fn task_defaults(
+    name: String,
+    queue: Option<String>,
+    priority: Option<i32>,
+    attempts: Option<i32>,
+    timeout_ms: Option<i64>,
+    published: DateTime<Utc>,
+) -> TaskDefaults {
+    TaskDefaults {
+        name,
+        queue,
+        priority,
+        attempts,
+        timeout_ms: timeout_ms.and_then(|ms| u64::try_from(ms).ok()),
+        published,
+    }
 }

@@ -147,6 +147,19 @@ impl Worker {
     pub async fn run(self) -> Result<WorkerSummary> {
         let terms = self.validate()?;
         let store = self.queue.store().clone();
+        // Every enqueuer, also one that does not link these tasks, applies their defaults.
+        self.queue.publish_tasks(&self.registry).await?;
+        for task in self.registry.defaults() {
+            if let Some(queue) = task.queue
+                && !self.options.queues.contains(&queue)
+            {
+                tracing::warn!(
+                    task = task.name,
+                    queue,
+                    "the task's jobs go to a queue this worker does not claim from"
+                );
+            }
+        }
         let identity = Identity::of_this_process();
         let profile = Profile {
             queues: self.options.queues.clone(),

@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use crate::error::{Error, Result};
 use crate::job::{Job, JobList, JobState, NewJob, Settled};
 use crate::model::{AppliedMigration, Command, HistoryPoint, LockInfo, QueueInfo, RepairReport};
-use crate::model::{Stats, WorkerInfo};
+use crate::model::{Stats, TaskDefaults, WorkerInfo};
 use crate::queue::ConnectOptions;
 use crate::store::notify::{Coalescer, RetryWake, SendWake, Wakeups};
 use crate::store::rows::{self, JobRow};
@@ -64,6 +64,7 @@ pub struct PostgresStore {
 struct NamedStatements {
     missing_parent: String,
     enqueue_jobs: String,
+    tasks: String,
 }
 
 impl NamedStatements {
@@ -74,6 +75,7 @@ impl NamedStatements {
         NamedStatements {
             missing_parent: named(statement!("missing_parent")),
             enqueue_jobs: named(statement!("enqueue_jobs")),
+            tasks: named(statement!("tasks")),
         }
     }
 }
@@ -132,6 +134,27 @@ impl PostgresStore {
             .fetch_all(&mut *conn)
             .await?;
         Ok(ids)
+    }
+
+    /// The published task defaults, read on `conn` (the pool's or the caller's).
+    async fn read_tasks(&self, conn: &mut PgConnection) -> Result<Vec<TaskDefaults>> {
+        type Row = (
+            String,
+            Option<String>,
+            Option<i32>,
+            Option<i32>,
+            Option<i64>,
+            DateTime<Utc>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(self.named.tasks.clone()))
+            .fetch_all(&mut *conn)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, queue, priority, attempts, timeout, published)| {
+                rows::task_defaults(name, queue, priority, attempts, timeout, published)
+            })
+            .collect())
     }
 
     /// One job without parents, due now or later: the hot path of single enqueues, one short
@@ -431,6 +454,37 @@ impl Store for PostgresStore {
             recorded,
             others_missing,
         })
+    }
+
+    async fn publish_tasks(&self, p: store::PublishTasks<'_>) -> Result<()> {
+        let names: Vec<&str> = p.tasks.iter().map(|t| t.name.as_str()).collect();
+        let queues: Vec<Option<&str>> = p.tasks.iter().map(|t| t.queue.as_deref()).collect();
+        let priorities: Vec<Option<i32>> = p.tasks.iter().map(|t| t.priority).collect();
+        let attempts: Vec<Option<i32>> = p.tasks.iter().map(|t| t.attempts).collect();
+        let timeouts: Vec<Option<i64>> = p
+            .tasks
+            .iter()
+            .map(|t| t.timeout_ms.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)))
+            .collect();
+        sqlx::query(statement!("publish_tasks"))
+            .bind(&names)
+            .bind(&queues)
+            .bind(&priorities)
+            .bind(&attempts)
+            .bind(&timeouts)
+            .bind(p.now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn tasks(&self) -> Result<Vec<TaskDefaults>> {
+        let mut conn = self.pool.acquire().await?;
+        self.read_tasks(&mut conn).await
+    }
+
+    async fn tasks_on_postgres(&self, conn: &mut PgConnection) -> Result<Vec<TaskDefaults>> {
+        self.read_tasks(conn).await
     }
 
     async fn unregister_worker(&self, id: i64) -> Result<()> {

@@ -20,7 +20,7 @@ use tokio::sync::broadcast;
 use crate::error::{Error, Result};
 use crate::job::{Job, JobList, NewJob, Outcome, Settle, Settled};
 use crate::model::{AppliedMigration, Command, HistoryPoint, LockInfo, QueueInfo, RepairReport};
-use crate::model::{Stats, WorkerInfo};
+use crate::model::{Stats, TaskDefaults, WorkerInfo};
 use crate::queue::ConnectOptions;
 use crate::store::notify::Wakeups;
 use crate::store::rows::{self, JobRow, StoredTime};
@@ -118,6 +118,34 @@ impl SqliteStore {
         }
         rows::settled(settles, &changed)
     }
+}
+
+/// The published task defaults, read on `conn` (the pool's or the caller's).
+async fn read_tasks(conn: &mut SqliteConnection) -> Result<Vec<TaskDefaults>> {
+    type Row = (
+        String,
+        Option<String>,
+        Option<i32>,
+        Option<i32>,
+        Option<i64>,
+        i64,
+    );
+    let rows: Vec<Row> = sqlx::query_as(statement!("tasks"))
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, queue, priority, attempts, timeout, published)| {
+            rows::task_defaults(
+                name,
+                queue,
+                priority,
+                attempts,
+                timeout,
+                published.into_time(),
+            )
+        })
+        .collect())
 }
 
 /// Inserts jobs on one connection (the caller's, or a pool's): the parent check, the jobs in
@@ -402,6 +430,29 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn publish_tasks(&self, p: store::PublishTasks<'_>) -> Result<()> {
+        let rows: Vec<Value> = p
+            .tasks
+            .iter()
+            .map(|t| json!([t.name, t.queue, t.priority, t.attempts, t.timeout_ms]))
+            .collect();
+        let _writer = self.writer.lock().await;
+        sqlx::query(statement!("publish_tasks"))
+            .bind(Value::Array(rows).to_string())
+            .bind(millis(p.now))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn tasks(&self) -> Result<Vec<TaskDefaults>> {
+        let mut conn = self.pool.acquire().await?;
+        read_tasks(&mut conn).await
+    }
+
+    async fn tasks_on_sqlite(&self, conn: &mut SqliteConnection) -> Result<Vec<TaskDefaults>> {
+        read_tasks(conn).await
+    }
     async fn unregister_worker(&self, id: i64) -> Result<()> {
         let _writer = self.writer.lock().await;
         sqlx::query(statement!("unregister_worker"))
