@@ -67,11 +67,8 @@ impl SqliteStore {
     /// Wakes the workers of the queues that got jobs without parents (due now, or later: an
     /// idle worker then learns when the next one falls due).
     fn wake_for(&self, jobs: &[NewJob]) {
-        self.wakeups.wake_all(
-            jobs.iter()
-                .filter(|j| j.parents().is_empty())
-                .map(NewJob::queue),
-        );
+        self.wakeups
+            .wake_all(ready_queues(jobs).iter().map(String::as_str));
     }
 
     /// Settles attempts on one connection (the retry transition, `sql/settle.sql`) and wakes
@@ -118,6 +115,56 @@ impl SqliteStore {
         }
         rows::settled(settles, &changed)
     }
+}
+
+/// The queues of the jobs without parents, each once.
+fn ready_queues(jobs: &[NewJob]) -> Vec<String> {
+    let mut queues: Vec<String> = jobs
+        .iter()
+        .filter(|j| j.parents().is_empty())
+        .map(|j| j.queue().to_string())
+        .collect();
+    queues.sort_unstable();
+    queues.dedup();
+    queues
+}
+
+/// How long after the commit hook fires the wake-up goes out: the hook runs just before the
+/// commit completes, and a claim that started earlier would not see the jobs.
+const AFTER_COMMIT: Duration = Duration::from_millis(2);
+
+/// Wakes the workers of `queues` in this process when the transaction on `conn` commits, and
+/// not at all when it rolls back. The hooks stay on the connection (a later enqueue replaces
+/// them); once fired they do nothing.
+async fn wake_after_commit(
+    conn: &mut SqliteConnection,
+    queues: Vec<String>,
+    wakeups: Wakeups,
+) -> Result<()> {
+    let pending = std::sync::Arc::new(std::sync::Mutex::new(Some((queues, wakeups))));
+    let take = |pending: &std::sync::Mutex<Option<(Vec<String>, Wakeups)>>| {
+        pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    };
+    // The hooks run on the connection's own thread, outside the runtime.
+    let runtime = tokio::runtime::Handle::current();
+    let mut handle = conn.lock_handle().await?;
+    let on_commit = pending.clone();
+    handle.set_commit_hook(move || {
+        if let Some((queues, wakeups)) = take(&on_commit) {
+            runtime.spawn(async move {
+                tokio::time::sleep(AFTER_COMMIT).await;
+                wakeups.wake_all(queues.iter().map(String::as_str));
+            });
+        }
+        true // let the commit go ahead
+    });
+    handle.set_rollback_hook(move || {
+        take(&pending);
+    });
+    Ok(())
 }
 
 /// The published task defaults, read on `conn` (the pool's or the caller's).
@@ -258,11 +305,14 @@ impl Store for SqliteStore {
         conn: &mut SqliteConnection,
         p: store::Enqueue<'_>,
     ) -> Result<Vec<i64>> {
-        let ids = insert_jobs(conn, p).await?;
-        // Other processes poll; in this process a woken worker that finds nothing (because the
-        // transaction has not committed yet) simply waits again.
-        self.wake_for(p.jobs);
-        Ok(ids)
+        // Workers in this process are woken once the caller's transaction commits (other
+        // processes poll). The hooks go on before the insert: on a connection outside any
+        // transaction the insert commits by itself and fires them.
+        let queues = ready_queues(p.jobs);
+        if !queues.is_empty() {
+            wake_after_commit(conn, queues, self.wakeups.clone()).await?;
+        }
+        insert_jobs(conn, p).await
     }
 
     async fn cycle(&self, p: store::Cycle<'_>) -> Result<store::CycleReply> {
