@@ -42,7 +42,9 @@ pub use model::{
     AppliedMigration, ClaimSpec, Command, HistoryPoint, LockInfo, QueueInfo, RepairOptions,
     RepairReport, Stats, WorkerInfo,
 };
-pub use queue::{ConnectOptions, DEFAULT_DATABASE_URL, Queue, parse_args};
+pub use queue::{
+    ConnectOptions, DEFAULT_DATABASE_URL, Queue, WAIT_POLL_POSTGRES, WAIT_POLL_SQLITE, parse_args,
+};
 pub use store::{BackendKind, Pool, Store};
 pub use task::{
     DynTask, JobContext, Registry, Task, TaskError, TaskOptions, TaskRegistration, TaskResult,

@@ -22,6 +22,7 @@ pub mod settle;
 pub mod smoke;
 pub mod stats;
 pub mod transactions;
+pub mod wait;
 pub mod workers;
 
 /// Every storage behaviour, module by module.
@@ -48,6 +49,7 @@ pub fn all() -> Vec<crate::Behaviour> {
         smoke::all(),
         stats::all(),
         transactions::all(),
+        wait::all(),
         workers::all(),
     ]
     .concat()

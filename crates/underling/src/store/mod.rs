@@ -206,6 +206,15 @@ pub trait Store: Send + Sync + 'static {
     /// wait that follows.
     async fn subscribe(&self) -> Result<Option<broadcast::Receiver<String>>>;
 
+    /// Asks to be told when job `id` settles (finishes, or fails for good) or is removed, for
+    /// [`crate::Queue::wait`]: a stream of the ids of watched jobs that did (`0`: any may have,
+    /// read yours again), or `None` when this store cannot push them and the caller polls.
+    /// Call it before reading the job, so that no settle falls between the read and the wait.
+    /// The default pushes nothing.
+    async fn watch(&self, _id: i64) -> Result<Option<broadcast::Receiver<i64>>> {
+        Ok(None)
+    }
+
     /// Closes the connection pool.
     async fn close(&self);
 }
