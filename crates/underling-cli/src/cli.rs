@@ -102,6 +102,15 @@ pub enum JobCommand {
         /// The job id.
         id: i64,
     },
+    /// Wait for a job to finish or fail for good, and show it like `job show`. Exits 0 when it
+    /// finished, 1 when it failed or the time ran out (saying which on stderr).
+    Wait {
+        /// The job id.
+        id: i64,
+        /// How long to wait at most (90s, 5m, 2h, 1d).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+        timeout: Duration,
+    },
     /// Retry jobs by id, or every job in the given states (`--state failed`).
     Retry(RetryArgs),
     /// Remove jobs that are not active.

@@ -53,7 +53,16 @@ fn main() -> ExitCode {
                 Err(e) => fail(&anyhow::Error::from(e)),
             }
         }
-        Err(e) => fail(&e),
+        Err(e) => {
+            if let Some(unsuccessful) = e.downcast_ref::<commands::Unsuccessful>() {
+                let mut stdout = std::io::stdout().lock();
+                // The message on stderr says what went wrong, whether or not this gets out.
+                let _ = stdout
+                    .write_all(unsuccessful.output.as_bytes())
+                    .and_then(|()| stdout.flush());
+            }
+            fail(&e)
+        }
     }
 }
 

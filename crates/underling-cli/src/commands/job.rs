@@ -23,6 +23,7 @@ pub async fn run(queue: &Queue, command: JobCommand, json: bool) -> anyhow::Resu
         JobCommand::Enqueue(args) => enqueue(queue, args, json).await,
         JobCommand::List(args) => list(queue, args, json).await,
         JobCommand::Show { id } => show(queue, id, json).await,
+        JobCommand::Wait { id, timeout } => wait(queue, id, timeout, json).await,
         JobCommand::Retry(args) => retry(queue, args, json).await,
         JobCommand::Remove { ids } => remove(queue, &ids, json).await,
         JobCommand::Purge(args) => purge(queue, args, json).await,
@@ -102,9 +103,52 @@ async fn list(queue: &Queue, a: ListArgs, json: bool) -> anyhow::Result<String> 
 }
 
 async fn show(queue: &Queue, id: i64, json: bool) -> anyhow::Result<String> {
-    let job = existing(queue, id).await?;
+    describe(&existing(queue, id).await?, json)
+}
+
+async fn wait(queue: &Queue, id: i64, timeout: Duration, json: bool) -> anyhow::Result<String> {
+    let (job, problem) = match queue.wait(id, timeout).await? {
+        Some(job) if job.state == JobState::Finished => return describe(&job, json),
+        Some(job) => (job, format!("job {id} failed")),
+        None => {
+            let job = existing(queue, id).await?;
+            let problem = format!(
+                "timed out after {} waiting for job {id} (it is {})",
+                humantime::format_duration(timeout),
+                job.state
+            );
+            (job, problem)
+        }
+    };
+    Err(Unsuccessful {
+        output: describe(&job, json)?,
+        message: problem,
+    }
+    .into())
+}
+
+/// A command that has something to print on standard output and still exits 1, saying why on
+/// standard error (`job wait` of a job that failed or did not settle in time).
+#[derive(Debug)]
+pub struct Unsuccessful {
+    /// What to print on standard output.
+    pub output: String,
+    /// Why the command did not succeed (one line).
+    pub message: String,
+}
+
+impl std::fmt::Display for Unsuccessful {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Unsuccessful {}
+
+/// Every field of a job, or its JSON.
+fn describe(job: &Job, json: bool) -> anyhow::Result<String> {
     if json {
-        return output::json(&job);
+        return output::json(job);
     }
     Ok(output::fields(&[
         ("id", job.id.to_string()),

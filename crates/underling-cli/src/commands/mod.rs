@@ -15,6 +15,8 @@ mod queue;
 mod stats;
 mod worker;
 
+pub use job::Unsuccessful;
+
 /// Where to connect, from the global flags.
 pub struct Target<'a> {
     /// The database URL.

@@ -278,6 +278,65 @@ on_both! {
         assert_eq!(db.run(&["job", "show", "42"]).error(), "job 42 not found");
     }
 
+    // -- job wait -------------------------------------------------------------------------------
+
+    async fn job_wait_prints_a_job_that_finishes_meanwhile_and_exits_0(db: migrated) {
+        let id = db.enqueue("t", EnqueueOptions::new()).await;
+        let waiting = db.spawn(&["job", "wait", &id.to_string(), "--timeout", "60s"]);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        db.settle(&[id], underling::Outcome::Finished(json!({"sum": 3}))).await;
+        let out = waiting.join().expect("the waiting run").ok();
+        assert_eq!(out, db.ok(&["job", "show", &id.to_string()]));
+        assert_eq!(field(&out, "state"), "finished");
+        assert_eq!(field(&out, "result"), r#"{"sum":3}"#);
+    }
+
+    async fn job_wait_json_prints_the_whole_job(db: migrated) {
+        let id = db.finished(1, "default", "t").await[0];
+        let job = db.json(&["job", "wait", &id.to_string()]);
+        assert_keys(&job, JOB_FIELDS);
+        assert_eq!(job["id"], json!(id));
+        assert_eq!(job["state"], json!("finished"));
+        assert_eq!(job["result"], json!({"ok": true}));
+    }
+
+    async fn job_wait_exits_1_when_the_job_failed_and_prints_it(db: migrated) {
+        let id = db.enqueue("t", EnqueueOptions::new()).await;
+        let waiting = db.spawn(&["job", "wait", &id.to_string()]);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        db.settle(
+            &[id],
+            underling::Outcome::Failed { error: json!("boom"), retry_delay: Duration::ZERO },
+        )
+        .await;
+        let run = waiting.join().expect("the waiting run");
+        assert_eq!(run.code, 1, "{run:?}");
+        assert_eq!(run.stderr, format!("error: job {id} failed\n"));
+        assert_eq!(run.stdout, db.ok(&["job", "show", &id.to_string()]));
+        assert_eq!(field(&run.stdout, "state"), "failed");
+    }
+
+    async fn job_wait_exits_1_when_the_time_runs_out_and_prints_the_job(db: migrated) {
+        let id = db.enqueue("t", EnqueueOptions::new()).await;
+        let run = db.run(&["job", "wait", &id.to_string(), "--timeout", "300ms"]);
+        assert_eq!(run.code, 1, "{run:?}");
+        assert_eq!(
+            run.stderr,
+            format!("error: timed out after 300ms waiting for job {id} (it is inactive)\n")
+        );
+        assert_eq!(field(&run.stdout, "state"), "inactive");
+        assert_eq!(field(&run.stdout, "id"), id.to_string());
+    }
+
+    async fn job_wait_fails_for_an_unknown_id(db: migrated) {
+        assert_eq!(db.run(&["job", "wait", "42"]).error(), "job 42 not found");
+    }
+
+    async fn job_wait_with_a_bad_timeout_is_a_usage_error(db: migrated) {
+        let stderr = db.run(&["job", "wait", "1", "--timeout", "soon"]).usage_error();
+        assert!(stderr.contains("--timeout"), "{stderr}");
+    }
+
     // -- job retry ------------------------------------------------------------------------------
 
     async fn job_retry_by_id_applies_the_changes(db: migrated) {

@@ -244,6 +244,18 @@ impl TestDb {
         run_in(self.dir.path(), &all, &[])
     }
 
+    /// Starts `underling --database … [--schema …] ARGS…` on a thread of its own, for commands
+    /// that wait for something the test does meanwhile.
+    pub fn spawn(&self, args: &[&str]) -> std::thread::JoinHandle<Run> {
+        let mut all = self.flags();
+        all.extend(args.iter().map(|a| a.to_string()));
+        let dir = self.dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            let all: Vec<&str> = all.iter().map(String::as_str).collect();
+            run_in(&dir, &all, &[])
+        })
+    }
+
     /// Runs the binary with the database given only through the environment.
     pub fn run_with_env(&self, args: &[&str]) -> Run {
         let mut env = vec![("UNDERLING_DATABASE_URL", self.url.as_str())];
