@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail};
 use serde_json::{Value, json};
 use underling::{EnqueueOptions, Error, Job, JobFilter, JobState, Queue, RetryOptions};
 
-use super::parse_json;
+use super::{batch, parse_json};
 use crate::cli::{EnqueueArgs, JobCommand, ListArgs, PurgeArgs, RetryArgs};
 use crate::output;
 
@@ -21,6 +21,7 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 pub async fn run(queue: &Queue, command: JobCommand, json: bool) -> anyhow::Result<String> {
     match command {
         JobCommand::Enqueue(args) => enqueue(queue, args, json).await,
+        JobCommand::EnqueueBatch { file } => batch::enqueue_batch(queue, &file, json).await,
         JobCommand::List(args) => list(queue, args, json).await,
         JobCommand::Show { id } => show(queue, id, json).await,
         JobCommand::Wait { id, timeout } => wait(queue, id, timeout, json).await,

@@ -7,6 +7,7 @@ use underling::{ConnectOptions, Queue};
 
 use crate::cli::{Cli, Command};
 
+mod batch;
 mod bench;
 mod job;
 mod lock;

@@ -278,6 +278,87 @@ on_both! {
         assert_eq!(db.run(&["job", "show", "42"]).error(), "job 42 not found");
     }
 
+    // -- job enqueue-batch ----------------------------------------------------------------------
+
+    async fn enqueue_batch_enqueues_every_line_and_prints_the_ids(db: migrated) {
+        let parent = db.enqueue("parent", EnqueueOptions::new()).await;
+        let path = db.dir.path().join("jobs.jsonl");
+        let text = format!(
+            "{{\"task\": \"a\"}}\n\n{}\n{{\"task\": \"c\", \"run_at\": \"2030-01-02T03:04:05Z\", \"delay\": null}}\n",
+            json!({
+                "task": "b", "args": {"n": 1}, "queue": "mail", "priority": 5, "attempts": 3,
+                "delay": "5m", "parents": [parent], "lax": true, "expire": "1h",
+                "notes": {"k": "v"}
+            })
+        );
+        std::fs::write(&path, text).expect("write the file");
+        let run = db.run(&["job", "enqueue-batch", path.to_str().expect("utf-8 path")]);
+        assert_eq!(run.stderr, "", "no progress bar when stderr is not a terminal");
+        let ids: Vec<i64> = run.ok().lines().map(|l| l.parse().expect("an id")).collect();
+        assert_eq!(ids.len(), 3);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        let a = db.job(ids[0]).await;
+        assert_eq!((a.task.as_str(), a.queue.as_str(), a.attempts), ("a", "default", 1));
+        assert_eq!(a.args, json!({}));
+        let b = db.job(ids[1]).await;
+        assert_eq!(b.task, "b");
+        assert_eq!(b.args, json!({"n": 1}));
+        assert_eq!((b.queue.as_str(), b.priority, b.attempts, b.lax), ("mail", 5, 3, true));
+        assert_eq!(b.parents, vec![parent]);
+        assert_eq!(b.notes["k"], json!("v"));
+        let delay = (b.delayed - b.created).num_seconds();
+        assert!((299..=301).contains(&delay), "{delay}");
+        let expire = (b.expires.expect("expires") - b.created).num_seconds();
+        assert!((3599..=3601).contains(&expire), "{expire}");
+        let c = db.job(ids[2]).await;
+        assert_eq!(c.delayed, rfc3339("2030-01-02T03:04:05Z"));
+        assert_eq!(db.job_count().await, 4);
+    }
+
+    async fn enqueue_batch_reads_standard_input_and_prints_json(db: migrated) {
+        let run = db.run_with_stdin(
+            &["job", "enqueue-batch", "-", "--json"],
+            b"{\"task\": \"a\"}\n{\"task\": \"b\"}",
+        );
+        let ids: Vec<i64> = serde_json::from_str(&run.ok()).expect("a JSON array of ids");
+        assert_eq!(ids.len(), 2);
+        assert_eq!(db.job(ids[1]).await.task, "b");
+    }
+
+    async fn enqueue_batch_writes_many_batches(db: migrated) {
+        let text: String = (0..2500).map(|i| format!("{{\"task\": \"t\", \"args\": [{i}]}}\n")).collect();
+        let ids: Vec<i64> = db
+            .run_with_stdin(&["job", "enqueue-batch", "-"], text.as_bytes())
+            .ok()
+            .lines()
+            .map(|l| l.parse().expect("an id"))
+            .collect();
+        assert_eq!(ids.len(), 2500);
+        assert_eq!(db.job_count().await, 2500);
+        assert_eq!(db.job(ids[2499]).await.args, json!([2499]));
+    }
+
+    async fn enqueue_batch_with_a_bad_line_names_it_and_writes_nothing(db: migrated) {
+        let cases = [
+            ("{\"task\": \"a\"}\n{\"task\": \"b\", \"queue\": \"\"}\n", "line 2: invalid queue name"),
+            ("{\"task\": \"a\"}\n{\"task\": \"b\"\n", "line 2: EOF while parsing an object"),
+            ("{\"task\": \"a\", \"attempts\": 0}\n", "line 1: invalid option: attempts must be at least 1, got 0"),
+            ("{\"task\": \"a\", \"delay\": \"soon\"}\n", "line 1: delay: "),
+            ("{\"task\": \"a\", \"prio\": 1}\n", "line 1: unknown field `prio`"),
+            ("{\"task\": \"a\"}\n\n{\"task\": \"b\", \"parents\": [424242]}\n", "line 3: parent job 424242 does not exist"),
+        ];
+        for (input, expected) in cases {
+            let message = db.run_with_stdin(&["job", "enqueue-batch", "-"], input.as_bytes()).error();
+            assert!(message.starts_with(expected), "{input:?}: {message}");
+        }
+        assert_eq!(db.job_count().await, 0);
+    }
+
+    async fn enqueue_batch_of_a_missing_file_says_so(db: migrated) {
+        let message = db.run(&["job", "enqueue-batch", "/nonexistent/jobs.jsonl"]).error();
+        assert!(message.starts_with("cannot read /nonexistent/jobs.jsonl: "), "{message}");
+    }
+
     // -- job wait -------------------------------------------------------------------------------
 
     async fn job_wait_prints_a_job_that_finishes_meanwhile_and_exits_0(db: migrated) {
