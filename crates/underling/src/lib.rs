@@ -35,6 +35,7 @@ pub use app_connection::AppConnection;
 pub use command::{COMMAND_NAMES, RemoteCommand};
 pub use error::{Error, Result};
 pub use job::{
+    InactiveState,
     DEFAULT_QUEUE, EnqueueOptions, Job, JobFilter, JobList, JobState, NewJob, Outcome,
     RetryOptions, Settle, Settled, default_backoff,
 };

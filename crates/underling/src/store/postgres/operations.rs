@@ -24,7 +24,13 @@ impl FilterArgs {
     fn new(f: &JobFilter) -> Self {
         FilterArgs {
             ids: f.ids.clone(),
-            states: f.states.iter().map(|s| s.as_str()).collect(),
+            // One list for both: the filter tells the derived names from the stored ones.
+            states: f
+                .states
+                .iter()
+                .map(|s| s.as_str())
+                .chain(f.inactive.iter().map(|s| s.as_str()))
+                .collect(),
             queues: f.queues.clone(),
             tasks: f.tasks.clone(),
             notes: f.notes.clone(),

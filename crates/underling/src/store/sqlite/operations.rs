@@ -16,7 +16,13 @@ use crate::store::{self, statement};
 macro_rules! bind_filter {
     ($query:expr, $f:expr) => {{
         let f: &JobFilter = $f;
-        let states: Vec<&str> = f.states.iter().map(|s| s.as_str()).collect();
+        // One list for both: the filter tells the derived names from the stored ones.
+        let states: Vec<&str> = f
+            .states
+            .iter()
+            .map(|s| s.as_str())
+            .chain(f.inactive.iter().map(|s| s.as_str()))
+            .collect();
         $query
             .bind(json_text(&f.ids))
             .bind(json_text(&states))
