@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use underling::JobState;
+use underling::{InactiveState, JobState};
 
 /// Manage underling job queues: enqueue, inspect, retry, remove and purge jobs, and see
 /// queues, workers, locks and statistics.
@@ -197,9 +197,11 @@ pub struct EnqueueArgs {
 /// `underling job list`
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only jobs in this state (repeatable): inactive, active, finished, failed.
-    #[arg(long = "state", value_name = "S", value_parser = parse_state)]
-    pub states: Vec<JobState>,
+    /// Only jobs in this state (repeatable, any case): inactive, active, finished, failed, or
+    /// one of the inactive jobs' states: scheduled (due later, never tried), retryable (due
+    /// later, tried before), waiting (for a parent that has not finished).
+    #[arg(long = "state", value_name = "S", value_parser = parse_list_state)]
+    pub states: Vec<ListState>,
     /// Only jobs in this queue (repeatable).
     #[arg(long = "queue", value_name = "Q")]
     pub queues: Vec<String>,
@@ -351,6 +353,35 @@ pub fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&chrono::Utc))
         .map_err(|e| format!("{e}: give an RFC 3339 time such as 2026-12-24T18:00:00Z"))
+}
+
+/// A state `job list` filters on: a stored one, or a derived state of inactive jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListState {
+    /// inactive, active, finished, failed.
+    Stored(JobState),
+    /// scheduled, retryable, waiting.
+    Inactive(InactiveState),
+}
+
+/// Parses a stored or derived state, in any case.
+fn parse_list_state(text: &str) -> Result<ListState, String> {
+    if let Ok(state) = text.parse::<JobState>() {
+        return Ok(ListState::Stored(state));
+    }
+    text.parse::<InactiveState>()
+        .map(ListState::Inactive)
+        .map_err(|_| {
+            let names: Vec<&str> = JobState::ALL
+                .iter()
+                .map(|s| s.as_str())
+                .chain(InactiveState::ALL.iter().map(|s| s.as_str()))
+                .collect();
+            format!(
+                "unknown job state {text:?}: expected one of {}",
+                names.join(", ")
+            )
+        })
 }
 
 /// Parses a job state with the library's message, which lists the valid ones.

@@ -35,9 +35,8 @@ pub use app_connection::AppConnection;
 pub use command::{COMMAND_NAMES, RemoteCommand};
 pub use error::{Error, Result};
 pub use job::{
-    InactiveState,
-    DEFAULT_QUEUE, EnqueueOptions, Job, JobFilter, JobList, JobState, NewJob, Outcome,
-    RetryOptions, Settle, Settled, default_backoff,
+    DEFAULT_QUEUE, EnqueueOptions, InactiveState, Job, JobFilter, JobList, JobState, NewJob,
+    Outcome, RetryOptions, Settle, Settled, default_backoff,
 };
 pub use model::{
     AppliedMigration, ClaimSpec, Command, HistoryPoint, LockInfo, QueueInfo, RepairOptions,

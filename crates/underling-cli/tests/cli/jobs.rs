@@ -158,13 +158,73 @@ on_both! {
         let table = rows(&out);
         assert_eq!(
             table[0],
-            ["ID", "STATE", "QUEUE", "TASK", "PRIORITY", "ATTEMPTS", "CREATED"]
+            ["ID", "STATE", "QUEUE", "TASK", "PRIORITY", "ATTEMPTS", "CREATED", "STATUS"]
         );
         let listed: Vec<i64> = table[1..4].iter().map(|r| r[0].parse().expect("id")).collect();
         assert_eq!(listed, [ids[2], ids[1], ids[0]]);
         assert_eq!(&table[1][1..6], ["inactive", "default", "t", "0", "1"]);
-        rfc3339(&table[1][6]);
+        // Relative times in tables: just enqueued.
+        assert!(matches!(table[1][6].as_str(), "now" | "1s" | "2s"), "{out}");
+        assert_eq!(table[1].last().map(String::as_str), Some("ready"), "{out}");
         assert_eq!(out.lines().last(), Some("total: 3 jobs"));
+    }
+
+    async fn job_list_says_why_each_inactive_job_is_not_running(db: migrated) {
+        let hour = Duration::from_secs(3600);
+        let scheduled = db.enqueue("t", EnqueueOptions::new().delay(hour)).await;
+        let retryable = db.enqueue("t", EnqueueOptions::new().attempts(2)).await;
+        let attempt = db.activate(&[retryable]).await;
+        db.store()
+            .cycle(underling::store::Cycle {
+                settles: &[underling::Settle {
+                    id: retryable,
+                    retries: attempt[0].retries,
+                    outcome: underling::Outcome::Failed { error: json!("x"), retry_delay: hour * 2 },
+                }],
+                claim: None,
+                now: None,
+            })
+            .await
+            .expect("fail the attempt");
+        let parent = db.enqueue("t", EnqueueOptions::new().delay(hour)).await;
+        let waiting = db.enqueue("t", EnqueueOptions::new().parent(parent)).await;
+        let paused = db.enqueue("t", EnqueueOptions::new().queue("held")).await;
+        db.queue().pause_queue("held").await.expect("pause");
+        let running = db.enqueue("t", EnqueueOptions::new()).await;
+        let worker = db.activate(&[running]).await[0].worker_id.expect("a worker");
+        let done = db.finished(1, "default", "t").await[0];
+
+        let out = db.ok(&["job", "list"]);
+        let row = |id: i64| -> String {
+            out.lines()
+                .find(|l| l.split_whitespace().next() == Some(&id.to_string()))
+                .unwrap_or_else(|| panic!("no job {id} in:\n{out}"))
+                .to_string()
+        };
+        assert!(row(scheduled).ends_with("scheduled, due in 59m"), "{out}");
+        assert!(row(retryable).ends_with("retryable, due in 1h"), "{out}");
+        assert!(row(waiting).ends_with(&format!("waiting for parent {parent}")), "{out}");
+        assert!(row(paused).ends_with("queue paused"), "{out}");
+        assert!(row(running).ends_with(&format!("running on worker {worker}")), "{out}");
+        assert!(row(done).ends_with("ended now"), "{out}");
+
+        let ids = |state: &str| listed_ids(&db.json(&["job", "list", "--state", state]));
+        assert_eq!(ids("scheduled"), [parent, scheduled]);
+        assert_eq!(ids("Retryable"), [retryable]);
+        assert_eq!(ids("WAITING"), [waiting]);
+        // --json keeps RFC 3339.
+        let list = db.json(&["job", "list", "--state", "scheduled"]);
+        rfc3339(list["jobs"][0]["delayed"].as_str().expect("delayed"));
+    }
+
+    async fn job_list_of_nothing_says_no_jobs(db: migrated) {
+        assert_eq!(db.ok(&["job", "list"]), "no jobs\n");
+        db.enqueue_many(2, "default", "t").await;
+        assert_eq!(
+            db.ok(&["job", "list", "--offset", "5"]),
+            "no jobs on this page (total: 2 jobs)\n"
+        );
+        assert_eq!(db.ok(&["job", "list", "--state", "failed"]), "no jobs\n");
     }
 
     async fn job_list_filters_by_state_queue_task_and_note(db: migrated) {
@@ -262,6 +322,23 @@ on_both! {
         assert_eq!(field(&out, "children"), "-");
         assert_eq!(field(&out, "notes"), r#"{"k":"v"}"#);
         assert_eq!(field(&out, "result"), "-");
+    }
+
+    async fn job_show_cuts_long_values_and_json_has_them_whole(db: migrated) {
+        let big = "x".repeat(5000);
+        let id = db
+            .queue()
+            .enqueue("t", json!({ "big": big }), EnqueueOptions::new())
+            .await
+            .expect("enqueue");
+        let out = db.ok(&["job", "show", &id.to_string()]);
+        let args = field(&out, "args");
+        let whole = json!({ "big": big }).to_string();
+        assert_eq!(
+            args,
+            format!("{}… ({} bytes in all; --json shows everything)", &whole[..200], whole.len())
+        );
+        assert_eq!(db.json(&["job", "show", &id.to_string()])["args"]["big"], json!(big));
     }
 
     async fn job_show_json_has_every_field(db: migrated) {
