@@ -12,7 +12,7 @@ use underling::{InactiveState, JobState};
     name = "underling",
     version,
     after_help = "Exit codes: 0 success, 1 runtime error (one `error: …` line on stderr), 2 usage error.\n\
-                  Set UNDERLING_LOG=debug (a tracing filter) to log to stderr."
+                  Set UNDERLING_LOG=debug (a tracing filter; RUST_LOG if unset) to log to stderr."
 )]
 pub struct Cli {
     /// Database URL: postgres://user@host/db, sqlite://path or sqlite::memory:.
@@ -41,6 +41,17 @@ pub struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true, display_order = 902)]
     pub json: bool,
+
+    /// How to write log lines (on stderr, when UNDERLING_LOG or RUST_LOG asks for them).
+    #[arg(
+        long,
+        global = true,
+        display_order = 903,
+        value_name = "FORMAT",
+        value_enum,
+        default_value_t = underling_log::LogFormat::Text
+    )]
+    pub log_format: underling_log::LogFormat,
 
     /// What to do.
     #[command(subcommand)]

@@ -71,6 +71,10 @@ struct Args {
     /// On SIGTERM/SIGINT, how long running jobs may take to finish.
     #[arg(long, default_value_t = HumanDuration(WorkerOptions::default().shutdown_grace))]
     shutdown_grace: HumanDuration,
+    /// How to write log lines on stderr (UNDERLING_LOG, or RUST_LOG, sets the filter; info by
+    /// default).
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = underling_log::LogFormat::Text)]
+    log_format: underling_log::LogFormat,
     /// Apply pending migrations at start.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     migrate: bool,
@@ -83,13 +87,7 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(e) => e.exit(),
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    underling_log::init(args.log_format, Some("info"));
     if defaulted && !args.list_tasks {
         eprintln!(
             "note: using the default database {}; set --database or UNDERLING_DATABASE_URL",
