@@ -77,7 +77,8 @@ pub enum Command {
     Lock(LockCommand),
     /// Show job, worker and lock counts.
     Stats,
-    /// Show finished and failed jobs per hour over the last 24 hours.
+    /// Show finished and failed jobs, and failed attempts (retried or not), per hour over the
+    /// last 24 hours.
     History,
     /// Measure enqueue, processing and latency against the raw-SQL ceiling of the same server.
     Bench(BenchArgs),

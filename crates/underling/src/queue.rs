@@ -409,7 +409,8 @@ impl Queue {
         self.store.stats(None).await
     }
 
-    /// Finished and failed jobs per hour, over the last 24 hours (oldest first).
+    /// Finished and failed jobs, and failed attempts (retried or not), per hour over the last
+    /// 24 hours (oldest first).
     pub async fn history(&self) -> Result<Vec<HistoryPoint>> {
         self.store.history(None).await
     }

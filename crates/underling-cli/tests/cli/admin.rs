@@ -246,18 +246,23 @@ on_both! {
     async fn history_shows_the_last_24_hours(db: migrated) {
         db.finished(2, "default", "t").await;
         db.failed(1, "default", "t").await;
+        // Fails once, is retried, then finishes: a failed attempt, not a failed job.
+        let retried = db.enqueue("t", EnqueueOptions::new().attempts(2)).await;
+        let again = underling::Outcome::Failed { error: json!("x"), retry_delay: Duration::ZERO };
+        db.settle(&[retried], again).await;
+        db.settle(&[retried], underling::Outcome::Finished(json!(null))).await;
         let points = db.json(&["history"]);
         let points = points.as_array().expect("an array");
         assert_eq!(points.len(), 24);
-        assert_keys(&points[0], &["hour", "finished", "failed"]);
+        assert_keys(&points[0], &["hour", "finished", "failed", "failed_attempts"]);
         let sum = |key: &str| points.iter().map(|p| p[key].as_u64().expect("count")).sum::<u64>();
-        assert_eq!((sum("finished"), sum("failed")), (2, 1));
+        assert_eq!((sum("finished"), sum("failed"), sum("failed_attempts")), (3, 1, 2));
 
         let table = rows(&db.ok(&["history"]));
-        assert_eq!(table[0], ["HOUR", "FINISHED", "FAILED"]);
+        assert_eq!(table[0], ["HOUR", "FINISHED", "FAILED", "FAILED", "ATTEMPTS"]);
         assert_eq!(table.len(), 25);
         rfc3339(&table[1][0]);
-        assert_eq!(table[24][1..], ["2", "1"]);
+        assert_eq!(table[24][1..], ["3", "1", "2"]);
     }
 
 

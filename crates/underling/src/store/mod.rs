@@ -168,7 +168,8 @@ pub trait Store: Send + Sync + 'static {
     async fn note(&self, p: Note<'_>) -> Result<()>;
     /// Counts across the store (without the jobs that are gone).
     async fn stats(&self, now: Now) -> Result<Stats>;
-    /// Finished and failed jobs per hour over the 24 hours up to `now`.
+    /// Finished and failed jobs, and failed attempts (counted as they happen), per hour over
+    /// the 24 hours up to `now`.
     async fn history(&self, now: Now) -> Result<Vec<HistoryPoint>>;
 
     /// Registers a worker; returns its id.

@@ -127,16 +127,17 @@ impl PostgresStore {
     }
 
     pub(super) async fn read_history(&self, now: store::Now) -> Result<Vec<HistoryPoint>> {
-        let rows: Vec<(DateTime<Utc>, i64, i64)> = sqlx::query_as(statement!("history"))
+        let rows: Vec<(DateTime<Utc>, i64, i64, i64)> = sqlx::query_as(statement!("history"))
             .bind(now)
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
             .into_iter()
-            .map(|(hour, finished, failed)| HistoryPoint {
+            .map(|(hour, finished, failed, attempts)| HistoryPoint {
                 hour,
                 finished: count(finished),
                 failed: count(failed),
+                failed_attempts: count(attempts),
             })
             .collect())
     }
