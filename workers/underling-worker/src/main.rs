@@ -71,6 +71,15 @@ struct Args {
     /// On SIGTERM/SIGINT, how long running jobs may take to finish.
     #[arg(long, default_value_t = HumanDuration(WorkerOptions::default().shutdown_grace))]
     shutdown_grace: HumanDuration,
+    /// How many database connections this worker keeps open at most (beside its one LISTEN
+    /// connection on PostgreSQL).
+    #[arg(
+        long,
+        env = "UNDERLING_POOL_SIZE",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pool_size: u32,
     /// How to write log lines on stderr (UNDERLING_LOG, or RUST_LOG, sets the filter; info by
     /// default).
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = underling_log::LogFormat::Text)]
@@ -159,7 +168,7 @@ async fn run(args: Args) -> Result<(), Failure> {
     }
     let mut connect = ConnectOptions::new(&args.database)
         .migrate(args.migrate)
-        .max_connections(10);
+        .max_connections(args.pool_size);
     if let Some(schema) = &args.schema {
         connect = connect.schema(schema);
     }
