@@ -83,6 +83,28 @@ fn an_unreachable_database_is_named_without_its_password() {
 }
 
 #[test]
+fn a_bad_schema_name_says_invalid_once() {
+    let dir = TempDir::new();
+    let message = run_in(
+        dir.path(),
+        &[
+            "--database",
+            "postgres://app@127.0.0.1:1/jobs",
+            "--schema",
+            "1x",
+            "stats",
+        ],
+        &[],
+    )
+    .error();
+    assert_eq!(
+        message,
+        "invalid option: the schema name \"1x\" must be 1 to 63 letters, digits and \
+         underscores, not starting with a digit"
+    );
+}
+
+#[test]
 fn an_unknown_url_scheme_is_a_clear_error() {
     let dir = TempDir::new();
     let message = run_in(

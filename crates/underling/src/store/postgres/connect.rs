@@ -72,7 +72,7 @@ pub(super) fn validate_schema(schema: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::InvalidOption(format!(
-            "invalid schema name {schema:?}: use letters, digits and underscores"
+            "the schema name {schema:?} must be 1 to 63 letters, digits and underscores, not starting with a digit"
         )))
     }
 }
