@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use underling::JobState;
+use underling::{InactiveState, JobState};
 
 /// Manage underling job queues: enqueue, inspect, retry, remove and purge jobs, and see
 /// queues, workers, locks and statistics.
@@ -12,7 +12,7 @@ use underling::JobState;
     name = "underling",
     version,
     after_help = "Exit codes: 0 success, 1 runtime error (one `error: …` line on stderr), 2 usage error.\n\
-                  Set UNDERLING_LOG=debug (a tracing filter) to log to stderr."
+                  Set UNDERLING_LOG=debug (a tracing filter; RUST_LOG if unset) to log to stderr."
 )]
 pub struct Cli {
     /// Database URL: postgres://user@host/db, sqlite://path or sqlite::memory:.
@@ -42,6 +42,17 @@ pub struct Cli {
     #[arg(long, global = true, display_order = 902)]
     pub json: bool,
 
+    /// How to write log lines (on stderr, when UNDERLING_LOG or RUST_LOG asks for them).
+    #[arg(
+        long,
+        global = true,
+        display_order = 903,
+        value_name = "FORMAT",
+        value_enum,
+        default_value_t = underling_log::LogFormat::Text
+    )]
+    pub log_format: underling_log::LogFormat,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -69,7 +80,8 @@ pub enum Command {
     Task(TaskCommand),
     /// Show job, worker and lock counts.
     Stats,
-    /// Show finished and failed jobs per hour over the last 24 hours.
+    /// Show finished and failed jobs, and failed attempts (retried or not), per hour over the
+    /// last 24 hours.
     History,
     /// Measure enqueue, processing and latency against the raw-SQL ceiling of the same server.
     Bench(BenchArgs),
@@ -98,12 +110,35 @@ pub struct BenchArgs {
 pub enum JobCommand {
     /// Enqueue a job and print its id.
     Enqueue(EnqueueArgs),
+    /// Enqueue many jobs from a JSON Lines file and print their ids, one per line.
+    #[command(
+        after_help = "Each line is a JSON object with the fields of `job enqueue`'s flags: \
+                      {\"task\": \"mail.send\", \"args\": {…}, \"queue\": \"mail\", \"priority\": 5, \
+                      \"attempts\": 3, \"delay\": \"5m\", \"run_at\": \"2026-12-24T18:00:00Z\", \
+                      \"parents\": [1, 2], \"lax\": true, \"expire\": \"1h\", \"notes\": {…}}; only \
+                      `task` is required, blank lines are skipped. Every line is checked before \
+                      anything is written: a bad line is reported with its number and nothing \
+                      is enqueued. Jobs are written 1,000 per statement."
+    )]
+    EnqueueBatch {
+        /// The file, or `-` for standard input.
+        file: String,
+    },
     /// List jobs, newest first.
     List(ListArgs),
     /// Show every field of one job.
     Show {
         /// The job id.
         id: i64,
+    },
+    /// Wait for a job to finish or fail for good, and show it like `job show`. Exits 0 when it
+    /// finished, 1 when it failed or the time ran out (saying which on stderr).
+    Wait {
+        /// The job id.
+        id: i64,
+        /// How long to wait at most (90s, 5m, 2h, 1d).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+        timeout: Duration,
     },
     /// Retry jobs by id, or every job in the given states (`--state failed`).
     Retry(RetryArgs),
@@ -167,9 +202,11 @@ pub struct EnqueueArgs {
 /// `underling job list`
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only jobs in this state (repeatable): inactive, active, finished, failed.
-    #[arg(long = "state", value_name = "S", value_parser = parse_state)]
-    pub states: Vec<JobState>,
+    /// Only jobs in this state (repeatable, any case): inactive, active, finished, failed, or
+    /// one of the inactive jobs' states: scheduled (due later, never tried), retryable (due
+    /// later, tried before), waiting (for a parent that has not finished).
+    #[arg(long = "state", value_name = "S", value_parser = parse_list_state)]
+    pub states: Vec<ListState>,
     /// Only jobs in this queue (repeatable).
     #[arg(long = "queue", value_name = "Q")]
     pub queues: Vec<String>,
@@ -325,10 +362,39 @@ pub enum LockCommand {
 }
 
 /// Parses an RFC 3339 time.
-fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+pub fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&chrono::Utc))
         .map_err(|e| format!("{e}: give an RFC 3339 time such as 2026-12-24T18:00:00Z"))
+}
+
+/// A state `job list` filters on: a stored one, or a derived state of inactive jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListState {
+    /// inactive, active, finished, failed.
+    Stored(JobState),
+    /// scheduled, retryable, waiting.
+    Inactive(InactiveState),
+}
+
+/// Parses a stored or derived state, in any case.
+fn parse_list_state(text: &str) -> Result<ListState, String> {
+    if let Ok(state) = text.parse::<JobState>() {
+        return Ok(ListState::Stored(state));
+    }
+    text.parse::<InactiveState>()
+        .map(ListState::Inactive)
+        .map_err(|_| {
+            let names: Vec<&str> = JobState::ALL
+                .iter()
+                .map(|s| s.as_str())
+                .chain(InactiveState::ALL.iter().map(|s| s.as_str()))
+                .collect();
+            format!(
+                "unknown job state {text:?}: expected one of {}",
+                names.join(", ")
+            )
+        })
 }
 
 /// Parses a job state with the library's message, which lists the valid ones.

@@ -29,12 +29,8 @@ fn main() -> ExitCode {
             underling::DEFAULT_DATABASE_URL
         );
     }
-    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("UNDERLING_LOG") {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .init();
-    }
+    // No logging unless UNDERLING_LOG (or RUST_LOG) asks for it: the output is the answer.
+    underling_log::init(cli.log_format, None);
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -53,7 +49,16 @@ fn main() -> ExitCode {
                 Err(e) => fail(&anyhow::Error::from(e)),
             }
         }
-        Err(e) => fail(&e),
+        Err(e) => {
+            if let Some(unsuccessful) = e.downcast_ref::<commands::Unsuccessful>() {
+                let mut stdout = std::io::stdout().lock();
+                // The message on stderr says what went wrong, whether or not this gets out.
+                let _ = stdout
+                    .write_all(unsuccessful.output.as_bytes())
+                    .and_then(|()| stdout.flush());
+            }
+            fail(&e)
+        }
     }
 }
 

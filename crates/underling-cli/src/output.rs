@@ -59,6 +59,27 @@ pub fn time(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// A time relative to `now`, for tables: `now`, `in 15s`, `3m ago`, `2h ago`, `in 3d` (the
+/// largest whole unit; hours up to two days).
+pub fn relative(t: &DateTime<Utc>, now: &DateTime<Utc>) -> String {
+    let millis = (*t - *now).num_milliseconds();
+    let secs = millis.unsigned_abs() / 1000;
+    if secs == 0 {
+        return "now".to_string();
+    }
+    let span = match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m", secs / 60),
+        3600..172_800 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
+    };
+    if millis > 0 {
+        format!("in {span}")
+    } else {
+        format!("{span} ago")
+    }
+}
+
 /// A timestamp in RFC 3339, to the millisecond (for detail views).
 pub fn precise_time(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -84,6 +105,22 @@ pub fn ids(ids: &[i64]) -> String {
 /// Compact JSON, or `-` for none.
 pub fn compact(value: Option<&Value>) -> String {
     value.map_or_else(|| "-".to_string(), Value::to_string)
+}
+
+/// The longest JSON value a detail view prints whole.
+pub const LONG_VALUE: usize = 200;
+
+/// `text` whole when it is short; otherwise its first [`LONG_VALUE`] characters and how long it
+/// is (`--json` prints it whole).
+pub fn truncated(text: String) -> String {
+    match text.char_indices().nth(LONG_VALUE) {
+        None => text,
+        Some((cut, _)) => format!(
+            "{}… ({} bytes in all; --json shows everything)",
+            &text[..cut],
+            text.len()
+        ),
+    }
 }
 
 /// `1 job`, `3 jobs`.
@@ -113,6 +150,32 @@ mod tests {
         let text = render(&t);
         assert_eq!(text, "ID  NAME\n 7  x\n");
         assert!(text.lines().all(|l| !l.ends_with(' ')), "{text:?}");
+    }
+
+    #[test]
+    fn relative_times_use_the_largest_whole_unit() {
+        let now = Utc::now();
+        let at = |secs: i64| relative(&(now + chrono::Duration::seconds(secs)), &now);
+        assert_eq!(at(0), "now");
+        assert_eq!(at(15), "in 15s");
+        assert_eq!(at(-15), "15s ago");
+        assert_eq!(at(-200), "3m ago");
+        assert_eq!(at(7300), "in 2h");
+        assert_eq!(at(-47 * 3600), "47h ago");
+        assert_eq!(at(3 * 86_400 + 5), "in 3d");
+    }
+
+    #[test]
+    fn long_values_are_cut_with_their_length() {
+        assert_eq!(truncated("short".into()), "short");
+        let long = "é".repeat(300);
+        assert_eq!(
+            truncated(long),
+            format!(
+                "{}… (600 bytes in all; --json shows everything)",
+                "é".repeat(200)
+            )
+        );
     }
 
     #[test]

@@ -306,6 +306,9 @@ impl Store for HeldStore {
     async fn subscribe(&self) -> Result<Option<broadcast::Receiver<String>>> {
         self.inner.subscribe().await
     }
+    async fn watch(&self, id: i64) -> Result<Option<broadcast::Receiver<i64>>> {
+        self.inner.watch(id).await
+    }
     async fn close(&self) {
         self.inner.close().await
     }

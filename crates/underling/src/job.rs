@@ -66,6 +66,60 @@ impl FromStr for JobState {
     }
 }
 
+/// Why an inactive job does not run yet: finer states derived from its fields, with the names
+/// River and Oban users know. A job may be in more than one (a retry that also waits for a
+/// parent retried with it); an inactive job in none is due now, with its parents done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InactiveState {
+    /// Inactive, due later, and never tried yet (`retries = 0`): enqueued with a delay or a
+    /// run-at time (River's and Oban's `scheduled`).
+    Scheduled,
+    /// Inactive, due later, and tried before (`retries > 0`): a failed attempt waiting out
+    /// its backoff, or a job retried with a delay (River's and Oban's `retryable`).
+    Retryable,
+    /// Inactive with a parent that has not finished (with `lax`, one that has neither finished
+    /// nor failed); removed and expired parents count as done (graphile's and River's
+    /// dependency wait; River calls it `pending`).
+    Waiting,
+}
+
+impl InactiveState {
+    /// Every derived state.
+    pub const ALL: [InactiveState; 3] = [
+        InactiveState::Scheduled,
+        InactiveState::Retryable,
+        InactiveState::Waiting,
+    ];
+
+    /// The state's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InactiveState::Scheduled => "scheduled",
+            InactiveState::Retryable => "retryable",
+            InactiveState::Waiting => "waiting",
+        }
+    }
+}
+
+impl fmt::Display for InactiveState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for InactiveState {
+    type Err = Error;
+
+    /// Any case, like [`JobState`].
+    fn from_str(s: &str) -> Result<Self> {
+        InactiveState::ALL
+            .into_iter()
+            .find(|state| state.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| Error::UnknownState(s.to_string()))
+    }
+}
+
 /// Everything stored about one job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
@@ -489,8 +543,12 @@ impl RetryOptions {
 pub struct JobFilter {
     /// Only these ids.
     pub ids: Vec<i64>,
-    /// Only jobs in these states.
+    /// Only jobs in these states (or in one of [`Self::inactive`]).
     pub states: Vec<JobState>,
+    /// Only inactive jobs in these derived states (or jobs in one of [`Self::states`]): with
+    /// `states` empty and this `[Scheduled]`, only scheduled jobs; with `states` `[Failed]`,
+    /// failed and scheduled ones. Due times are compared with the database's clock.
+    pub inactive: Vec<InactiveState>,
     /// Only jobs in these queues.
     pub queues: Vec<String>,
     /// Only jobs of these tasks.

@@ -36,14 +36,16 @@ pub use app_connection::AppConnection;
 pub use command::{COMMAND_NAMES, RemoteCommand};
 pub use error::{Error, Result};
 pub use job::{
-    DEFAULT_QUEUE, EnqueueOptions, Job, JobFilter, JobList, JobState, NewJob, Outcome,
-    RetryOptions, Settle, Settled, default_backoff,
+    DEFAULT_QUEUE, EnqueueOptions, InactiveState, Job, JobFilter, JobList, JobState, NewJob,
+    Outcome, RetryOptions, Settle, Settled, default_backoff,
 };
 pub use model::{
     AppliedMigration, ClaimSpec, Command, HistoryPoint, LockInfo, QueueInfo, RepairOptions,
     RepairReport, Stats, TaskDefaults, WorkerInfo,
 };
-pub use queue::{ConnectOptions, DEFAULT_DATABASE_URL, Queue, parse_args};
+pub use queue::{
+    ConnectOptions, DEFAULT_DATABASE_URL, Queue, WAIT_POLL_POSTGRES, WAIT_POLL_SQLITE, parse_args,
+};
 pub use store::{BackendKind, Pool, Store};
 pub use task::{
     DynTask, JobContext, Registry, Task, TaskError, TaskOptions, TaskRegistration, TaskResult,

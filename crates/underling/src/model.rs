@@ -116,6 +116,9 @@ pub struct HistoryPoint {
     pub finished: u64,
     /// Jobs that failed for good in that hour.
     pub failed: u64,
+    /// Attempts that failed in that hour, whether their job was retried or failed for good
+    /// (a job that failed twice, then finished, counts 2 here and 0 in `failed`).
+    pub failed_attempts: u64,
 }
 
 /// How [`crate::Queue::repair`] decides what is missing, old or stuck.

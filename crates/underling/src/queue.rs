@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use tokio::sync::broadcast;
 
 use crate::command::RemoteCommand;
 use crate::defaults::DefaultsCache;
@@ -17,6 +18,14 @@ use crate::model::{
 };
 use crate::store::{self, BackendKind, Pool, Store};
 use crate::task::Registry;
+
+/// How often [`Queue::wait`] reads the job again on PostgreSQL when no notification came (a
+/// notification sent while the listener reconnects is lost).
+pub const WAIT_POLL_POSTGRES: Duration = Duration::from_secs(2);
+
+/// How often [`Queue::wait`] reads the job again on SQLite (settles in other processes are
+/// not pushed).
+pub const WAIT_POLL_SQLITE: Duration = Duration::from_millis(200);
 
 /// The default database when none is given: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://underling.db";
@@ -258,6 +267,71 @@ impl Queue {
         self.store.job(id, None).await
     }
 
+    /// Waits up to `timeout` for job `id` to settle, and returns it once it has finished or
+    /// failed for good (a failed attempt with tries left is not the end: the wait goes on
+    /// through its retries). `None` when the time is up first; [`Error::JobNotFound`] when the
+    /// job does not exist or is removed meanwhile (by `remove`, `purge`, or by repair when it
+    /// expired). A job that has settled already is returned at once.
+    ///
+    /// Not a tight poll: on PostgreSQL the job's settle or removal sends a notification to
+    /// this queue's LISTEN connection (only for jobs someone waits for), on SQLite settles in
+    /// this process wake the waiter. The job is read again at least every
+    /// [`WAIT_POLL_POSTGRES`] (PostgreSQL, in case a notification was lost while the listener
+    /// reconnected) or [`WAIT_POLL_SQLITE`] (SQLite, where other processes' settles are not
+    /// pushed).
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// use underling::{EnqueueOptions, Queue};
+    ///
+    /// let queue = Queue::connect_and_migrate("sqlite::memory:").await?;
+    /// let id = queue.enqueue("mail.send", serde_json::json!({}), EnqueueOptions::new()).await?;
+    /// // No worker runs here: the job is still inactive when the time is up.
+    /// assert_eq!(queue.wait(id, Duration::from_millis(10)).await?, None);
+    /// # Ok::<(), underling::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn wait(&self, id: i64, timeout: Duration) -> Result<Option<Job>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut settled = self.store.watch(id).await?;
+        let poll = match self.kind() {
+            BackendKind::Postgres if settled.is_some() => WAIT_POLL_POSTGRES,
+            _ => WAIT_POLL_SQLITE,
+        };
+        loop {
+            let job = self.job(id).await?.ok_or(Error::JobNotFound(id))?;
+            if matches!(job.state, JobState::Finished | JobState::Failed) {
+                return Ok(Some(job));
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let until = deadline.min(now + poll);
+            match settled.as_mut() {
+                Some(receiver) => {
+                    let woken = async {
+                        loop {
+                            match receiver.recv().await {
+                                Ok(settled) if settled == id || settled == 0 => return,
+                                Ok(_) => continue,
+                                // Missed some: read the job again.
+                                Err(broadcast::error::RecvError::Lagged(_)) => return,
+                                Err(broadcast::error::RecvError::Closed) => {
+                                    tokio::time::sleep_until(until).await;
+                                    return;
+                                }
+                            }
+                        }
+                    };
+                    let _ = tokio::time::timeout_at(until, woken).await;
+                }
+                None => tokio::time::sleep_until(until).await,
+            }
+        }
+    }
+
     /// A page of jobs matching `filter`, newest first, with the total count.
     pub async fn list_jobs(&self, filter: &JobFilter, limit: u64, offset: u64) -> Result<JobList> {
         self.store
@@ -380,7 +454,8 @@ impl Queue {
         self.store.stats(None).await
     }
 
-    /// Finished and failed jobs per hour, over the last 24 hours (oldest first).
+    /// Finished and failed jobs, and failed attempts (retried or not), per hour over the last
+    /// 24 hours (oldest first).
     pub async fn history(&self) -> Result<Vec<HistoryPoint>> {
         self.store.history(None).await
     }

@@ -71,6 +71,19 @@ struct Args {
     /// On SIGTERM/SIGINT, how long running jobs may take to finish.
     #[arg(long, default_value_t = HumanDuration(WorkerOptions::default().shutdown_grace))]
     shutdown_grace: HumanDuration,
+    /// How many database connections this worker keeps open at most (beside its one LISTEN
+    /// connection on PostgreSQL).
+    #[arg(
+        long,
+        env = "UNDERLING_POOL_SIZE",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pool_size: u32,
+    /// How to write log lines on stderr (UNDERLING_LOG, or RUST_LOG, sets the filter; info by
+    /// default).
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = underling_log::LogFormat::Text)]
+    log_format: underling_log::LogFormat,
     /// Apply pending migrations at start.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     migrate: bool,
@@ -83,13 +96,7 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(e) => e.exit(),
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    underling_log::init(args.log_format, Some("info"));
     if defaulted && !args.list_tasks {
         eprintln!(
             "note: using the default database {}; set --database or UNDERLING_DATABASE_URL",
@@ -161,7 +168,7 @@ async fn run(args: Args) -> Result<(), Failure> {
     }
     let mut connect = ConnectOptions::new(&args.database)
         .migrate(args.migrate)
-        .max_connections(10);
+        .max_connections(args.pool_size);
     if let Some(schema) = &args.schema {
         connect = connect.schema(schema);
     }

@@ -75,6 +75,33 @@ fn zero_jobs_is_a_usage_error_naming_the_flag() {
 }
 
 #[test]
+fn a_pool_size_of_zero_is_a_usage_error_naming_the_flag_or_its_variable() {
+    let dir = TempDir::new("pool");
+    let output = worker(
+        &["--database", "sqlite::memory:", "--pool-size", "0"],
+        &[],
+        &dir.0,
+    );
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(
+        stderr(&output).contains("--pool-size"),
+        "{}",
+        stderr(&output)
+    );
+    let output = worker(
+        &["--database", "sqlite::memory:"],
+        &[("UNDERLING_POOL_SIZE", "0")],
+        &dir.0,
+    );
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(
+        stderr(&output).contains("--pool-size"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
 fn a_missing_after_too_short_for_the_heartbeat_is_a_usage_error_before_connecting() {
     let dir = TempDir::new("missing");
     // The database does not exist and is never opened: the flags are checked first.

@@ -2,12 +2,17 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail};
-use serde_json::{Value, json};
-use underling::{EnqueueOptions, Error, Job, JobFilter, JobState, Queue, RetryOptions};
+use std::collections::{HashMap, HashSet};
 
-use super::parse_json;
-use crate::cli::{EnqueueArgs, JobCommand, ListArgs, PurgeArgs, RetryArgs};
+use anyhow::{anyhow, bail};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use underling::{
+    EnqueueOptions, Error, InactiveState, Job, JobFilter, JobState, Queue, RetryOptions,
+};
+
+use super::{batch, parse_json};
+use crate::cli::{EnqueueArgs, JobCommand, ListArgs, ListState, PurgeArgs, RetryArgs};
 use crate::output;
 
 /// How many jobs one purge statement removes: small enough that no statement holds many row
@@ -21,8 +26,10 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 pub async fn run(queue: &Queue, command: JobCommand, json: bool) -> anyhow::Result<String> {
     match command {
         JobCommand::Enqueue(args) => enqueue(queue, args, json).await,
+        JobCommand::EnqueueBatch { file } => batch::enqueue_batch(queue, &file, json).await,
         JobCommand::List(args) => list(queue, args, json).await,
         JobCommand::Show { id } => show(queue, id, json).await,
+        JobCommand::Wait { id, timeout } => wait(queue, id, timeout, json).await,
         JobCommand::Retry(args) => retry(queue, args, json).await,
         JobCommand::Remove { ids } => remove(queue, &ids, json).await,
         JobCommand::Purge(args) => purge(queue, args, json).await,
@@ -65,8 +72,17 @@ async fn enqueue(queue: &Queue, a: EnqueueArgs, json: bool) -> anyhow::Result<St
 }
 
 async fn list(queue: &Queue, a: ListArgs, json: bool) -> anyhow::Result<String> {
+    let mut states = Vec::new();
+    let mut inactive = Vec::new();
+    for state in a.states {
+        match state {
+            ListState::Stored(s) => states.push(s),
+            ListState::Inactive(s) => inactive.push(s),
+        }
+    }
     let filter = JobFilter {
-        states: a.states,
+        states,
+        inactive,
         queues: a.queues,
         tasks: a.tasks,
         notes: a.notes,
@@ -76,9 +92,21 @@ async fn list(queue: &Queue, a: ListArgs, json: bool) -> anyhow::Result<String> 
     if json {
         return output::json(&page);
     }
+    if page.jobs.is_empty() {
+        return Ok(if page.total == 0 {
+            "no jobs\n".to_string()
+        } else {
+            format!(
+                "no jobs on this page (total: {})\n",
+                output::count(page.total, "job")
+            )
+        });
+    }
+    let why = Why::load(queue, &page.jobs).await?;
+    let now = chrono::Utc::now();
     let mut table = output::table(
         &[
-            "id", "state", "queue", "task", "priority", "attempts", "created",
+            "id", "state", "queue", "task", "priority", "attempts", "created", "status",
         ],
         &["id", "priority", "attempts"],
     );
@@ -90,23 +118,160 @@ async fn list(queue: &Queue, a: ListArgs, json: bool) -> anyhow::Result<String> 
             job.task.clone(),
             job.priority.to_string(),
             job.attempts.to_string(),
-            output::time(&job.created),
+            output::relative(&job.created, &now),
+            why.status(job, &now),
         ]);
     }
     let mut text = output::render(&table);
     let shown = page.jobs.len() as u64;
     text.push_str(&format!("total: {}", output::count(page.total, "job")));
-    if shown > 0 && shown < page.total {
+    if shown < page.total {
         text.push_str(&format!(" (showing {}-{})", a.offset + 1, a.offset + shown));
     }
     text.push('\n');
     Ok(text)
 }
 
+/// What `job list` needs to say why inactive jobs do not run: their parents' states and the
+/// paused queues.
+struct Why {
+    parents: HashMap<i64, JobState>,
+    paused: HashSet<String>,
+}
+
+impl Why {
+    /// Reads what the inactive jobs of a page depend on (nothing when there are none).
+    async fn load(queue: &Queue, jobs: &[Job]) -> anyhow::Result<Why> {
+        let inactive: Vec<&Job> = jobs
+            .iter()
+            .filter(|j| j.state == JobState::Inactive)
+            .collect();
+        let mut why = Why {
+            parents: HashMap::new(),
+            paused: HashSet::new(),
+        };
+        if inactive.is_empty() {
+            return Ok(why);
+        }
+        let mut ids: Vec<i64> = inactive
+            .iter()
+            .flat_map(|j| j.parents.iter().copied())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if !ids.is_empty() {
+            let filter = JobFilter {
+                ids: ids.clone(),
+                ..JobFilter::default()
+            };
+            let parents = queue.list_jobs(&filter, ids.len() as u64, 0).await?;
+            why.parents = parents.jobs.iter().map(|p| (p.id, p.state)).collect();
+        }
+        why.paused = queue
+            .queues()
+            .await?
+            .into_iter()
+            .filter(|q| q.paused)
+            .map(|q| q.name)
+            .collect();
+        Ok(why)
+    }
+
+    /// Why an inactive job does not run yet (its derived state first), where an active one
+    /// runs, when a settled one ended.
+    fn status(&self, job: &Job, now: &DateTime<Utc>) -> String {
+        match job.state {
+            JobState::Active => job.worker_id.map_or_else(
+                || "running".to_string(),
+                |w| format!("running on worker {w}"),
+            ),
+            JobState::Finished | JobState::Failed => job.finished.map_or_else(
+                || "-".to_string(),
+                |t| format!("ended {}", output::relative(&t, now)),
+            ),
+            JobState::Inactive => {
+                // A removed parent is done; with lax, a failed one too.
+                let waiting: Vec<i64> = job
+                    .parents
+                    .iter()
+                    .copied()
+                    .filter(|p| match self.parents.get(p) {
+                        Some(JobState::Finished) | None => false,
+                        Some(JobState::Failed) => !job.lax,
+                        Some(_) => true,
+                    })
+                    .collect();
+                if !waiting.is_empty() {
+                    let noun = if waiting.len() == 1 {
+                        "parent"
+                    } else {
+                        "parents"
+                    };
+                    format!("waiting for {noun} {}", output::ids(&waiting))
+                } else if job.delayed > *now {
+                    let derived = if job.retries > 0 {
+                        InactiveState::Retryable
+                    } else {
+                        InactiveState::Scheduled
+                    };
+                    format!("{derived}, due {}", output::relative(&job.delayed, now))
+                } else if self.paused.contains(&job.queue) {
+                    "queue paused".to_string()
+                } else {
+                    "ready".to_string()
+                }
+            }
+        }
+    }
+}
+
 async fn show(queue: &Queue, id: i64, json: bool) -> anyhow::Result<String> {
-    let job = existing(queue, id).await?;
+    describe(&existing(queue, id).await?, json)
+}
+
+async fn wait(queue: &Queue, id: i64, timeout: Duration, json: bool) -> anyhow::Result<String> {
+    let (job, problem) = match queue.wait(id, timeout).await? {
+        Some(job) if job.state == JobState::Finished => return describe(&job, json),
+        Some(job) => (job, format!("job {id} failed")),
+        None => {
+            let job = existing(queue, id).await?;
+            let problem = format!(
+                "timed out after {} waiting for job {id} (it is {})",
+                humantime::format_duration(timeout),
+                job.state
+            );
+            (job, problem)
+        }
+    };
+    Err(Unsuccessful {
+        output: describe(&job, json)?,
+        message: problem,
+    }
+    .into())
+}
+
+/// A command that has something to print on standard output and still exits 1, saying why on
+/// standard error (`job wait` of a job that failed or did not settle in time).
+#[derive(Debug)]
+pub struct Unsuccessful {
+    /// What to print on standard output.
+    pub output: String,
+    /// Why the command did not succeed (one line).
+    pub message: String,
+}
+
+impl std::fmt::Display for Unsuccessful {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Unsuccessful {}
+
+/// Every field of a job, or its JSON.
+fn describe(job: &Job, json: bool) -> anyhow::Result<String> {
     if json {
-        return output::json(&job);
+        return output::json(job);
     }
     Ok(output::fields(&[
         ("id", job.id.to_string()),
@@ -130,9 +295,15 @@ async fn show(queue: &Queue, id: i64, json: bool) -> anyhow::Result<String> {
         ("expires", output::optional_time(&job.expires)),
         ("parents", output::ids(&job.parents)),
         ("children", output::ids(&job.children)),
-        ("args", job.args.to_string()),
-        ("result", output::compact(job.result.as_ref())),
-        ("notes", Value::Object(job.notes.clone()).to_string()),
+        ("args", output::truncated(job.args.to_string())),
+        (
+            "result",
+            output::truncated(output::compact(job.result.as_ref())),
+        ),
+        (
+            "notes",
+            output::truncated(Value::Object(job.notes.clone()).to_string()),
+        ),
     ]))
 }
 

@@ -7,6 +7,7 @@ use underling::{ConnectOptions, Queue};
 
 use crate::cli::{Cli, Command};
 
+mod batch;
 mod bench;
 mod job;
 mod lock;
@@ -15,6 +16,8 @@ mod queue;
 mod stats;
 mod task;
 mod worker;
+
+pub use job::Unsuccessful;
 
 /// Where to connect, from the global flags.
 pub struct Target<'a> {

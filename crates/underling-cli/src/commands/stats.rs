@@ -30,18 +30,23 @@ pub async fn stats(queue: &Queue, json: bool) -> anyhow::Result<String> {
     ]))
 }
 
-/// Finished and failed jobs per hour over the last 24 hours, oldest first.
+/// Finished and failed jobs, and failed attempts (retried or not), per hour over the last 24
+/// hours, oldest first.
 pub async fn history(queue: &Queue, json: bool) -> anyhow::Result<String> {
     let points = queue.history().await?;
     if json {
         return output::json(&points);
     }
-    let mut table = output::table(&["hour", "finished", "failed"], &["finished", "failed"]);
+    let mut table = output::table(
+        &["hour", "finished", "failed", "failed attempts"],
+        &["finished", "failed", "failed attempts"],
+    );
     for point in &points {
         table.add_row(vec![
             output::time(&point.hour),
             point.finished.to_string(),
             point.failed.to_string(),
+            point.failed_attempts.to_string(),
         ]);
     }
     Ok(output::render(&table))

@@ -37,12 +37,13 @@ async fn list(queue: &Queue, json: bool) -> anyhow::Result<String> {
         ],
         &["id", "jobs"],
     );
+    let now = chrono::Utc::now();
     for w in &workers {
         table.add_row(vec![
             w.id.to_string(),
             format!("{}:{}", w.host, w.pid),
-            output::time(&w.started),
-            output::time(&w.last_heartbeat),
+            output::relative(&w.started, &now),
+            output::relative(&w.last_heartbeat, &now),
             w.jobs.len().to_string(),
             queues(w),
         ]);
@@ -61,7 +62,15 @@ async fn show(queue: &Queue, id: i64, json: bool) -> anyhow::Result<String> {
         ("pid", w.pid.to_string()),
         ("started", output::precise_time(&w.started)),
         ("last heartbeat", output::precise_time(&w.last_heartbeat)),
-        ("jobs", output::ids(&w.jobs)),
+        // A count, as in `worker list`, then the ids.
+        (
+            "jobs",
+            if w.jobs.is_empty() {
+                "0".to_string()
+            } else {
+                format!("{} ({})", w.jobs.len(), output::ids(&w.jobs))
+            },
+        ),
         ("queues", queues(&w)),
         ("status", w.status.to_string()),
     ]))

@@ -188,13 +188,73 @@ on_both! {
         let table = rows(&out);
         assert_eq!(
             table[0],
-            ["ID", "STATE", "QUEUE", "TASK", "PRIORITY", "ATTEMPTS", "CREATED"]
+            ["ID", "STATE", "QUEUE", "TASK", "PRIORITY", "ATTEMPTS", "CREATED", "STATUS"]
         );
         let listed: Vec<i64> = table[1..4].iter().map(|r| r[0].parse().expect("id")).collect();
         assert_eq!(listed, [ids[2], ids[1], ids[0]]);
         assert_eq!(&table[1][1..6], ["inactive", "default", "t", "0", "1"]);
-        rfc3339(&table[1][6]);
+        // Relative times in tables: just enqueued.
+        assert!(matches!(table[1][6].as_str(), "now" | "1s" | "2s"), "{out}");
+        assert_eq!(table[1].last().map(String::as_str), Some("ready"), "{out}");
         assert_eq!(out.lines().last(), Some("total: 3 jobs"));
+    }
+
+    async fn job_list_says_why_each_inactive_job_is_not_running(db: migrated) {
+        let hour = Duration::from_secs(3600);
+        let scheduled = db.enqueue("t", EnqueueOptions::new().delay(hour)).await;
+        let retryable = db.enqueue("t", EnqueueOptions::new().attempts(2)).await;
+        let attempt = db.activate(&[retryable]).await;
+        db.store()
+            .cycle(underling::store::Cycle {
+                settles: &[underling::Settle {
+                    id: retryable,
+                    retries: attempt[0].retries,
+                    outcome: underling::Outcome::Failed { error: json!("x"), retry_delay: hour * 2 },
+                }],
+                claim: None,
+                now: None,
+            })
+            .await
+            .expect("fail the attempt");
+        let parent = db.enqueue("t", EnqueueOptions::new().delay(hour)).await;
+        let waiting = db.enqueue("t", EnqueueOptions::new().parent(parent)).await;
+        let paused = db.enqueue("t", EnqueueOptions::new().queue("held")).await;
+        db.queue().pause_queue("held").await.expect("pause");
+        let running = db.enqueue("t", EnqueueOptions::new()).await;
+        let worker = db.activate(&[running]).await[0].worker_id.expect("a worker");
+        let done = db.finished(1, "default", "t").await[0];
+
+        let out = db.ok(&["job", "list"]);
+        let row = |id: i64| -> String {
+            out.lines()
+                .find(|l| l.split_whitespace().next() == Some(&id.to_string()))
+                .unwrap_or_else(|| panic!("no job {id} in:\n{out}"))
+                .to_string()
+        };
+        assert!(row(scheduled).ends_with("scheduled, due in 59m"), "{out}");
+        assert!(row(retryable).ends_with("retryable, due in 1h"), "{out}");
+        assert!(row(waiting).ends_with(&format!("waiting for parent {parent}")), "{out}");
+        assert!(row(paused).ends_with("queue paused"), "{out}");
+        assert!(row(running).ends_with(&format!("running on worker {worker}")), "{out}");
+        assert!(row(done).ends_with("ended now"), "{out}");
+
+        let ids = |state: &str| listed_ids(&db.json(&["job", "list", "--state", state]));
+        assert_eq!(ids("scheduled"), [parent, scheduled]);
+        assert_eq!(ids("Retryable"), [retryable]);
+        assert_eq!(ids("WAITING"), [waiting]);
+        // --json keeps RFC 3339.
+        let list = db.json(&["job", "list", "--state", "scheduled"]);
+        rfc3339(list["jobs"][0]["delayed"].as_str().expect("delayed"));
+    }
+
+    async fn job_list_of_nothing_says_no_jobs(db: migrated) {
+        assert_eq!(db.ok(&["job", "list"]), "no jobs\n");
+        db.enqueue_many(2, "default", "t").await;
+        assert_eq!(
+            db.ok(&["job", "list", "--offset", "5"]),
+            "no jobs on this page (total: 2 jobs)\n"
+        );
+        assert_eq!(db.ok(&["job", "list", "--state", "failed"]), "no jobs\n");
     }
 
     async fn job_list_filters_by_state_queue_task_and_note(db: migrated) {
@@ -294,6 +354,23 @@ on_both! {
         assert_eq!(field(&out, "result"), "-");
     }
 
+    async fn job_show_cuts_long_values_and_json_has_them_whole(db: migrated) {
+        let big = "x".repeat(5000);
+        let id = db
+            .queue()
+            .enqueue("t", json!({ "big": big }), EnqueueOptions::new())
+            .await
+            .expect("enqueue");
+        let out = db.ok(&["job", "show", &id.to_string()]);
+        let args = field(&out, "args");
+        let whole = json!({ "big": big }).to_string();
+        assert_eq!(
+            args,
+            format!("{}… ({} bytes in all; --json shows everything)", &whole[..200], whole.len())
+        );
+        assert_eq!(db.json(&["job", "show", &id.to_string()])["args"]["big"], json!(big));
+    }
+
     async fn job_show_json_has_every_field(db: migrated) {
         let parent = db.finished(1, "default", "parent").await[0];
         let child = db.enqueue("child", EnqueueOptions::new().parent(parent)).await;
@@ -306,6 +383,146 @@ on_both! {
 
     async fn job_show_fails_for_an_unknown_id(db: migrated) {
         assert_eq!(db.run(&["job", "show", "42"]).error(), "job 42 not found");
+    }
+
+    // -- job enqueue-batch ----------------------------------------------------------------------
+
+    async fn enqueue_batch_enqueues_every_line_and_prints_the_ids(db: migrated) {
+        let parent = db.enqueue("parent", EnqueueOptions::new()).await;
+        let path = db.dir.path().join("jobs.jsonl");
+        let text = format!(
+            "{{\"task\": \"a\"}}\n\n{}\n{{\"task\": \"c\", \"run_at\": \"2030-01-02T03:04:05Z\", \"delay\": null}}\n",
+            json!({
+                "task": "b", "args": {"n": 1}, "queue": "mail", "priority": 5, "attempts": 3,
+                "delay": "5m", "parents": [parent], "lax": true, "expire": "1h",
+                "notes": {"k": "v"}
+            })
+        );
+        std::fs::write(&path, text).expect("write the file");
+        let run = db.run(&["job", "enqueue-batch", path.to_str().expect("utf-8 path")]);
+        assert_eq!(run.stderr, "", "no progress bar when stderr is not a terminal");
+        let ids: Vec<i64> = run.ok().lines().map(|l| l.parse().expect("an id")).collect();
+        assert_eq!(ids.len(), 3);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        let a = db.job(ids[0]).await;
+        assert_eq!((a.task.as_str(), a.queue.as_str(), a.attempts), ("a", "default", 1));
+        assert_eq!(a.args, json!({}));
+        let b = db.job(ids[1]).await;
+        assert_eq!(b.task, "b");
+        assert_eq!(b.args, json!({"n": 1}));
+        assert_eq!((b.queue.as_str(), b.priority, b.attempts, b.lax), ("mail", 5, 3, true));
+        assert_eq!(b.parents, vec![parent]);
+        assert_eq!(b.notes["k"], json!("v"));
+        let delay = (b.delayed - b.created).num_seconds();
+        assert!((299..=301).contains(&delay), "{delay}");
+        let expire = (b.expires.expect("expires") - b.created).num_seconds();
+        assert!((3599..=3601).contains(&expire), "{expire}");
+        let c = db.job(ids[2]).await;
+        assert_eq!(c.delayed, rfc3339("2030-01-02T03:04:05Z"));
+        assert_eq!(db.job_count().await, 4);
+    }
+
+    async fn enqueue_batch_reads_standard_input_and_prints_json(db: migrated) {
+        let run = db.run_with_stdin(
+            &["job", "enqueue-batch", "-", "--json"],
+            b"{\"task\": \"a\"}\n{\"task\": \"b\"}",
+        );
+        let ids: Vec<i64> = serde_json::from_str(&run.ok()).expect("a JSON array of ids");
+        assert_eq!(ids.len(), 2);
+        assert_eq!(db.job(ids[1]).await.task, "b");
+    }
+
+    async fn enqueue_batch_writes_many_batches(db: migrated) {
+        let text: String = (0..2500).map(|i| format!("{{\"task\": \"t\", \"args\": [{i}]}}\n")).collect();
+        let ids: Vec<i64> = db
+            .run_with_stdin(&["job", "enqueue-batch", "-"], text.as_bytes())
+            .ok()
+            .lines()
+            .map(|l| l.parse().expect("an id"))
+            .collect();
+        assert_eq!(ids.len(), 2500);
+        assert_eq!(db.job_count().await, 2500);
+        assert_eq!(db.job(ids[2499]).await.args, json!([2499]));
+    }
+
+    async fn enqueue_batch_with_a_bad_line_names_it_and_writes_nothing(db: migrated) {
+        let cases = [
+            ("{\"task\": \"a\"}\n{\"task\": \"b\", \"queue\": \"\"}\n", "line 2: invalid queue name"),
+            ("{\"task\": \"a\"}\n{\"task\": \"b\"\n", "line 2: EOF while parsing an object"),
+            ("{\"task\": \"a\", \"attempts\": 0}\n", "line 1: invalid option: attempts must be at least 1, got 0"),
+            ("{\"task\": \"a\", \"delay\": \"soon\"}\n", "line 1: delay: "),
+            ("{\"task\": \"a\", \"prio\": 1}\n", "line 1: unknown field `prio`"),
+            ("{\"task\": \"a\"}\n\n{\"task\": \"b\", \"parents\": [424242]}\n", "line 3: parent job 424242 does not exist"),
+        ];
+        for (input, expected) in cases {
+            let message = db.run_with_stdin(&["job", "enqueue-batch", "-"], input.as_bytes()).error();
+            assert!(message.starts_with(expected), "{input:?}: {message}");
+        }
+        assert_eq!(db.job_count().await, 0);
+    }
+
+    async fn enqueue_batch_of_a_missing_file_says_so(db: migrated) {
+        let message = db.run(&["job", "enqueue-batch", "/nonexistent/jobs.jsonl"]).error();
+        assert!(message.starts_with("cannot read /nonexistent/jobs.jsonl: "), "{message}");
+    }
+
+    // -- job wait -------------------------------------------------------------------------------
+
+    async fn job_wait_prints_a_job_that_finishes_meanwhile_and_exits_0(db: migrated) {
+        let id = db.enqueue("t", EnqueueOptions::new()).await;
+        let waiting = db.spawn(&["job", "wait", &id.to_string(), "--timeout", "60s"]);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        db.settle(&[id], underling::Outcome::Finished(json!({"sum": 3}))).await;
+        let out = waiting.join().expect("the waiting run").ok();
+        assert_eq!(out, db.ok(&["job", "show", &id.to_string()]));
+        assert_eq!(field(&out, "state"), "finished");
+        assert_eq!(field(&out, "result"), r#"{"sum":3}"#);
+    }
+
+    async fn job_wait_json_prints_the_whole_job(db: migrated) {
+        let id = db.finished(1, "default", "t").await[0];
+        let job = db.json(&["job", "wait", &id.to_string()]);
+        assert_keys(&job, JOB_FIELDS);
+        assert_eq!(job["id"], json!(id));
+        assert_eq!(job["state"], json!("finished"));
+        assert_eq!(job["result"], json!({"ok": true}));
+    }
+
+    async fn job_wait_exits_1_when_the_job_failed_and_prints_it(db: migrated) {
+        let id = db.enqueue("t", EnqueueOptions::new()).await;
+        let waiting = db.spawn(&["job", "wait", &id.to_string()]);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        db.settle(
+            &[id],
+            underling::Outcome::Failed { error: json!("boom"), retry_delay: Duration::ZERO },
+        )
+        .await;
+        let run = waiting.join().expect("the waiting run");
+        assert_eq!(run.code, 1, "{run:?}");
+        assert_eq!(run.stderr, format!("error: job {id} failed\n"));
+        assert_eq!(run.stdout, db.ok(&["job", "show", &id.to_string()]));
+        assert_eq!(field(&run.stdout, "state"), "failed");
+    }
+
+    async fn job_wait_exits_1_when_the_time_runs_out_and_prints_the_job(db: migrated) {
+        let id = db.enqueue("t", EnqueueOptions::new()).await;
+        let run = db.run(&["job", "wait", &id.to_string(), "--timeout", "300ms"]);
+        assert_eq!(run.code, 1, "{run:?}");
+        assert_eq!(
+            run.stderr,
+            format!("error: timed out after 300ms waiting for job {id} (it is inactive)\n")
+        );
+        assert_eq!(field(&run.stdout, "state"), "inactive");
+        assert_eq!(field(&run.stdout, "id"), id.to_string());
+    }
+
+    async fn job_wait_fails_for_an_unknown_id(db: migrated) {
+        assert_eq!(db.run(&["job", "wait", "42"]).error(), "job 42 not found");
+    }
+
+    async fn job_wait_with_a_bad_timeout_is_a_usage_error(db: migrated) {
+        let stderr = db.run(&["job", "wait", "1", "--timeout", "soon"]).usage_error();
+        assert!(stderr.contains("--timeout"), "{stderr}");
     }
 
     // -- job retry ------------------------------------------------------------------------------

@@ -27,6 +27,42 @@ on_both! {
 }
 
 #[test]
+fn logs_follow_underling_log_then_rust_log_without_colour_and_in_json_on_request() {
+    let dir = TempDir::new();
+    let url = format!("sqlite://{}/jobs.db", dir.path().display());
+    assert_eq!(
+        run_in(dir.path(), &["--database", &url, "migrate"], &[]).code,
+        0
+    );
+    let list = ["--database", url.as_str(), "job", "list"];
+    // No variable: no logs at all, only the answer.
+    let quiet = run_in(dir.path(), &list, &[]);
+    assert_eq!(
+        (quiet.stdout.as_str(), quiet.stderr.as_str()),
+        ("no jobs\n", "")
+    );
+    for var in ["UNDERLING_LOG", "RUST_LOG"] {
+        let run = run_in(dir.path(), &list, &[(var, "debug")]);
+        assert_eq!(run.stdout, "no jobs\n");
+        assert!(run.stderr.contains("DEBUG"), "{var}: {}", run.stderr);
+        assert!(
+            !run.stderr.contains('\u{1b}'),
+            "no ANSI escapes on a pipe: {:?}",
+            run.stderr
+        );
+    }
+    let mut json_list = list.to_vec();
+    json_list.extend(["--log-format", "json"]);
+    let run = run_in(dir.path(), &json_list, &[("UNDERLING_LOG", "debug")]);
+    assert!(!run.stderr.is_empty());
+    for line in run.stderr.lines() {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert_eq!(value["level"], "DEBUG", "{line}");
+    }
+}
+
+#[test]
 fn an_unreachable_database_is_named_without_its_password() {
     let dir = TempDir::new();
     let run = run_in(
@@ -44,6 +80,28 @@ fn an_unreachable_database_is_named_without_its_password() {
         "{message}"
     );
     assert!(!message.contains("s3cret"), "{message}");
+}
+
+#[test]
+fn a_bad_schema_name_says_invalid_once() {
+    let dir = TempDir::new();
+    let message = run_in(
+        dir.path(),
+        &[
+            "--database",
+            "postgres://app@127.0.0.1:1/jobs",
+            "--schema",
+            "1x",
+            "stats",
+        ],
+        &[],
+    )
+    .error();
+    assert_eq!(
+        message,
+        "invalid option: the schema name \"1x\" must be 1 to 63 letters, digits and \
+         underscores, not starting with a digit"
+    );
 }
 
 #[test]

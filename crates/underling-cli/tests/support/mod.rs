@@ -244,6 +244,45 @@ impl TestDb {
         run_in(self.dir.path(), &all, &[])
     }
 
+    /// Starts `underling --database … [--schema …] ARGS…` on a thread of its own, for commands
+    /// that wait for something the test does meanwhile.
+    pub fn spawn(&self, args: &[&str]) -> std::thread::JoinHandle<Run> {
+        let mut all = self.flags();
+        all.extend(args.iter().map(|a| a.to_string()));
+        let dir = self.dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            let all: Vec<&str> = all.iter().map(String::as_str).collect();
+            run_in(&dir, &all, &[])
+        })
+    }
+
+    /// Runs `underling --database … [--schema …] ARGS…` with `input` on standard input.
+    pub fn run_with_stdin(&self, args: &[&str], input: &[u8]) -> Run {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_underling"))
+            .args(self.flags())
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("UNDERLING_DATABASE_URL")
+            .env_remove("UNDERLING_SCHEMA")
+            .env_remove("UNDERLING_LOG")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run the underling binary");
+        {
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(input).expect("write stdin");
+        }
+        let output = child.wait_with_output().expect("wait for underling");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
     /// Runs the binary with the database given only through the environment.
     pub fn run_with_env(&self, args: &[&str]) -> Run {
         let mut env = vec![("UNDERLING_DATABASE_URL", self.url.as_str())];

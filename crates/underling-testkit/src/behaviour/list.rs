@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use serde_json::json;
-use underling::{EnqueueOptions, JobFilter, JobState, Queue};
+use underling::{EnqueueOptions, InactiveState, JobFilter, JobState, Queue};
 
 use crate::support::*;
 
@@ -12,7 +12,49 @@ async fn ids(queue: &Queue, filter: JobFilter) -> (Vec<i64>, u64) {
     (list.jobs.iter().map(|j| j.id).collect(), list.total)
 }
 
+/// A filter on derived states (and base states).
+fn derived(inactive: &[InactiveState], states: &[JobState]) -> JobFilter {
+    JobFilter {
+        inactive: inactive.to_vec(),
+        states: states.to_vec(),
+        ..JobFilter::default()
+    }
+}
+
 behaviours! {
+    async fn list_filters_scheduled_retryable_and_waiting_inactive_jobs(t) {
+        let queue = t.queue.clone();
+        let hour = std::time::Duration::from_secs(3600);
+        let w = worker(t).await;
+        let due = enqueue(&queue, "add").await;
+        let scheduled = enqueue_with(&queue, "add", EnqueueOptions::new().delay(hour)).await;
+        let retryable = enqueue_with(&queue, "add", EnqueueOptions::new().attempts(2)).await;
+        let attempt = claim_by_id(t, w, retryable).await.expect("ready");
+        fail(t, &attempt, json!("once"), hour).await;
+        let parent = enqueue(&queue, "add").await;
+        let waiting = enqueue_with(&queue, "add", EnqueueOptions::new().parent(parent)).await;
+        let failed = enqueue(&queue, "add").await;
+        run_to_failure(t, w, failed).await;
+        // Parents done: finished, or failed under lax.
+        let lax_child = enqueue_with(&queue, "add", EnqueueOptions::new().parent(failed).lax(true)).await;
+        let strict_child = enqueue_with(&queue, "add", EnqueueOptions::new().parent(failed)).await;
+
+        use InactiveState::*;
+        assert_eq!(ids(&queue, derived(&[Scheduled], &[])).await, (vec![scheduled], 1));
+        assert_eq!(ids(&queue, derived(&[Retryable], &[])).await, (vec![retryable], 1));
+        assert_eq!(ids(&queue, derived(&[Waiting], &[])).await, (vec![strict_child, waiting], 2));
+        assert_eq!(
+            ids(&queue, derived(&[Scheduled, Retryable], &[JobState::Failed])).await,
+            (vec![failed, retryable, scheduled], 3)
+        );
+        let (inactive, total) = ids(&queue, derived(&[], &[JobState::Inactive])).await;
+        assert_eq!(total, 7);
+        assert!(inactive.contains(&due) && inactive.contains(&lax_child) && inactive.contains(&parent));
+        // A finished parent releases its child.
+        run_to_finish(t, w, parent).await;
+        assert_eq!(ids(&queue, derived(&[Waiting], &[])).await, (vec![strict_child], 1));
+    }
+
     async fn list_returns_every_job_newest_first(t) {
         let queue = t.queue.clone();
         let a = enqueue(&queue, "add").await;

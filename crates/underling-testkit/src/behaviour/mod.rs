@@ -23,6 +23,7 @@ pub mod smoke;
 pub mod stats;
 pub mod task_defaults;
 pub mod transactions;
+pub mod wait;
 pub mod workers;
 
 /// Every storage behaviour, module by module.
@@ -50,6 +51,7 @@ pub fn all() -> Vec<crate::Behaviour> {
         stats::all(),
         task_defaults::all(),
         transactions::all(),
+        wait::all(),
         workers::all(),
     ]
     .concat()

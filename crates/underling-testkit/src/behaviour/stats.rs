@@ -110,7 +110,28 @@ behaviours! {
         for pair in history.windows(2) {
             assert_eq!(pair[1].hour - pair[0].hour, chrono::Duration::hours(1));
         }
-        assert!(history.iter().all(|p| p.finished == 0 && p.failed == 0));
+        assert!(history.iter().all(|p| p.finished == 0 && p.failed == 0 && p.failed_attempts == 0));
+    }
+
+    async fn history_counts_failed_attempts_apart_from_jobs_that_ended_failed(t) {
+        let queue = t.queue.clone();
+        let w = worker(t).await;
+        // Fails twice, then finishes: two failed attempts, no failed job.
+        let id = enqueue_with(&queue, "add", underling::EnqueueOptions::new().attempts(3)).await;
+        for _ in 0..2 {
+            let attempt = claim_by_id(t, w, id).await.expect("ready");
+            fail(t, &attempt, serde_json::json!("again"), std::time::Duration::ZERO).await;
+        }
+        run_to_finish(t, w, id).await;
+        // Fails on its only attempt: one failed attempt and one failed job.
+        let failed = enqueue(&queue, "add").await;
+        run_to_failure(t, w, failed).await;
+        // Claimed, then given back unused: no attempt failed.
+        let released = enqueue(&queue, "add").await;
+        let attempt = claim_by_id(t, w, released).await.expect("ready");
+        assert_eq!(release(t, w, &[(released, attempt.retries)]).await, 1);
+        let now = queue.history().await.unwrap()[23].clone();
+        assert_eq!((now.finished, now.failed, now.failed_attempts), (1, 1, 3));
     }
 
     async fn history_counts_finished_and_failed_jobs_in_the_current_hour(t) {

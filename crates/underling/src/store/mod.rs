@@ -189,7 +189,8 @@ pub trait Store: Send + Sync + 'static {
     async fn note(&self, p: Note<'_>) -> Result<()>;
     /// Counts across the store (without the jobs that are gone).
     async fn stats(&self, now: Now) -> Result<Stats>;
-    /// Finished and failed jobs per hour over the 24 hours up to `now`.
+    /// Finished and failed jobs, and failed attempts (counted as they happen), per hour over
+    /// the 24 hours up to `now`.
     async fn history(&self, now: Now) -> Result<Vec<HistoryPoint>>;
 
     /// Writes the enqueue defaults of tasks (replacing what was published under their names).
@@ -237,6 +238,15 @@ pub trait Store: Send + Sync + 'static {
     /// Subscribe before claiming so that no wake-up is missed between an empty claim and the
     /// wait that follows.
     async fn subscribe(&self) -> Result<Option<broadcast::Receiver<String>>>;
+
+    /// Asks to be told when job `id` settles (finishes, or fails for good) or is removed, for
+    /// [`crate::Queue::wait`]: a stream of the ids of watched jobs that did (`0`: any may have,
+    /// read yours again), or `None` when this store cannot push them and the caller polls.
+    /// Call it before reading the job, so that no settle falls between the read and the wait.
+    /// The default pushes nothing.
+    async fn watch(&self, _id: i64) -> Result<Option<broadcast::Receiver<i64>>> {
+        Ok(None)
+    }
 
     /// Closes the connection pool.
     async fn close(&self);

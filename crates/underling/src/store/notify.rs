@@ -11,17 +11,25 @@ pub(crate) use coalesce::{Coalescer, RetryWake, SendWake};
 #[cfg(feature = "postgres")]
 pub(crate) const ANY_QUEUE: &str = "*";
 
-/// Hands wake-ups (queue names) to every subscribed worker of this process.
+/// A settled-job id that means "any watched job may have settled or been removed" (sent
+/// after a listener reconnects, when notifications may have been missed). Job ids start at 1.
+pub(crate) const ANY_JOB: i64 = 0;
+
+/// Hands wake-ups (queue names) to every subscribed worker of this process, and the ids of
+/// watched jobs that settled or were removed to every waiter ([`crate::Queue::wait`]).
 #[derive(Clone)]
 pub(crate) struct Wakeups {
     sender: broadcast::Sender<String>,
+    settled: broadcast::Sender<i64>,
 }
 
 impl Default for Wakeups {
     fn default() -> Self {
-        // Wake-ups are hints: a worker that falls this far behind gets `Lagged` and claims.
+        // Wake-ups are hints: a worker that falls this far behind gets `Lagged` and claims; a
+        // waiter that does re-reads its job.
         let (sender, _) = broadcast::channel(1024);
-        Wakeups { sender }
+        let (settled, _) = broadcast::channel(1024);
+        Wakeups { sender, settled }
     }
 }
 
@@ -29,6 +37,18 @@ impl Wakeups {
     /// A new subscriber: it sees every wake-up sent from now on.
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<String> {
         self.sender.subscribe()
+    }
+
+    /// A new waiter: it sees the id of every job that settles or is removed from now on
+    /// ([`ANY_JOB`] when it should re-read its job anyway).
+    pub(crate) fn subscribe_settled(&self) -> broadcast::Receiver<i64> {
+        self.settled.subscribe()
+    }
+
+    /// Tells waiters that job `id` settled (finished or failed) or was removed.
+    pub(crate) fn settled(&self, id: i64) {
+        // No subscriber is not an error: nobody waits in this process.
+        let _ = self.settled.send(id);
     }
 
     /// Wakes the workers of `queue`.

@@ -72,7 +72,7 @@ pub(super) fn validate_schema(schema: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::InvalidOption(format!(
-            "invalid schema name {schema:?}: use letters, digits and underscores"
+            "the schema name {schema:?} must be 1 to 63 letters, digits and underscores, not starting with a digit"
         )))
     }
 }
@@ -95,15 +95,24 @@ pub(super) async fn applied_versions(pool: &PgPool) -> Result<Option<Vec<i64>>> 
 /// IF NOT EXISTS` races with itself, and sqlx's own lock only covers the migrations table.
 pub(super) async fn migrate(pool: &PgPool, schema: Option<&str>) -> Result<Vec<AppliedMigration>> {
     let mut conn = pool.acquire().await?;
+    // `IF NOT EXISTS` statements that find their object send a notice ("relation
+    // \"underling_migrations\" already exists, skipping"), which sqlx logs at every start: they
+    // say nothing worth reading here.
+    sqlx::query("SET client_min_messages = warning")
+        .execute(&mut *conn)
+        .await?;
     sqlx::query("SELECT pg_advisory_lock($1)")
         .bind(MIGRATION_LOCK)
         .execute(&mut *conn)
         .await?;
     let result = migrate_locked(pool, &mut conn, schema).await;
-    // A session lock outlives the statement: release it before the connection goes back to
-    // the pool, whatever happened.
+    // A session lock and setting outlive the statement: undo them before the connection goes
+    // back to the pool, whatever happened.
     sqlx::query("SELECT pg_advisory_unlock($1)")
         .bind(MIGRATION_LOCK)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("RESET client_min_messages")
         .execute(&mut *conn)
         .await?;
     result

@@ -47,6 +47,9 @@ pub struct PostgresStore {
     schema: Option<String>,
     /// The NOTIFY channel; one per schema so that two stores on one server do not wake each other.
     channel: String,
+    /// The NOTIFY channel of settled and removed jobs that someone waits for (see
+    /// `migrations/postgres/0005_wait.sql`).
+    settled_channel: String,
     /// Statements that may run on a connection the library does not own, with the schema named.
     named: NamedStatements,
     wakeups: Wakeups,
@@ -89,6 +92,7 @@ impl PostgresStore {
         let channel = format!("underling.{}", schema.as_deref().unwrap_or("public"));
         Ok(PostgresStore {
             send_wake: send_wake(connected.pool.clone(), channel.clone()),
+            settled_channel: format!("{channel}.settled"),
             channel,
             named: NamedStatements::new(schema.as_deref()),
             pool: connected.pool,
@@ -182,6 +186,28 @@ impl PostgresStore {
             query.bind(now)
         };
         Ok(query.fetch_one(&self.pool).await?)
+    }
+}
+
+/// The longest channel name PostgreSQL takes (`NAMEDATALEN - 1` bytes).
+const MAX_CHANNEL_LEN: usize = 63;
+
+impl PostgresStore {
+    /// Starts the LISTEN connection, once.
+    async fn start_listener(&self) {
+        self.listener
+            .get_or_init(|| async {
+                let handle = listener::start(
+                    self.options.clone(),
+                    self.channel.clone(),
+                    self.settled_channel.clone(),
+                    self.wakeups.clone(),
+                );
+                if let Ok(mut slot) = self.listener_task.lock() {
+                    *slot = Some(handle);
+                }
+            })
+            .await;
     }
 }
 
@@ -579,18 +605,24 @@ impl Store for PostgresStore {
     async fn subscribe(&self) -> Result<Option<broadcast::Receiver<String>>> {
         // Subscribe first: the listener's first wake-up (`*`) must reach this subscriber.
         let receiver = self.wakeups.subscribe();
-        self.listener
-            .get_or_init(|| async {
-                let handle = listener::start(
-                    self.options.clone(),
-                    self.channel.clone(),
-                    self.wakeups.clone(),
-                );
-                if let Ok(mut slot) = self.listener_task.lock() {
-                    *slot = Some(handle);
-                }
-            })
-            .await;
+        self.start_listener().await;
+        Ok(Some(receiver))
+    }
+
+    async fn watch(&self, id: i64) -> Result<Option<broadcast::Receiver<i64>>> {
+        if self.settled_channel.len() > MAX_CHANNEL_LEN {
+            // pg_notify would refuse the name (inside the settle): the waiter polls instead.
+            return Ok(None);
+        }
+        // Subscribe first: the listener's first wake-up (any job) must reach this waiter.
+        let receiver = self.wakeups.subscribe_settled();
+        self.start_listener().await;
+        // Marks the job, unless it has settled already: its settle or removal then notifies.
+        sqlx::query(statement!("watch"))
+            .bind(id)
+            .bind(&self.settled_channel)
+            .execute(&self.pool)
+            .await?;
         Ok(Some(receiver))
     }
 

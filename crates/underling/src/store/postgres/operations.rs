@@ -24,7 +24,13 @@ impl FilterArgs {
     fn new(f: &JobFilter) -> Self {
         FilterArgs {
             ids: f.ids.clone(),
-            states: f.states.iter().map(|s| s.as_str()).collect(),
+            // One list for both: the filter tells the derived names from the stored ones.
+            states: f
+                .states
+                .iter()
+                .map(|s| s.as_str())
+                .chain(f.inactive.iter().map(|s| s.as_str()))
+                .collect(),
             queues: f.queues.clone(),
             tasks: f.tasks.clone(),
             notes: f.notes.clone(),
@@ -121,16 +127,17 @@ impl PostgresStore {
     }
 
     pub(super) async fn read_history(&self, now: store::Now) -> Result<Vec<HistoryPoint>> {
-        let rows: Vec<(DateTime<Utc>, i64, i64)> = sqlx::query_as(statement!("history"))
+        let rows: Vec<(DateTime<Utc>, i64, i64, i64)> = sqlx::query_as(statement!("history"))
             .bind(now)
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
             .into_iter()
-            .map(|(hour, finished, failed)| HistoryPoint {
+            .map(|(hour, finished, failed, attempts)| HistoryPoint {
                 hour,
                 finished: count(finished),
                 failed: count(failed),
+                failed_attempts: count(attempts),
             })
             .collect())
     }

@@ -22,7 +22,7 @@ use crate::job::{Job, JobList, NewJob, Outcome, Settle, Settled};
 use crate::model::{AppliedMigration, Command, HistoryPoint, LockInfo, QueueInfo, RepairReport};
 use crate::model::{Stats, TaskDefaults, WorkerInfo};
 use crate::queue::ConnectOptions;
-use crate::store::notify::Wakeups;
+use crate::store::notify::{ANY_JOB, Wakeups};
 use crate::store::rows::{self, JobRow, StoredTime};
 use crate::store::{self, BackendKind, Pool, Store, statement};
 
@@ -320,6 +320,12 @@ impl Store for SqliteStore {
         let _writer = self.writer.lock().await;
         let mut conn = self.pool.acquire().await?;
         let settled = self.settle_on(&mut conn, p.settles, p.now).await?;
+        // Each settle statement commits on its own: waiters may read the jobs now.
+        for (s, outcome) in p.settles.iter().zip(&settled) {
+            if matches!(outcome, Settled::Finished | Settled::Failed) {
+                self.wakeups.settled(s.id);
+            }
+        }
         let claimed = match p.claim {
             Some(claim) if claim.limit > 0 && !claim.spec.queues.is_empty() => {
                 let rows: Vec<SqliteJobRow> =
@@ -425,13 +431,18 @@ impl Store for SqliteStore {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
+                self.wakeups.settled(id);
                 Ok(())
             }
         }
     }
 
     async fn purge(&self, p: store::Purge<'_>) -> Result<store::Purged> {
-        self.purge_jobs(p).await
+        let purged = self.purge_jobs(p).await?;
+        if purged.removed > 0 {
+            self.wakeups.settled(ANY_JOB);
+        }
+        Ok(purged)
     }
 
     async fn note(&self, p: store::Note<'_>) -> Result<()> {
@@ -595,7 +606,12 @@ impl Store for SqliteStore {
     }
 
     async fn repair(&self, p: store::Repair<'_>) -> Result<RepairReport> {
-        self.run_repair(p).await
+        let report = self.run_repair(p).await?;
+        // Rescued jobs may have failed for good, and old or expired ones were removed.
+        if report != RepairReport::default() {
+            self.wakeups.settled(ANY_JOB);
+        }
+        Ok(report)
     }
 
     async fn rescue(&self, p: store::Repair<'_>) -> Result<RepairReport> {
@@ -604,6 +620,11 @@ impl Store for SqliteStore {
 
     async fn subscribe(&self) -> Result<Option<broadcast::Receiver<String>>> {
         Ok(Some(self.wakeups.subscribe()))
+    }
+
+    async fn watch(&self, _id: i64) -> Result<Option<broadcast::Receiver<i64>>> {
+        // Settles in this process are pushed; other processes' are found by polling.
+        Ok(Some(self.wakeups.subscribe_settled()))
     }
 
     async fn close(&self) {

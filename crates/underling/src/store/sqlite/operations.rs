@@ -17,7 +17,13 @@ use crate::store::{self, statement};
 macro_rules! bind_filter {
     ($query:expr, $f:expr) => {{
         let f: &JobFilter = $f;
-        let states: Vec<&str> = f.states.iter().map(|s| s.as_str()).collect();
+        // One list for both: the filter tells the derived names from the stored ones.
+        let states: Vec<&str> = f
+            .states
+            .iter()
+            .map(|s| s.as_str())
+            .chain(f.inactive.iter().map(|s| s.as_str()))
+            .collect();
         $query
             .bind(json_text(&f.ids))
             .bind(json_text(&states))
@@ -154,22 +160,23 @@ impl SqliteStore {
         const HOUR: i64 = 3_600_000;
         let current = millis(now) / HOUR * HOUR;
         let start = current - 23 * HOUR;
-        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(statement!("history"))
+        let rows: Vec<(i64, i64, i64, i64)> = sqlx::query_as(statement!("history"))
             .bind(start)
             .fetch_all(&self.pool)
             .await?;
-        let counts: std::collections::HashMap<i64, (i64, i64)> = rows
+        let counts: std::collections::HashMap<i64, (i64, i64, i64)> = rows
             .into_iter()
-            .map(|(hour, finished, failed)| (hour, (finished, failed)))
+            .map(|(hour, finished, failed, attempts)| (hour, (finished, failed, attempts)))
             .collect();
         Ok((0..24)
             .map(|i| {
                 let hour = start + i * HOUR;
-                let (finished, failed) = counts.get(&hour).copied().unwrap_or((0, 0));
+                let (finished, failed, attempts) = counts.get(&hour).copied().unwrap_or((0, 0, 0));
                 HistoryPoint {
                     hour: hour.into_time(),
                     finished: count(finished),
                     failed: count(failed),
+                    failed_attempts: count(attempts),
                 }
             })
             .collect())

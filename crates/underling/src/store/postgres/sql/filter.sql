@@ -1,5 +1,10 @@
 (cardinality($1::bigint[]) = 0 OR j.id = ANY($1))
-AND (cardinality($2::text[]) = 0 OR j.state = ANY($2))
+AND (cardinality($2::text[]) = 0 OR j.state = ANY($2)
+     -- The derived states of inactive jobs (InactiveState), on the database's clock.
+     OR (j.state = 'inactive' AND j.delayed > now() AND j.retries = 0 AND 'scheduled' = ANY($2))
+     OR (j.state = 'inactive' AND j.delayed > now() AND j.retries > 0 AND 'retryable' = ANY($2))
+     OR (j.state = 'inactive' AND j.has_parents AND 'waiting' = ANY($2)
+         AND NOT underling_parents_done(j.id, j.lax, now())))
 AND (cardinality($3::text[]) = 0 OR j.queue = ANY($3))
 AND (cardinality($4::text[]) = 0 OR j.task = ANY($4))
 AND (cardinality($5::text[]) = 0 OR j.notes ?& $5)
