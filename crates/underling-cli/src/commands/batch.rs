@@ -56,14 +56,15 @@ impl DurationField {
 impl Line {
     /// The job this line asks for, validated as `job enqueue` validates its flags.
     fn into_job(self) -> anyhow::Result<NewJob> {
-        let mut opts = EnqueueOptions::new()
-            .priority(self.priority.unwrap_or(0))
-            .attempts(self.attempts.unwrap_or(1))
-            .parents(self.parents)
-            .lax(self.lax);
-        if let Some(queue) = self.queue {
-            opts = opts.queue(queue);
+        // What a line leaves unset comes from the task's published defaults.
+        let mut opts = EnqueueOptions {
+            queue: self.queue,
+            priority: self.priority,
+            attempts: self.attempts,
+            ..EnqueueOptions::new()
         }
+        .parents(self.parents)
+        .lax(self.lax);
         match (&self.delay, &self.run_at) {
             (Some(_), Some(_)) => bail!("give delay or run_at, not both"),
             (Some(delay), None) => opts = opts.delay(delay.parse("delay")?),
