@@ -387,6 +387,19 @@ on_both! {
 
     // -- job enqueue-batch ----------------------------------------------------------------------
 
+    async fn enqueue_batch_lines_take_what_they_leave_unset_from_the_published_defaults(db: migrated) {
+        db.queue().publish_tasks(&mail_task()).await.unwrap();
+        let path = db.dir.path().join("mail.jsonl");
+        std::fs::write(&path, "{\"task\": \"mail.send\"}\n{\"task\": \"mail.send\", \"attempts\": 1}\n")
+            .expect("write the file");
+        let out = db.ok(&["job", "enqueue-batch", path.to_str().expect("utf-8 path")]);
+        let ids: Vec<i64> = out.lines().map(|l| l.parse().expect("an id")).collect();
+        let first = db.job(ids[0]).await;
+        assert_eq!((first.queue.as_str(), first.priority, first.attempts), ("mail", 5, 3));
+        let second = db.job(ids[1]).await;
+        assert_eq!((second.queue.as_str(), second.priority, second.attempts), ("mail", 5, 1));
+    }
+
     async fn enqueue_batch_enqueues_every_line_and_prints_the_ids(db: migrated) {
         let parent = db.enqueue("parent", EnqueueOptions::new()).await;
         let path = db.dir.path().join("jobs.jsonl");
