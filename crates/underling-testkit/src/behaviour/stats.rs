@@ -134,6 +134,35 @@ behaviours! {
         assert_eq!((now.finished, now.failed, now.failed_attempts), (1, 1, 3));
     }
 
+    async fn history_survives_purging_the_jobs_it_counts(t) {
+        let queue = t.queue.clone();
+        let w = worker(t).await;
+        for _ in 0..2 {
+            let id = enqueue(&queue, "add").await;
+            run_to_finish(t, w, id).await;
+        }
+        let failed = enqueue(&queue, "add").await;
+        run_to_failure(t, w, failed).await;
+        let filter = underling::JobFilter {
+            states: vec![underling::JobState::Finished, underling::JobState::Failed],
+            ..Default::default()
+        };
+        assert_eq!(queue.purge(&filter, 2, |_| {}).await.unwrap(), 3);
+        assert_eq!(job_count(&queue).await, 0);
+        let now = queue.history().await.unwrap()[23].clone();
+        assert_eq!((now.finished, now.failed, now.failed_attempts), (2, 1, 1));
+    }
+
+    async fn history_counts_a_job_failed_as_stuck_as_a_failed_job_not_a_failed_attempt(t) {
+        let queue = t.queue.clone();
+        enqueue(&queue, "add").await;
+        tick().await;
+        let opts = underling::RepairOptions { stuck_after: std::time::Duration::ZERO, ..Default::default() };
+        assert_eq!(queue.repair(&opts).await.unwrap().stuck_jobs, 1);
+        let now = queue.history().await.unwrap()[23].clone();
+        assert_eq!((now.finished, now.failed, now.failed_attempts), (0, 1, 0));
+    }
+
     async fn history_counts_finished_and_failed_jobs_in_the_current_hour(t) {
         let queue = t.queue.clone();
         let w = worker(t).await;

@@ -194,12 +194,12 @@ impl PostgresStore {
             .execute(&self.pool)
             .await?
             .rows_affected();
-        report.stuck_jobs = sqlx::query(statement!("repair_stuck"))
+        let stuck: i64 = sqlx::query_scalar(statement!("repair_stuck"))
             .bind(secs(opts.stuck_after))
             .bind(p.now)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+            .fetch_one(&self.pool)
+            .await?;
+        report.stuck_jobs = count(stuck);
         sqlx::query(statement!("repair_locks"))
             .bind(p.now)
             .execute(&self.pool)

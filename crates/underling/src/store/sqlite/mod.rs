@@ -96,6 +96,20 @@ impl SqliteStore {
             .bind(millis(now))
             .fetch_all(&mut *conn)
             .await?;
+        if !changed.is_empty() {
+            // History: what these settles did this hour (every change but a finish is a failed
+            // attempt).
+            let finished = changed.iter().filter(|(_, s)| s == "finished").count();
+            let failed = changed.iter().filter(|(_, s)| s == "failed").count();
+            count_history(
+                &mut *conn,
+                millis(now),
+                finished,
+                failed,
+                changed.len() - finished,
+            )
+            .await?;
+        }
         let ended: Vec<i64> = changed
             .iter()
             .filter(|(_, state)| state != "inactive")
@@ -115,6 +129,25 @@ impl SqliteStore {
         }
         rows::settled(settles, &changed)
     }
+}
+
+/// Adds to the history of the hour of `now` (ms).
+async fn count_history(
+    conn: &mut SqliteConnection,
+    now: i64,
+    finished: usize,
+    failed: usize,
+    failed_attempts: usize,
+) -> Result<()> {
+    let n = |count: usize| i64::try_from(count).unwrap_or(i64::MAX);
+    sqlx::query(statement!("count_history"))
+        .bind(now)
+        .bind(n(finished))
+        .bind(n(failed))
+        .bind(n(failed_attempts))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// The queues of the jobs without parents, each once.

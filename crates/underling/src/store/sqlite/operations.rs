@@ -264,6 +264,10 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        if report.stuck_jobs > 0 {
+            let stuck = usize::try_from(report.stuck_jobs).unwrap_or(usize::MAX);
+            super::count_history(&mut tx, now, 0, stuck, 0).await?;
+        }
         sqlx::query(statement!("repair_locks"))
             .bind(now)
             .execute(&mut *tx)

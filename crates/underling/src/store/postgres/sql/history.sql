@@ -1,12 +1,11 @@
 -- Finished and failed jobs, and failed attempts (retried or not), per hour over the 24 hours
--- up to $1.
+-- up to $1, from the counters the settling statements keep (underling_history): at most 16
+-- small rows an hour, however many jobs are stored, and kept when jobs are purged.
 WITH t AS (SELECT date_trunc('hour', COALESCE($1::timestamptz, now()), 'UTC') AS current)
 SELECT h.hour,
-       count(j.id) FILTER (WHERE j.state = 'finished'),
-       count(j.id) FILTER (WHERE j.state = 'failed'),
-       COALESCE((SELECT f.attempts FROM underling_failed_attempts f WHERE f.hour = h.hour), 0)
+       COALESCE(sum(c.finished), 0)::bigint,
+       COALESCE(sum(c.failed), 0)::bigint,
+       COALESCE(sum(c.failed_attempts), 0)::bigint
 FROM t, generate_series(t.current - interval '23 hours', t.current, interval '1 hour') AS h(hour)
-LEFT JOIN underling_jobs j
-  ON j.finished >= h.hour AND j.finished < h.hour + interval '1 hour'
- AND j.state IN ('finished', 'failed')
+LEFT JOIN underling_history c ON c.hour = h.hour
 GROUP BY h.hour ORDER BY h.hour
