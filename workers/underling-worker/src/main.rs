@@ -29,8 +29,9 @@ struct Args {
     /// PostgreSQL schema holding underling's tables.
     #[arg(long, env = "UNDERLING_SCHEMA", hide_env_values = true)]
     schema: Option<String>,
-    /// Queue to claim from (repeat for several).
-    #[arg(short, long = "queue", default_values_t = WorkerOptions::default().queues)]
+    /// Queue to claim from (repeat for several) [default: `default` and every queue a task of
+    /// this binary declares as its default].
+    #[arg(short, long = "queue")]
     queues: Vec<String>,
     /// How many jobs run at once.
     #[arg(
@@ -135,6 +136,21 @@ impl<E: std::fmt::Display> From<E> for Failure {
     }
 }
 
+/// The queues to claim from: those given, or `default` and every queue a task declares (so
+/// that a task's jobs, which go to its declared queue, are run without a flag).
+fn queues(given: &[String], registry: &Registry) -> Vec<String> {
+    if !given.is_empty() {
+        return given.to_vec();
+    }
+    let mut queues = WorkerOptions::default().queues;
+    for queue in registry.defaults().into_iter().filter_map(|t| t.queue) {
+        if !queues.contains(&queue) {
+            queues.push(queue);
+        }
+    }
+    queues
+}
+
 /// Connects, checks and runs the worker (or a foreground job).
 async fn run(args: Args) -> Result<(), Failure> {
     let registry = Registry::from_inventory()?;
@@ -145,7 +161,7 @@ async fn run(args: Args) -> Result<(), Failure> {
         return Ok(());
     }
     let options = WorkerOptions {
-        queues: args.queues.clone(),
+        queues: queues(&args.queues, &registry),
         concurrency: args.jobs,
         heartbeat_interval: args.heartbeat_interval.0,
         command_interval: args.command_interval.0,
@@ -263,8 +279,9 @@ mod tests {
     fn flags_default_to_the_library_defaults() {
         let args = Args::try_parse_from(["underling-worker"]).expect("no flags parse");
         let worker = WorkerOptions::default();
-        assert_eq!(args.queues, worker.queues);
-        assert_eq!(args.queues, [underling::DEFAULT_QUEUE]);
+        assert!(args.queues.is_empty(), "the queues come from the tasks");
+        assert_eq!(queues(&args.queues, &Registry::new()), worker.queues);
+        assert_eq!(worker.queues, [underling::DEFAULT_QUEUE]);
         assert_eq!(args.jobs, worker.concurrency);
         assert_eq!(args.heartbeat_interval.0, worker.heartbeat_interval);
         assert_eq!(args.missing_after.0, RepairOptions::default().missing_after);
@@ -275,10 +292,38 @@ mod tests {
     }
 
     #[test]
+    fn without_queue_flags_the_worker_claims_from_default_and_the_tasks_declared_queues() {
+        struct Mail;
+        #[underling::async_trait]
+        impl underling::Task for Mail {
+            type Args = serde_json::Value;
+            fn name(&self) -> &'static str {
+                "mail.send"
+            }
+            fn options(&self) -> underling::TaskOptions {
+                underling::TaskOptions {
+                    queue: Some("mail".into()),
+                    ..underling::TaskOptions::default()
+                }
+            }
+            async fn run(
+                &self,
+                _ctx: &underling::JobContext,
+                args: serde_json::Value,
+            ) -> underling::TaskResult {
+                Ok(args)
+            }
+        }
+        let mut registry = Registry::new();
+        registry.register(Mail).expect("register");
+        assert_eq!(queues(&[], &registry), ["default", "mail"]);
+        assert_eq!(queues(&["bulk".to_string()], &registry), ["bulk"]);
+    }
+
+    #[test]
     fn help_shows_the_defaults_as_the_flags_accept_them() {
         let help = Args::command().render_long_help().to_string();
         for (flag, default) in [
-            ("--queue", "default"),
             ("--jobs", "64"),
             ("--heartbeat-interval", "1s"),
             ("--missing-after", "6s"),
