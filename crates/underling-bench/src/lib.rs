@@ -198,8 +198,8 @@ pub async fn run(
 
 /// Runs `bench --scale` (PostgreSQL only): builds a big store (sizes divided by 100 with
 /// `quick`) and measures each figure on an empty store and on the big one, in the same run;
-/// `report` sees the big store's figures with the empty store's beside them, `progress` what
-/// is being done (building the big store takes minutes at full size).
+/// `report` sees the big store's figures with the empty store's beside them (at the end),
+/// `progress` what is being done (the whole run takes minutes at full size).
 pub async fn run_scale(
     opts: &BenchOptions,
     report: &(dyn Fn(&Measurement) + Sync),

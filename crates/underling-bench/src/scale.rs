@@ -86,7 +86,7 @@ impl Figures {
 }
 
 /// Runs `bench --scale` on the PostgreSQL server at `url`; `report` sees each figure of the
-/// big store (with the empty store's beside it) as soon as it is known, `progress` the steps.
+/// big store (with the empty store's beside it) once both are measured, `progress` the steps.
 pub(crate) async fn run_scale(
     url: &str,
     quick: bool,
