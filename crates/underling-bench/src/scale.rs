@@ -26,12 +26,13 @@ const SMALL_QUEUE: &str = "scale-small";
 const OTHER_QUEUES: i64 = 100;
 /// Rows per INSERT while building the big store (one progress line each).
 const BUILD_CHUNK: i64 = 1_000_000;
-/// How far back the finished jobs reach.
-const HISTORY_DAYS: i64 = 10;
+/// How far back the finished jobs reach, in hours: within the default retention of repair
+/// (two days), so that the worker measured does not start removing them meanwhile.
+const SPAN_HOURS: i64 = 36;
 
 /// The sizes of one `--scale` run.
 struct ScaleSizes {
-    /// Finished jobs (1 % of them failed) in the other queues, spread over ten days.
+    /// Finished jobs (1 % of them failed) in the other queues, spread over 36 hours.
     finished: i64,
     /// Inactive jobs, due, spread over the other queues.
     backlog: i64,
@@ -126,8 +127,8 @@ async fn scale_figures(
         _ => return Err(BenchError::Usage("bench --scale needs PostgreSQL".into())),
     };
     // The finished jobs reach back from here; purges remove the oldest `sizes.purge` of them.
-    let origin = Utc::now() - chrono::Duration::days(HISTORY_DAYS);
-    let step_ms = (HISTORY_DAYS * 86_400_000 / sizes.finished.max(1)).max(1);
+    let origin = Utc::now() - chrono::Duration::hours(SPAN_HOURS);
+    let step_ms = (SPAN_HOURS * 3_600_000 / sizes.finished.max(1)).max(1);
     let purge_before = origin + chrono::Duration::milliseconds(step_ms * sizes.purge);
 
     // A fresh schema and fresh connections run slower at first (plans, caches): one round
