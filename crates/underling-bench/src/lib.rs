@@ -17,6 +17,7 @@ use underling::{
 mod error;
 mod postgres;
 mod raw;
+mod scale;
 mod sqlite;
 
 pub use error::{BenchError, Result};
@@ -58,6 +59,10 @@ pub struct Measurement {
     pub ceiling: Option<String>,
     /// `value / ceiling`.
     pub ratio: Option<f64>,
+    /// The same figure on an empty store, measured in the same run (`bench --scale`; the
+    /// ratio is then `value / baseline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<f64>,
 }
 
 /// Sizes for one run.
@@ -158,6 +163,7 @@ impl Recorder<'_> {
             count,
             ceiling: None,
             ratio: None,
+            baseline: None,
         };
         (self.report)(&m);
         self.out.push(m);
@@ -188,6 +194,23 @@ pub async fn run(
         all.extend(sqlite::run_sqlite(opts, &sizes, report).await?);
     }
     Ok(all)
+}
+
+/// Runs `bench --scale` (PostgreSQL only): builds a big store (sizes divided by 100 with
+/// `quick`) and measures each figure on an empty store and on the big one, in the same run;
+/// `report` sees the big store's figures with the empty store's beside them (at the end),
+/// `progress` what is being done (the whole run takes minutes at full size).
+pub async fn run_scale(
+    opts: &BenchOptions,
+    report: &(dyn Fn(&Measurement) + Sync),
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Vec<Measurement>> {
+    let Some(url) = &opts.postgres_url else {
+        return Err(BenchError::Usage(
+            "bench --scale measures PostgreSQL only: give a postgres:// URL".into(),
+        ));
+    };
+    scale::run_scale(url, opts.quick, report, progress).await
 }
 
 fn noop_jobs(n: usize) -> Result<Vec<NewJob>> {

@@ -102,7 +102,8 @@ pub async fn pg_fill(pool: &PgPool, total: usize) -> Result<()> {
 }
 
 /// Claims 100 rows with `FOR UPDATE SKIP LOCKED` and finishes them with one UPDATE, in a loop
-/// on `clients` connections until nothing is left; returns the time and rows processed.
+/// on `clients` connections until nothing is left; returns the time and rows processed. The
+/// claim walks the same index as underling's (the ready index of one queue, 0004_claims).
 pub async fn pg_claim_finish(pool: &PgPool, clients: usize) -> Result<(Duration, u64)> {
     let start = Instant::now();
     let mut handles = Vec::new();
@@ -113,7 +114,9 @@ pub async fn pg_claim_finish(pool: &PgPool, clients: usize) -> Result<(Duration,
             loop {
                 let ids: Vec<i64> = sqlx::query_scalar(
                     "UPDATE raw_jobs SET state = 'active', started = now(), worker_id = 1 \
-                     WHERE id IN (SELECT id FROM raw_jobs WHERE state = 'inactive' \
+                     WHERE id IN (SELECT id FROM raw_jobs WHERE queue = 'raw' \
+                                    AND state = 'inactive' \
+                                    AND delayed <= GREATEST(created, retried, promoted) \
                                   ORDER BY priority DESC, id LIMIT 100 FOR UPDATE SKIP LOCKED) \
                      RETURNING id",
                 )

@@ -93,6 +93,11 @@ pub struct BenchArgs {
     /// Small sizes: the whole run takes well under a minute (a smoke test).
     #[arg(long)]
     pub quick: bool,
+    /// Measure at scale instead (PostgreSQL): build a big store (10 M finished jobs, 1 M
+    /// waiting in 100 other queues, 1 M delayed; a hundredth of that with --quick) and print
+    /// each figure beside the same figure on an empty store, measured in the same run.
+    #[arg(long)]
+    pub scale: bool,
     /// Run everything this many times and report the median of each figure.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=9))]
     pub runs: u32,

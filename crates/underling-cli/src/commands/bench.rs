@@ -22,6 +22,9 @@ pub async fn run(target: &Target<'_>, args: BenchArgs, json: bool) -> anyhow::Re
             underling::mask_password(target.url)
         );
     }
+    if args.scale {
+        return scale(target, &args, json).await;
+    }
     let worker_binary = match args.worker_binary {
         Some(path) if path.exists() => Some(path),
         Some(path) => bail!("--worker-binary {} does not exist", path.display()),
@@ -83,6 +86,69 @@ pub async fn run(target: &Target<'_>, args: BenchArgs, json: bool) -> anyhow::Re
     Ok(text)
 }
 
+/// `bench --scale`: each figure of the big store beside the empty store's, with the ratio.
+async fn scale(target: &Target<'_>, args: &BenchArgs, json: bool) -> anyhow::Result<String> {
+    if !target.url.starts_with("postgres://") && !target.url.starts_with("postgresql://") {
+        bail!("bench --scale measures PostgreSQL only: give a postgres:// URL");
+    }
+    let opts = BenchOptions {
+        postgres_url: Some(target.url.to_string()),
+        sqlite: false,
+        quick: args.quick,
+        worker_binary: None,
+    };
+    let mut runs: Vec<Vec<Measurement>> = Vec::new();
+    for run in 1..=args.runs {
+        let report = |m: &Measurement| match m.baseline {
+            Some(empty) => eprintln!(
+                "[run {run}/{}] {}: {} {} (empty store {})",
+                args.runs,
+                m.name,
+                figure(m.value),
+                m.unit,
+                figure(empty)
+            ),
+            None => eprintln!(
+                "[run {run}/{}] {}: {} {}",
+                args.runs,
+                m.name,
+                figure(m.value),
+                m.unit
+            ),
+        };
+        let progress = |step: &str| eprintln!("[run {run}/{}] {step}", args.runs);
+        runs.push(underling_bench::run_scale(&opts, &report, &progress).await?);
+    }
+    let medians = medians(&runs);
+    if json {
+        return output::json(&medians);
+    }
+    let mut table = output::table(
+        &[
+            "measurement",
+            "empty store",
+            "big store",
+            "unit",
+            "big/empty",
+        ],
+        &["empty store", "big store", "big/empty"],
+    );
+    for m in &medians {
+        table.add_row(vec![
+            m.name.clone(),
+            m.baseline.map(figure).unwrap_or_default(),
+            figure(m.value),
+            m.unit.clone(),
+            m.ratio.map(|r| format!("{:.2}", r)).unwrap_or_default(),
+        ]);
+    }
+    let mut text = output::render(&table);
+    if args.runs > 1 {
+        text.push_str(&format!("medians of {} runs\n", args.runs));
+    }
+    Ok(text)
+}
+
 /// The `underling-worker` binary in the same directory as this one, if it is there.
 fn sibling_worker() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
@@ -117,6 +183,9 @@ fn medians(runs: &[Vec<Measurement>]) -> Vec<Measurement> {
             let all = &by_key[&(m.backend.clone(), m.group.clone(), m.name.clone())];
             let mut out = m.clone();
             out.value = median(all.iter().map(|m| m.value).collect());
+            out.baseline = m
+                .baseline
+                .map(|_| median(all.iter().filter_map(|m| m.baseline).collect()));
             out.ratio = m
                 .ratio
                 .map(|_| median(all.iter().filter_map(|m| m.ratio).collect()));

@@ -193,3 +193,23 @@ fn help_lists_every_command() {
         assert!(help.contains(command), "{command} missing from:\n{help}");
     }
 }
+
+#[test]
+fn bench_scale_on_sqlite_is_refused_with_one_line() {
+    let dir = TempDir::new();
+    let run = run_in(
+        dir.path(),
+        &[
+            "--database",
+            "sqlite://scale.db",
+            "bench",
+            "--scale",
+            "--quick",
+        ],
+        &[],
+    );
+    assert_eq!(
+        run.error(),
+        "bench --scale measures PostgreSQL only: give a postgres:// URL"
+    );
+}

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::json;
-use underling::store::NextDue;
-use underling::{ClaimSpec, EnqueueOptions, JobState};
+use underling::store::{Claim, Cycle, Enqueue, NextDue};
+use underling::{ClaimSpec, EnqueueOptions, JobState, NewJob};
 
 use crate::support::*;
 
@@ -254,5 +254,74 @@ behaviours! {
         let report = queue.repair(&Default::default()).await.unwrap();
         assert_eq!(report.expired_jobs, 0);
         assert_eq!(state(&queue, id).await, JobState::Finished);
+    }
+
+    /// A claim from several queues takes their ready jobs in one priority, then id, order
+    /// across the queues (not queue by queue), at most `limit` of them, and leaves delayed jobs
+    /// of every queue alone, however high their priority.
+    async fn claim_across_queues_takes_priority_then_id_order_and_skips_delayed_jobs(t) {
+        let queue = t.queue.clone();
+        let later = || EnqueueOptions::new().delay(Duration::from_secs(3600));
+        let a0 = enqueue_with(&queue, "add", EnqueueOptions::new().queue("a")).await;
+        let a_delayed = enqueue_with(&queue, "add", later().queue("a").priority(9)).await;
+        let a2 = enqueue_with(&queue, "add", EnqueueOptions::new().queue("a").priority(2)).await;
+        let b5 = enqueue_with(&queue, "add", EnqueueOptions::new().queue("b").priority(5)).await;
+        let b0 = enqueue_with(&queue, "add", EnqueueOptions::new().queue("b")).await;
+        let b_delayed = enqueue_with(&queue, "add", later().queue("b").priority(5)).await;
+        let c2 = enqueue_with(&queue, "add", EnqueueOptions::new().queue("c").priority(2)).await;
+        let past = Utc::now() - chrono::Duration::hours(1);
+        let c1 = enqueue_with(&queue, "add", EnqueueOptions::new().queue("c").priority(1).run_at(past)).await;
+        let other = enqueue_with(&queue, "add", EnqueueOptions::new().queue("other").priority(9)).await;
+        let w = worker(t).await;
+        assert_eq!(claim_ids(t, w, &["a", "b", "c"], 3).await, vec![b5, a2, c2]);
+        assert_eq!(claim_ids(t, w, &["c", "b", "a"], 10).await, vec![c1, a0, b0]);
+        assert!(claim_ids(t, w, &["a", "b", "c"], 10).await.is_empty());
+        for id in [a_delayed, b_delayed, other] {
+            assert_eq!(state(&queue, id).await, JobState::Inactive);
+        }
+    }
+
+    /// Delayed jobs of several queues that have fallen due are claimed in the same priority,
+    /// then id, order as jobs that were due from the start, and those still delayed are not.
+    async fn delayed_jobs_that_fell_due_join_the_claim_order_across_queues(t) {
+        let t0 = DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).expect("a time");
+        let hour = chrono::Duration::hours(1);
+        let mut ids = Vec::new();
+        for (name, priority, delay_hours) in
+            [("a", 0, 1), ("b", 3, 0), ("a", 3, 1), ("b", 0, 2), ("a", 1, 0), ("b", 3, 1)]
+        {
+            let opts = EnqueueOptions::new()
+                .queue(name)
+                .priority(priority)
+                .delay(Duration::from_secs(3600 * delay_hours));
+            let job = NewJob::new("add", json!({}), opts).unwrap();
+            let enqueued = t.store.enqueue(Enqueue { jobs: std::slice::from_ref(&job), now: Some(t0) });
+            ids.push(enqueued.await.unwrap()[0]);
+        }
+        let w = worker(t).await;
+        let claim_at = |now, limit| {
+            let spec = spec(&["a", "b"]);
+            let store = t.store.clone();
+            async move {
+                let claim = Claim { worker_id: w, spec: &spec, limit };
+                let reply = store.cycle(Cycle { settles: &[], claim: Some(claim), now: Some(now) });
+                reply.await.unwrap().claimed.into_iter().map(|j| j.id).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(claim_at(t0, 1).await, vec![ids[1]]);
+        assert_eq!(claim_at(t0 + hour, 3).await, vec![ids[2], ids[5], ids[4]]);
+        assert_eq!(claim_at(t0 + hour, 10).await, vec![ids[0]]);
+        assert_eq!(claim_at(t0 + hour * 2, 10).await, vec![ids[3]]);
+    }
+
+    /// A paused queue among the claimed ones is skipped; the others are claimed as usual.
+    async fn claim_across_queues_skips_a_paused_one(t) {
+        let queue = t.queue.clone();
+        let a = enqueue_with(&queue, "add", EnqueueOptions::new().queue("a")).await;
+        let b = enqueue_with(&queue, "add", EnqueueOptions::new().queue("b").priority(5)).await;
+        queue.pause_queue("b").await.unwrap();
+        let w = worker(t).await;
+        assert_eq!(claim_ids(t, w, &["a", "b"], 10).await, vec![a]);
+        assert_eq!(state(&queue, b).await, JobState::Inactive);
     }
 }

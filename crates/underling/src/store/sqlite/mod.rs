@@ -361,9 +361,17 @@ impl Store for SqliteStore {
         }
         let claimed = match p.claim {
             Some(claim) if claim.limit > 0 && !claim.spec.queues.is_empty() => {
+                // Delayed jobs that fell due move into the ready index the claim walks; both
+                // statements take the same time as now.
+                let now = millis(p.now);
+                sqlx::query(statement!("promote"))
+                    .bind(now)
+                    .bind(json_text(&claim.spec.queues))
+                    .execute(&mut *conn)
+                    .await?;
                 let rows: Vec<SqliteJobRow> =
                     sqlx::query_as(statement!("claim", "ready", "returning_columns"))
-                        .bind(millis(p.now))
+                        .bind(now)
                         .bind(claim.worker_id)
                         .bind(json_text(&claim.spec.queues))
                         .bind(json_text(&claim.spec.tasks))
