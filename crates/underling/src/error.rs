@@ -124,12 +124,12 @@ pub enum Error {
     InvalidCommand(String),
     /// A task name was empty or otherwise unusable.
     #[error(
-        "invalid task name {0:?}: a task name must be a non-empty string without surrounding spaces"
+        "invalid task name {0:?}: a task name must be a non-empty string without surrounding spaces or NUL characters"
     )]
     InvalidTask(String),
     /// A queue name was empty or otherwise unusable.
     #[error(
-        "invalid queue name {0:?}: a queue name must be a non-empty string without surrounding spaces"
+        "invalid queue name {0:?}: a queue name must be a non-empty string without surrounding spaces or NUL characters"
     )]
     InvalidQueue(String),
     /// Two tasks were registered under one name.

@@ -424,7 +424,8 @@ pub(crate) fn check_duration(what: &str, d: Option<Duration>) -> Result<()> {
 
 /// Checks a task name.
 pub(crate) fn validate_task(task: &str) -> Result<()> {
-    if task.is_empty() || task.trim() != task {
+    // PostgreSQL's text cannot hold NUL; refused on both backends alike.
+    if task.is_empty() || task.trim() != task || task.contains('\0') {
         return Err(Error::InvalidTask(task.to_string()));
     }
     Ok(())
@@ -432,7 +433,7 @@ pub(crate) fn validate_task(task: &str) -> Result<()> {
 
 /// Checks a queue name.
 pub(crate) fn validate_queue(queue: &str) -> Result<()> {
-    if queue.is_empty() || queue.trim() != queue {
+    if queue.is_empty() || queue.trim() != queue || queue.contains('\0') {
         return Err(Error::InvalidQueue(queue.to_string()));
     }
     Ok(())
@@ -557,6 +558,26 @@ pub struct JobFilter {
     pub notes: Vec<String>,
     /// Only jobs that ended (finished or failed) before this time.
     pub finished_before: Option<DateTime<Utc>>,
+}
+
+impl JobFilter {
+    /// Checks the names and note keys: none may hold a NUL character (no stored job can have
+    /// one, and PostgreSQL refuses them in a query).
+    pub fn validate(&self) -> Result<()> {
+        let lists = [
+            ("task", &self.tasks),
+            ("queue", &self.queues),
+            ("note key", &self.notes),
+        ];
+        for (what, values) in lists {
+            if let Some(bad) = values.iter().find(|v| v.contains('\0')) {
+                return Err(Error::InvalidOption(format!(
+                    "the {what} filter {bad:?} contains a NUL character"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One page of a job listing, newest first.

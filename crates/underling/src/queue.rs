@@ -334,6 +334,7 @@ impl Queue {
 
     /// A page of jobs matching `filter`, newest first, with the total count.
     pub async fn list_jobs(&self, filter: &JobFilter, limit: u64, offset: u64) -> Result<JobList> {
+        filter.validate()?;
         self.store
             .list(store::ListJobs {
                 filter,
@@ -367,6 +368,7 @@ impl Queue {
 
     /// Retries every job matching `filter`; returns how many.
     pub async fn retry_jobs(&self, filter: &JobFilter) -> Result<u64> {
+        filter.validate()?;
         self.store
             .retry(store::Retry {
                 filter,
@@ -384,6 +386,7 @@ impl Queue {
     /// Removes up to `batch` jobs matching `filter`, oldest first; returns how many. To remove
     /// them all, [`Queue::purge`] is faster than calling this until it returns 0.
     pub async fn purge_batch(&self, filter: &JobFilter, batch: u64) -> Result<u64> {
+        filter.validate()?;
         let purged = self
             .store
             .purge(store::Purge {
@@ -405,6 +408,7 @@ impl Queue {
         batch: u64,
         mut progress: impl FnMut(u64),
     ) -> Result<u64> {
+        filter.validate()?;
         let mut removed = 0;
         let mut after = 0;
         loop {
@@ -462,9 +466,7 @@ impl Queue {
 
     /// Tries to take a hold on a named lock for `duration`; `false` if `limit` holds are live.
     pub async fn lock(&self, name: &str, duration: Duration, limit: u32) -> Result<bool> {
-        if name.is_empty() {
-            return Err(Error::InvalidOption("a lock name must not be empty".into()));
-        }
+        check_lock_name(name)?;
         if limit < 1 {
             return Err(Error::InvalidOption(format!(
                 "a lock limit must be at least 1, got {limit}"
@@ -482,11 +484,13 @@ impl Queue {
 
     /// Releases the hold on a lock that expires first; `false` if none was held.
     pub async fn unlock(&self, name: &str) -> Result<bool> {
+        check_lock_name(name)?;
         self.store.unlock(store::Unlock { name, now: None }).await
     }
 
     /// Whether a lock has any live hold.
     pub async fn is_locked(&self, name: &str) -> Result<bool> {
+        check_lock_name(name)?;
         let free = self
             .store
             .lock(store::Lock {
@@ -501,6 +505,9 @@ impl Queue {
 
     /// Live lock holds for the names given (all when empty).
     pub async fn locks(&self, names: &[String]) -> Result<Vec<LockInfo>> {
+        for name in names {
+            check_lock_name(name)?;
+        }
         self.store.locks(store::Locks { names, now: None }).await
     }
 
@@ -628,4 +635,18 @@ fn single(ids: Vec<i64>) -> Result<i64> {
 /// ```
 pub fn parse_args(text: &str) -> Result<Value> {
     serde_json::from_str(text).map_err(|e| Error::InvalidArgs(format!("not valid JSON: {e}")))
+}
+
+/// Checks a lock name: not empty, and without NUL characters (which PostgreSQL's text cannot
+/// hold; refused on both backends alike).
+fn check_lock_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::InvalidOption("a lock name must not be empty".into()));
+    }
+    if name.contains('\0') {
+        return Err(Error::InvalidOption(format!(
+            "lock name {name:?} contains a NUL character"
+        )));
+    }
+    Ok(())
 }

@@ -12,7 +12,7 @@ behaviours! {
         assert!(matches!(err, Error::InvalidTask(ref t) if t.is_empty()), "{err:?}");
         assert_eq!(
             err.to_string(),
-            "invalid task name \"\": a task name must be a non-empty string without surrounding spaces"
+            "invalid task name \"\": a task name must be a non-empty string without surrounding spaces or NUL characters"
         );
         assert_eq!(job_count(&queue).await, 0);
     }
@@ -47,7 +47,7 @@ behaviours! {
         assert!(matches!(err, Error::InvalidQueue(ref q) if q.is_empty()), "{err:?}");
         assert_eq!(
             err.to_string(),
-            "invalid queue name \"\": a queue name must be a non-empty string without surrounding spaces"
+            "invalid queue name \"\": a queue name must be a non-empty string without surrounding spaces or NUL characters"
         );
         assert_eq!(job_count(&queue).await, 0);
     }
