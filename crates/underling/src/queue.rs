@@ -592,13 +592,26 @@ impl Queue {
 
     /// Rescues jobs of missing workers (retried after the default backoff where tries are
     /// left) and removes old and expired jobs. A worker's own repair applies each task's
-    /// backoff instead.
+    /// backoff instead. Old and expired jobs are removed [`RepairOptions::batch`] at a time,
+    /// each batch its own short statement.
     pub async fn repair(&self, opts: &RepairOptions) -> Result<RepairReport> {
+        self.repair_with_progress(opts, |_| {}).await
+    }
+
+    /// [`Queue::repair`], calling `progress` with the running totals after each batch that
+    /// removed old or expired jobs (for a progress display: a repair after a long outage may
+    /// remove millions).
+    pub async fn repair_with_progress(
+        &self,
+        opts: &RepairOptions,
+        progress: impl Fn(&RepairReport) + Sync,
+    ) -> Result<RepairReport> {
         self.store
             .repair(store::Repair {
                 options: opts,
                 backoff: &|_task: &str, retries: i32| default_backoff(retries),
                 now: None,
+                progress: Some(&progress),
             })
             .await
     }
