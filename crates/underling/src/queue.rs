@@ -395,10 +395,11 @@ impl Queue {
         Ok(purged.removed)
     }
 
-    /// Removes every job matching `filter`, `batch` at a time (each batch its own short
-    /// statement, so claims are never stalled for long), each batch starting after the last
-    /// one removed; calls `progress` with the running total after each batch that removed jobs. Returns how many
-    /// were removed.
+    /// Removes every job matching `filter`, `batch` at a time: each batch is its own short
+    /// statement, starting after the last id the previous one picked, so no statement holds
+    /// many row locks for long (claims skip the rows it holds) and none walks again over the
+    /// rows removed before. Calls `progress` with the running total after each batch that
+    /// removed jobs. Returns how many were removed.
     pub async fn purge(
         &self,
         filter: &JobFilter,
@@ -417,12 +418,14 @@ impl Queue {
                 })
                 .await?;
             match purged.last_id {
-                Some(last) if purged.removed > 0 => {
-                    removed += purged.removed;
-                    progress(removed);
+                Some(last) => {
+                    if purged.removed > 0 {
+                        removed += purged.removed;
+                        progress(removed);
+                    }
                     after = last;
                 }
-                _ => return Ok(removed),
+                None => return Ok(removed),
             }
         }
     }

@@ -142,7 +142,9 @@ pub struct Purge<'a> {
 pub struct Purged {
     /// Jobs removed.
     pub removed: u64,
-    /// The highest id removed: where the next batch starts (none when nothing was removed).
+    /// The highest id the batch picked: where the next batch starts (none when nothing
+    /// matched). A job that matched when picked but changed before it was locked is not
+    /// removed.
     pub last_id: Option<i64>,
 }
 
