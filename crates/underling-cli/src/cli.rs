@@ -278,6 +278,10 @@ pub struct PurgeArgs {
     /// Allow purging inactive and active jobs.
     #[arg(long)]
     pub force: bool,
+    /// How many jobs one statement removes: each batch is its own short statement, so claims
+    /// are never stalled for long.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch: u64,
 }
 
 /// `underling task …`

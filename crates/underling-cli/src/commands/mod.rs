@@ -12,6 +12,7 @@ mod bench;
 mod job;
 mod lock;
 mod migrate;
+mod progress;
 mod queue;
 mod stats;
 mod task;
