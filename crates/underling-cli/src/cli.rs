@@ -83,8 +83,29 @@ pub enum Command {
     /// Show finished and failed jobs, and failed attempts (retried or not), per hour over the
     /// last 24 hours.
     History,
+    /// Rescue the jobs of missing workers, remove old finished and expired jobs, and fail
+    /// stuck ones: what every worker does every few minutes, now.
+    Repair(RepairArgs),
     /// Measure enqueue, processing and latency against the raw-SQL ceiling of the same server.
     Bench(BenchArgs),
+}
+
+/// `underling repair`
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// A worker whose last heartbeat is older than this is gone, and its jobs are rescued
+    /// (default 6s): give the workers' own `--missing-after`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub missing_after: Option<Duration>,
+    /// Remove finished jobs that ended longer ago than this (default 2d).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub remove_after: Option<Duration>,
+    /// Fail inactive jobs that have been due longer than this as stuck (default 2d).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub stuck_after: Option<Duration>,
+    /// How many old or expired jobs one statement removes.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch: u64,
 }
 
 /// `underling bench`

@@ -14,6 +14,7 @@ mod lock;
 mod migrate;
 mod progress;
 mod queue;
+mod repair;
 mod stats;
 mod task;
 mod worker;
@@ -57,6 +58,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<String> {
         }
         Command::Stats => with_queue(&target, async |q| stats::stats(q, json).await).await,
         Command::History => with_queue(&target, async |q| stats::history(q, json).await).await,
+        Command::Repair(args) => {
+            with_queue(&target, async |q| repair::run(q, args, json).await).await
+        }
         Command::Bench(args) => bench::run(&target, args, json).await,
     }
 }
