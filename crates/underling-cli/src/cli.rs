@@ -42,11 +42,24 @@ pub struct Cli {
     #[arg(long, global = true, display_order = 902)]
     pub json: bool,
 
-    /// How to write log lines (on stderr, when UNDERLING_LOG or RUST_LOG asks for them).
+    /// How many database connections the command keeps open at most (on PostgreSQL at
+    /// least 2; `job wait` also opens one to LISTEN). `bench` sizes its own pools.
     #[arg(
         long,
         global = true,
         display_order = 903,
+        value_name = "N",
+        env = "UNDERLING_POOL_SIZE",
+        default_value_t = 2,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub pool_size: u32,
+
+    /// How to write log lines (on stderr, when UNDERLING_LOG or RUST_LOG asks for them).
+    #[arg(
+        long,
+        global = true,
+        display_order = 904,
         value_name = "FORMAT",
         value_enum,
         default_value_t = underling_log::LogFormat::Text

@@ -61,6 +61,7 @@ pub(crate) fn on_terminal(db: &support::TestDb, args: &[&str]) -> Option<String>
         .env_remove("UNDERLING_DATABASE_URL")
         .env_remove("UNDERLING_SCHEMA")
         .env_remove("UNDERLING_LOG")
+        .env_remove("UNDERLING_POOL_SIZE")
         .output()
     {
         Ok(output) => output,
