@@ -42,11 +42,24 @@ pub struct Cli {
     #[arg(long, global = true, display_order = 902)]
     pub json: bool,
 
-    /// How to write log lines (on stderr, when UNDERLING_LOG or RUST_LOG asks for them).
+    /// How many database connections the command keeps open at most (on PostgreSQL at
+    /// least 2; `job wait` also opens one to LISTEN). `bench` sizes its own pools.
     #[arg(
         long,
         global = true,
         display_order = 903,
+        value_name = "N",
+        env = "UNDERLING_POOL_SIZE",
+        default_value_t = 2,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub pool_size: u32,
+
+    /// How to write log lines (on stderr, when UNDERLING_LOG or RUST_LOG asks for them).
+    #[arg(
+        long,
+        global = true,
+        display_order = 904,
         value_name = "FORMAT",
         value_enum,
         default_value_t = underling_log::LogFormat::Text
@@ -83,8 +96,29 @@ pub enum Command {
     /// Show finished and failed jobs, and failed attempts (retried or not), per hour over the
     /// last 24 hours.
     History,
+    /// Rescue the jobs of missing workers, remove old finished and expired jobs, and fail
+    /// stuck ones: what every worker does every few minutes, now.
+    Repair(RepairArgs),
     /// Measure enqueue, processing and latency against the raw-SQL ceiling of the same server.
     Bench(BenchArgs),
+}
+
+/// `underling repair`
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// A worker whose last heartbeat is older than this is gone, and its jobs are rescued
+    /// (default 6s): give the workers' own `--missing-after`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub missing_after: Option<Duration>,
+    /// Remove finished jobs that ended longer ago than this (default 2d).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub remove_after: Option<Duration>,
+    /// Fail inactive jobs that have been due longer than this as stuck (default 2d).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub stuck_after: Option<Duration>,
+    /// How many old or expired jobs one statement removes.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch: u64,
 }
 
 /// `underling bench`
@@ -283,6 +317,10 @@ pub struct PurgeArgs {
     /// Allow purging inactive and active jobs.
     #[arg(long)]
     pub force: bool,
+    /// How many jobs one statement removes: each batch is its own short statement, so claims
+    /// are never stalled for long.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch: u64,
 }
 
 /// `underling task …`

@@ -134,6 +134,10 @@ pub struct RepairOptions {
     pub remove_after: Duration,
     /// Inactive jobs due longer ago than this are failed as stuck.
     pub stuck_after: Duration,
+    /// How many old or expired jobs one statement removes at most (default 1,000; 0 counts as
+    /// 1). Each batch is its own short statement, so that a repair after a long outage never
+    /// holds many row locks or one long transaction.
+    pub batch: u64,
 }
 
 impl Default for RepairOptions {
@@ -142,6 +146,7 @@ impl Default for RepairOptions {
             missing_after: Duration::from_secs(6),
             remove_after: Duration::from_secs(2 * 24 * 3600),
             stuck_after: Duration::from_secs(2 * 24 * 3600),
+            batch: 1000,
         }
     }
 }

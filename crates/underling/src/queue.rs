@@ -398,10 +398,11 @@ impl Queue {
         Ok(purged.removed)
     }
 
-    /// Removes every job matching `filter`, `batch` at a time (each batch its own short
-    /// statement, so claims are never stalled for long), each batch starting after the last
-    /// one removed; calls `progress` with the running total after each batch that removed jobs. Returns how many
-    /// were removed.
+    /// Removes every job matching `filter`, `batch` at a time: each batch is its own short
+    /// statement, starting after the last id the previous one picked, so no statement holds
+    /// many row locks for long (claims skip the rows it holds) and none walks again over the
+    /// rows removed before. Calls `progress` with the running total after each batch that
+    /// removed jobs. Returns how many were removed.
     pub async fn purge(
         &self,
         filter: &JobFilter,
@@ -421,12 +422,14 @@ impl Queue {
                 })
                 .await?;
             match purged.last_id {
-                Some(last) if purged.removed > 0 => {
-                    removed += purged.removed;
-                    progress(removed);
+                Some(last) => {
+                    if purged.removed > 0 {
+                        removed += purged.removed;
+                        progress(removed);
+                    }
                     after = last;
                 }
-                _ => return Ok(removed),
+                None => return Ok(removed),
             }
         }
     }
@@ -599,13 +602,26 @@ impl Queue {
 
     /// Rescues jobs of missing workers (retried after the default backoff where tries are
     /// left) and removes old and expired jobs. A worker's own repair applies each task's
-    /// backoff instead.
+    /// backoff instead. Old and expired jobs are removed [`RepairOptions::batch`] at a time,
+    /// each batch its own short statement.
     pub async fn repair(&self, opts: &RepairOptions) -> Result<RepairReport> {
+        self.repair_with_progress(opts, |_| {}).await
+    }
+
+    /// [`Queue::repair`], calling `progress` with the running totals after each batch that
+    /// removed old or expired jobs (for a progress display: a repair after a long outage may
+    /// remove millions).
+    pub async fn repair_with_progress(
+        &self,
+        opts: &RepairOptions,
+        progress: impl Fn(&RepairReport) + Sync,
+    ) -> Result<RepairReport> {
         self.store
             .repair(store::Repair {
                 options: opts,
                 backoff: &|_task: &str, retries: i32| default_backoff(retries),
                 now: None,
+                progress: Some(&progress),
             })
             .await
     }

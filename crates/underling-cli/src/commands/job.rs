@@ -1,26 +1,20 @@
 //! `underling job …`: enqueue, list, show, retry, remove and purge.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use std::collections::{HashMap, HashSet};
 
 use anyhow::{anyhow, bail};
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use underling::{
     EnqueueOptions, Error, InactiveState, Job, JobFilter, JobState, Queue, RetryOptions,
 };
 
+use super::progress::{Progress, Update};
 use super::{batch, parse_json};
 use crate::cli::{EnqueueArgs, JobCommand, ListArgs, ListState, PurgeArgs, RetryArgs};
 use crate::output;
-
-/// How many jobs one purge statement removes: small enough that no statement holds many row
-/// locks for long, large enough that a million jobs take a thousand statements.
-const PURGE_BATCH: u64 = 1000;
-
-/// How often purge progress is printed at most.
-const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs a `job` subcommand.
 pub async fn run(queue: &Queue, command: JobCommand, json: bool) -> anyhow::Result<String> {
@@ -408,19 +402,31 @@ async fn purge(queue: &Queue, a: PurgeArgs, json: bool) -> anyhow::Result<String
     };
     // An estimate: jobs may finish or be removed by others while we purge.
     let estimate = queue.list_jobs(&filter, 0, 0).await?.total;
-    let show_progress = estimate > PURGE_BATCH;
-    let mut last_report: Option<Instant> = None;
+    let mut progress = if json || estimate > a.batch {
+        Progress::new(
+            json,
+            Some(estimate),
+            0,
+            "{wide_bar} {pos}/{len} jobs purged ({msg}, {eta} left)",
+        )
+    } else {
+        Progress::hidden()
+    };
     let removed = queue
-        .purge(&filter, PURGE_BATCH, |removed| {
-            if show_progress && last_report.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY) {
-                eprintln!("purged {removed} of ~{}", estimate.max(removed));
-                last_report = Some(Instant::now());
-            }
+        .purge(&filter, a.batch, |removed| {
+            let total = estimate.max(removed);
+            let mut fields = Map::new();
+            fields.insert("removed".to_string(), json!(removed));
+            fields.insert("total".to_string(), json!(total));
+            progress.update(Update {
+                done: removed,
+                line: format!("purged {removed} of ~{total}"),
+                fields,
+            });
         })
-        .await?;
-    if show_progress {
-        eprintln!("purged {removed} of ~{}", estimate.max(removed));
-    }
+        .await;
+    progress.finish();
+    let removed = removed?;
     if json {
         output::json(&json!({ "removed": removed }))
     } else {

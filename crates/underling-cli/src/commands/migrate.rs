@@ -2,13 +2,13 @@
 
 use underling::{ConnectOptions, Queue};
 
-use super::{POOL_SIZE, Target};
+use super::Target;
 use crate::output;
 
 /// Applies pending migrations and says which were applied.
 pub async fn run(target: &Target<'_>, json: bool) -> anyhow::Result<String> {
     let mut options = ConnectOptions::new(target.url)
-        .max_connections(POOL_SIZE)
+        .max_connections(target.pool_size)
         .migrate(true);
     if let Some(schema) = target.schema {
         options = options.schema(schema);

@@ -12,7 +12,9 @@ mod bench;
 mod job;
 mod lock;
 mod migrate;
+mod progress;
 mod queue;
+mod repair;
 mod stats;
 mod task;
 mod worker;
@@ -25,16 +27,16 @@ pub struct Target<'a> {
     pub url: &'a str,
     /// The PostgreSQL schema, if any.
     pub schema: Option<&'a str>,
+    /// How many connections the pool keeps at most (`--pool-size`).
+    pub pool_size: u32,
 }
-
-/// A pool of this size is plenty for one command.
-const POOL_SIZE: u32 = 2;
 
 /// Runs a parsed command line; returns what to print on standard output.
 pub async fn run(cli: Cli) -> anyhow::Result<String> {
     let target = Target {
         url: &cli.database,
         schema: cli.schema.as_deref(),
+        pool_size: cli.pool_size,
     };
     let json = cli.json;
     match cli.command {
@@ -56,6 +58,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<String> {
         }
         Command::Stats => with_queue(&target, async |q| stats::stats(q, json).await).await,
         Command::History => with_queue(&target, async |q| stats::history(q, json).await).await,
+        Command::Repair(args) => {
+            with_queue(&target, async |q| repair::run(q, args, json).await).await
+        }
         Command::Bench(args) => bench::run(&target, args, json).await,
     }
 }
@@ -74,7 +79,7 @@ async fn with_queue(
 /// Connects to a migrated database; fails with the library's "not migrated" error otherwise
 /// (a SQLite file that does not exist is not created).
 async fn connect(target: &Target<'_>) -> anyhow::Result<Queue> {
-    let mut options = ConnectOptions::new(target.url).max_connections(POOL_SIZE);
+    let mut options = ConnectOptions::new(target.url).max_connections(target.pool_size);
     if let Some(schema) = target.schema {
         options = options.schema(schema);
     }

@@ -216,6 +216,66 @@ on_both! {
 
     // -- stats and history ----------------------------------------------------------------------
 
+    // -- repair ---------------------------------------------------------------------------------
+
+    async fn repair_of_a_healthy_store_reports_nothing(db: migrated) {
+        db.finished(1, "default", "t").await;
+        db.enqueue_many(1, "default", "t").await;
+        let run = db.run(&["repair"]);
+        assert_eq!(run.stderr, "");
+        assert_eq!(
+            run.ok(),
+            "missing workers: 0\nabandoned jobs:  0\nremoved jobs:    0\nexpired jobs:    0\nstuck jobs:      0\n"
+        );
+        assert_eq!(db.job_count().await, 2);
+    }
+
+    async fn repair_removes_old_and_expired_jobs_in_batches_with_json_progress(db: migrated) {
+        db.finished(5, "default", "t").await;
+        for _ in 0..2 {
+            db.enqueue("t", EnqueueOptions::new().expire(Duration::from_millis(1))).await;
+        }
+        let kept = db.enqueue("t", EnqueueOptions::new()).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let run = db.run(&["repair", "--remove-after", "0s", "--batch", "2", "--json"]);
+        let stderr = run.stderr.clone();
+        assert_eq!(
+            run.json(),
+            json!({"missing_workers": 0, "abandoned_jobs": 0, "removed_jobs": 5, "expired_jobs": 2, "stuck_jobs": 0})
+        );
+        let lines: Vec<serde_json::Value> = stderr
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}")))
+            .collect();
+        let counts: Vec<(u64, u64)> = lines
+            .iter()
+            .map(|l| (l["removed_jobs"].as_u64().unwrap(), l["expired_jobs"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(counts, vec![(2, 0), (4, 0), (5, 0), (5, 2)], "{stderr}");
+        for line in &lines {
+            assert!(line["elapsed_ms"].is_u64(), "{line}");
+            assert_eq!(line.as_object().unwrap().len(), 3, "{line}");
+        }
+        assert_eq!(db.job_count().await, 1);
+        assert_eq!(db.job(kept).await.state, underling::JobState::Inactive);
+    }
+
+    async fn repair_prints_plain_progress_lines_past_the_first_batch(db: migrated) {
+        db.finished(5, "default", "t").await;
+        let run = db.run(&["repair", "--remove-after", "0s", "--batch", "2"]);
+        let stderr = run.stderr.clone();
+        assert_eq!(field(&run.ok(), "removed jobs"), "5");
+        // The first batch (2) says nothing; the next one is printed, the last at the end.
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.first(), Some(&"removed 4 old and 0 expired jobs"), "{stderr}");
+        assert_eq!(lines.last(), Some(&"removed 5 old and 0 expired jobs"), "{stderr}");
+    }
+
+    async fn repair_batch_must_be_positive(db: migrated) {
+        let stderr = db.run(&["repair", "--batch", "0"]).usage_error();
+        assert!(stderr.contains("--batch"), "{stderr}");
+    }
+
     async fn stats_shows_job_worker_and_lock_counts(db: migrated) {
         db.enqueue_many(2, "default", "t").await;
         db.finished(3, "default", "t").await;

@@ -658,6 +658,50 @@ on_both! {
         assert_eq!(db.job(keep).await.state, JobState::Inactive);
     }
 
+    async fn job_purge_json_prints_a_progress_object_per_batch_on_stderr(db: migrated) {
+        db.finished(5, "default", "t").await;
+        let run = db.run(&["job", "purge", "--batch", "2", "--json"]);
+        let stderr = run.stderr.clone();
+        assert_eq!(run.json(), json!({"removed": 5}));
+        let lines: Vec<Value> = stderr
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}")))
+            .collect();
+        let counts: Vec<(u64, u64)> = lines
+            .iter()
+            .map(|l| (l["removed"].as_u64().unwrap(), l["total"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(counts, vec![(2, 5), (4, 5), (5, 5)], "{stderr}");
+        let mut elapsed = 0;
+        for line in &lines {
+            let keys: Vec<&str> = line.as_object().unwrap().keys().map(String::as_str).collect();
+            assert_eq!(keys, vec!["elapsed_ms", "removed", "total"], "{line}");
+            let ms = line["elapsed_ms"].as_u64().expect("elapsed_ms is a whole number");
+            assert!(ms >= elapsed, "{stderr}");
+            elapsed = ms;
+        }
+        assert_eq!(db.job_count().await, 0);
+    }
+
+    async fn job_purge_on_a_terminal_draws_a_bar_with_the_rate(db: migrated) {
+        db.finished(5, "default", "t").await;
+        let Some(screen) = crate::on_terminal(&db, &["job", "purge", "--batch", "1"]) else {
+            return;
+        };
+        assert!(screen.contains("/5 jobs purged ("), "{screen}");
+        assert!(screen.contains(" rows/s, "), "{screen}");
+        assert!(!screen.contains("purged 1 of"), "no plain lines on a terminal: {screen}");
+        assert!(screen.trim_end().ends_with("removed 5 jobs"), "{screen}");
+        assert_eq!(db.job_count().await, 0);
+    }
+
+    async fn job_purge_batch_must_be_positive(db: migrated) {
+        db.finished(1, "default", "t").await;
+        let stderr = db.run(&["job", "purge", "--batch", "0"]).usage_error();
+        assert!(stderr.contains("--batch"), "{stderr}");
+        assert_eq!(db.job_count().await, 1);
+    }
+
     async fn job_purge_prints_no_progress_for_few_jobs(db: migrated) {
         db.finished(3, "default", "t").await;
         let run = db.run(&["job", "purge"]);

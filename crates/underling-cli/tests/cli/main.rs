@@ -47,6 +47,51 @@ pub(crate) fn assert_keys(value: &Value, keys: &[&str]) {
     }
 }
 
+/// What `underling ARGS…` (with the database flags) shows on a terminal: run under
+/// `script(1)` so that stdout and stderr are a pseudo-terminal, with escape sequences removed
+/// and carriage returns as line breaks. `None` (saying so) where `script` is not installed.
+pub(crate) fn on_terminal(db: &support::TestDb, args: &[&str]) -> Option<String> {
+    let mut words = vec![env!("CARGO_BIN_EXE_underling").to_string()];
+    words.extend(db.flags());
+    words.extend(args.iter().map(|a| a.to_string()));
+    let command: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let output = match std::process::Command::new("script")
+        .args(["-qec", &command.join(" "), "/dev/null"])
+        .current_dir(db.dir.path())
+        .env_remove("UNDERLING_DATABASE_URL")
+        .env_remove("UNDERLING_SCHEMA")
+        .env_remove("UNDERLING_LOG")
+        .env_remove("UNDERLING_POOL_SIZE")
+        .output()
+    {
+        Ok(output) => output,
+        Err(e) => {
+            eprintln!("!!!! SKIPPING the terminal check: cannot run script(1): {e}");
+            return None;
+        }
+    };
+    assert!(output.status.success(), "{output:?}");
+    let raw = String::from_utf8_lossy(&output.stdout).replace('\r', "\n");
+    let mut screen = String::new();
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters, then one final letter.
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            screen.push(c);
+        }
+    }
+    Some(screen)
+}
+
 pub(crate) const JOB_FIELDS: &[&str] = &[
     "id",
     "task",

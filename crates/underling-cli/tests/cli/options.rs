@@ -14,6 +14,21 @@ on_both! {
         assert_eq!(out["id"], id);
     }
 
+    async fn the_pool_size_comes_from_the_flag_or_the_environment_and_zero_is_refused(db: migrated) {
+        db.enqueue("t", EnqueueOptions::new()).await;
+        assert_eq!(field(&db.ok(&["--pool-size", "5", "stats"]), "inactive jobs"), "1");
+        assert_eq!(field(&db.ok(&["stats", "--pool-size", "1"]), "inactive jobs"), "1");
+        let stderr = db.run(&["--pool-size", "0", "stats"]).usage_error();
+        assert!(stderr.contains("invalid value '0' for '--pool-size <N>'"), "{stderr}");
+        let mut args: Vec<String> = db.flags();
+        args.push("stats".to_string());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let from_env = run_in(db.dir.path(), &args, &[("UNDERLING_POOL_SIZE", "0")]).usage_error();
+        assert!(from_env.contains("invalid value '0' for '--pool-size <N>'"), "{from_env}");
+        let ok = run_in(db.dir.path(), &args, &[("UNDERLING_POOL_SIZE", "3")]).ok();
+        assert_eq!(field(&ok, "inactive jobs"), "1");
+    }
+
     async fn global_flags_go_anywhere_on_the_line(db: migrated) {
         let id = db.enqueue("t", EnqueueOptions::new()).await;
         let flags = db.flags();

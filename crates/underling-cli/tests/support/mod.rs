@@ -110,7 +110,8 @@ pub fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         .current_dir(dir)
         .env_remove("UNDERLING_DATABASE_URL")
         .env_remove("UNDERLING_SCHEMA")
-        .env_remove("UNDERLING_LOG");
+        .env_remove("UNDERLING_LOG")
+        .env_remove("UNDERLING_POOL_SIZE");
     for (key, value) in env {
         command.env(key, value);
     }
@@ -266,6 +267,7 @@ impl TestDb {
             .env_remove("UNDERLING_DATABASE_URL")
             .env_remove("UNDERLING_SCHEMA")
             .env_remove("UNDERLING_LOG")
+            .env_remove("UNDERLING_POOL_SIZE")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

@@ -147,4 +147,48 @@ behaviours! {
             .unwrap();
         assert_eq!(none, underling::store::Purged { removed: 0, last_id: None });
     }
+
+    /// A purge statement picks its rows, then locks each: a job claimed meanwhile (or retried)
+    /// no longer matches when its lock is granted, and stays. SQLite has one writer at a time,
+    /// so nothing changes between the two there.
+    async fn purge_keeps_a_job_that_stopped_matching_while_it_waited_for_its_lock(t) {
+        let underling::store::Pool::Postgres(pool) = t.queue.pool() else {
+            return;
+        };
+        let queue = t.queue.clone();
+        let ids = [enqueue(&queue, "add").await, enqueue(&queue, "add").await, enqueue(&queue, "add").await];
+        let mut claim = pool.begin().await.unwrap();
+        let holder: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *claim).await.unwrap();
+        sqlx::query("UPDATE underling_jobs SET state = 'active', started = now() WHERE id = $1")
+            .bind(ids[1])
+            .execute(&mut *claim)
+            .await
+            .unwrap();
+        let purge = tokio::spawn({
+            let queue = queue.clone();
+            async move {
+                let filter = JobFilter { states: vec![JobState::Inactive], ..Default::default() };
+                queue.purge_batch(&filter, 10).await
+            }
+        });
+        wait_for("the purge to wait for the claim's lock", || {
+            let pool = pool.clone();
+            async move {
+                let waiting: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+                )
+                .bind(holder)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                (waiting == 1).then_some(())
+            }
+        })
+        .await;
+        claim.commit().await.unwrap();
+        assert_eq!(purge.await.unwrap().unwrap(), 2);
+        assert_eq!(queue.job(ids[0]).await.unwrap(), None);
+        assert_eq!(state(&queue, ids[1]).await, JobState::Active);
+        assert_eq!(queue.job(ids[2]).await.unwrap(), None);
+    }
 }

@@ -1,11 +1,12 @@
 //! Repair: rescuing jobs of missing workers, failing stuck jobs, removing old jobs.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::json;
 use underling::store::{Beat, Heartbeat, Repair};
-use underling::{EnqueueOptions, JobState, RepairOptions, RepairReport};
+use underling::{EnqueueOptions, JobState, NewJob, Outcome, RepairOptions, RepairReport, Settle};
 
 use crate::support::*;
 
@@ -142,7 +143,11 @@ behaviours! {
         tick().await;
         let backoff = |_: &str, _: i32| Duration::from_secs(7);
         let everything = RepairOptions { missing_after: Duration::ZERO, stuck_after: Duration::ZERO, ..Default::default() };
-        let report = t.store.rescue(Repair { options: &everything, backoff: &backoff, now: None }).await.unwrap();
+        let report = t
+            .store
+            .rescue(Repair { options: &everything, backoff: &backoff, now: None, progress: None })
+            .await
+            .unwrap();
         assert_eq!(report, RepairReport { missing_workers: 1, abandoned_jobs: 1, ..Default::default() });
         let rescued = job(&queue, id).await;
         assert_eq!((rescued.state, rescued.retries), (JobState::Inactive, 1));
@@ -229,5 +234,112 @@ behaviours! {
         assert_eq!(queue.repair(&opts).await.unwrap().removed_jobs, 2);
         assert_eq!(queue.job(parent).await.unwrap(), None);
         assert_eq!(queue.job(child).await.unwrap(), None);
+    }
+
+    async fn old_finished_jobs_are_removed_a_batch_per_statement(t) {
+        let queue = t.queue.clone();
+        let w = worker(t).await;
+        let jobs: Vec<NewJob> = (0..2_500)
+            .map(|i| NewJob::new("add", json!({ "i": i }), EnqueueOptions::new()).unwrap())
+            .collect();
+        queue.enqueue_batch(&jobs).await.unwrap();
+        let claimed = claim(t, w, &["default"], jobs.len()).await;
+        assert_eq!(claimed.len(), 2_500);
+        let settles: Vec<Settle> = claimed
+            .iter()
+            .map(|j| Settle { id: j.id, retries: j.retries, outcome: Outcome::Finished(json!(null)) })
+            .collect();
+        settle_all(t, &settles).await;
+        let kept = enqueue(&queue, "add").await;
+        tick().await;
+        let opts = RepairOptions { remove_after: Duration::ZERO, ..Default::default() };
+        assert_eq!(opts.batch, 1000);
+        let seen = Mutex::new(Vec::new());
+        let report = queue
+            .repair_with_progress(&opts, |r| seen.lock().unwrap().push(r.removed_jobs))
+            .await
+            .unwrap();
+        assert_eq!(report, RepairReport { removed_jobs: 2_500, ..Default::default() });
+        assert_eq!(seen.into_inner().unwrap(), vec![1000, 2000, 2500]);
+        assert_eq!(job_count(&queue).await, 1);
+        assert_eq!(state(&queue, kept).await, JobState::Inactive);
+    }
+
+    async fn old_jobs_removed_in_small_batches_skip_parents_whose_children_wait(t) {
+        let queue = t.queue.clone();
+        let w = worker(t).await;
+        let mut old = Vec::new();
+        for _ in 0..3 {
+            old.push(enqueue(&queue, "add").await);
+        }
+        let parent = enqueue(&queue, "parent").await;
+        let child = enqueue_with(&queue, "child", EnqueueOptions::new().parent(parent)).await;
+        for _ in 0..4 {
+            old.push(enqueue(&queue, "add").await);
+        }
+        for &id in old.iter().take(3).chain([&parent]).chain(old.iter().skip(3)) {
+            run_to_finish(t, w, id).await;
+        }
+        tick().await;
+        let opts = RepairOptions { remove_after: Duration::ZERO, batch: 3, ..Default::default() };
+        let seen = Mutex::new(Vec::new());
+        let report = queue
+            .repair_with_progress(&opts, |r| seen.lock().unwrap().push(r.removed_jobs))
+            .await
+            .unwrap();
+        assert_eq!(report, RepairReport { removed_jobs: 7, ..Default::default() });
+        assert_eq!(seen.into_inner().unwrap(), vec![3, 6, 7]);
+        for id in old {
+            assert_eq!(queue.job(id).await.unwrap(), None, "job {id}");
+        }
+        assert_eq!(state(&queue, parent).await, JobState::Finished);
+        assert_eq!(state(&queue, child).await, JobState::Inactive);
+    }
+
+    async fn expired_jobs_are_removed_a_batch_per_statement(t) {
+        let queue = t.queue.clone();
+        let jobs: Vec<NewJob> = (0..2_500)
+            .map(|i| NewJob::new("add", json!({ "i": i }), EnqueueOptions::new().expire(Duration::from_secs(60))).unwrap())
+            .collect();
+        queue.enqueue_batch(&jobs).await.unwrap();
+        let kept = enqueue(&queue, "add").await;
+        let later = Utc::now() + chrono::Duration::minutes(2);
+        let backoff = |_: &str, _: i32| Duration::from_secs(1);
+        let opts = RepairOptions::default();
+        let seen = Mutex::new(Vec::new());
+        let progress = |r: &RepairReport| seen.lock().unwrap().push(r.expired_jobs);
+        let report = t
+            .store
+            .repair(Repair { options: &opts, backoff: &backoff, now: Some(later), progress: Some(&progress) })
+            .await
+            .unwrap();
+        assert_eq!(report, RepairReport { expired_jobs: 2_500, ..Default::default() });
+        assert_eq!(seen.into_inner().unwrap(), vec![1000, 2000, 2500]);
+        assert_eq!(job_count(&queue).await, 1);
+        assert_eq!(state(&queue, kept).await, JobState::Inactive);
+    }
+
+    async fn expired_jobs_removed_in_small_batches_are_counted_exactly(t) {
+        let queue = t.queue.clone();
+        let mut expiring = Vec::new();
+        for i in 0..5 {
+            expiring.push(enqueue_with(&queue, "add", EnqueueOptions::new().expire(Duration::from_secs(60))).await);
+            if i == 2 {
+                enqueue(&queue, "add").await;
+            }
+        }
+        let later = Utc::now() + chrono::Duration::minutes(2);
+        let backoff = |_: &str, _: i32| Duration::from_secs(1);
+        let opts = RepairOptions { batch: 2, ..Default::default() };
+        let seen = Mutex::new(Vec::new());
+        let progress = |r: &RepairReport| seen.lock().unwrap().push(r.expired_jobs);
+        let report = t
+            .store
+            .repair(Repair { options: &opts, backoff: &backoff, now: Some(later), progress: Some(&progress) })
+            .await
+            .unwrap();
+        assert_eq!(report, RepairReport { expired_jobs: 5, ..Default::default() });
+        assert_eq!(seen.into_inner().unwrap(), vec![2, 4, 5]);
+        assert_eq!(job_count(&queue).await, 1);
     }
 }

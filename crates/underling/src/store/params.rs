@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::job::{Job, JobFilter, NewJob, RetryOptions, Settle, Settled};
-use crate::model::{ClaimSpec, RepairOptions, TaskDefaults};
+use crate::model::{ClaimSpec, RepairOptions, RepairReport, TaskDefaults};
 
 /// The time an operation takes as "now".
 ///
@@ -142,7 +142,9 @@ pub struct Purge<'a> {
 pub struct Purged {
     /// Jobs removed.
     pub removed: u64,
-    /// The highest id removed: where the next batch starts (none when nothing was removed).
+    /// The highest id the batch picked: where the next batch starts (none when nothing
+    /// matched). A job that matched when picked but changed before it was locked is not
+    /// removed.
     pub last_id: Option<i64>,
 }
 
@@ -260,15 +262,35 @@ pub struct PauseQueue<'a> {
 /// number of retries so far: the worker passes its registry's backoffs.
 pub type RescueBackoff<'a> = &'a (dyn Fn(&str, i32) -> Duration + Sync);
 
+/// Called by [`super::Store::repair`] after each batch that removed jobs, with the running
+/// totals so far.
+pub type RepairProgress<'a> = &'a (dyn Fn(&RepairReport) + Sync);
+
 /// [`super::Store::repair`].
 #[derive(Clone, Copy)]
 pub struct Repair<'a> {
-    /// What counts as missing, old or stuck.
+    /// What counts as missing, old or stuck, and how many jobs one statement removes.
     pub options: &'a RepairOptions,
     /// The backoff of each rescued job that has tries left.
     pub backoff: RescueBackoff<'a>,
     /// The time of the repair.
     pub now: Now,
+    /// Told the running totals after each batch that removed jobs (none: nobody asks).
+    pub progress: Option<RepairProgress<'a>>,
+}
+
+impl Repair<'_> {
+    /// How many jobs one removal statement takes at most (at least 1).
+    pub fn batch(&self) -> u64 {
+        self.options.batch.max(1)
+    }
+
+    /// Tells the caller the running totals, if it asked.
+    pub fn report(&self, report: &RepairReport) {
+        if let Some(progress) = self.progress {
+            progress(report);
+        }
+    }
 }
 
 impl std::fmt::Debug for Repair<'_> {

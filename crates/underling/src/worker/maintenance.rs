@@ -61,6 +61,7 @@ async fn repair(
         options,
         backoff: &backoff,
         now: None,
+        progress: None,
     };
     if full {
         store.repair(p).await

@@ -10,6 +10,10 @@ use crate::model::{HistoryPoint, QueueInfo, RepairReport, Stats, WorkerInfo};
 use crate::store::rows::{self, AbandonedRow, QueueRow, StatsRow, count};
 use crate::store::{self, statement};
 
+/// How many batches of expired jobs one read of their ids covers: each read walks every
+/// inactive job, so it is done rarely; each removal is one batch.
+const EXPIRED_WINDOW: usize = 100;
+
 /// A job filter bound as `$1..$6` (see `sql/filter.sql`).
 struct FilterArgs {
     ids: Vec<i64>,
@@ -183,17 +187,8 @@ impl PostgresStore {
     pub(super) async fn run_repair(&self, p: store::Repair<'_>) -> Result<RepairReport> {
         let opts = p.options;
         let mut report = self.run_rescue(p).await?;
-        report.removed_jobs = sqlx::query(statement!("repair_old"))
-            .bind(secs(opts.remove_after))
-            .bind(p.now)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        report.expired_jobs = sqlx::query(statement!("repair_expired"))
-            .bind(p.now)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+        self.remove_old(p, &mut report).await?;
+        self.remove_expired(p, &mut report).await?;
         let stuck: i64 = sqlx::query_scalar(statement!("repair_stuck"))
             .bind(secs(opts.stuck_after))
             .bind(p.now)
@@ -205,6 +200,70 @@ impl PostgresStore {
             .execute(&self.pool)
             .await?;
         Ok(report)
+    }
+
+    /// Removes old finished jobs, a batch per statement, walking the index of finished jobs
+    /// from where the last batch stopped.
+    async fn remove_old(&self, p: store::Repair<'_>, report: &mut RepairReport) -> Result<()> {
+        let batch = i64::try_from(p.batch()).unwrap_or(i64::MAX);
+        let mut after: (Option<DateTime<Utc>>, i64) = (None, 0);
+        loop {
+            let (removed, picked, last_finished, last_id): (
+                i64,
+                i64,
+                Option<DateTime<Utc>>,
+                Option<i64>,
+            ) = sqlx::query_as(statement!("repair_old"))
+                .bind(secs(p.options.remove_after))
+                .bind(p.now)
+                .bind(batch)
+                .bind(after.0)
+                .bind(after.1)
+                .fetch_one(&self.pool)
+                .await?;
+            report.removed_jobs += count(removed);
+            if removed > 0 {
+                p.report(report);
+            }
+            match (last_finished, last_id) {
+                (Some(finished), Some(id)) if picked >= batch => after = (Some(finished), id),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Removes expired jobs: reads their ids (without locks) a window at a time, and removes
+    /// them a batch per statement.
+    async fn remove_expired(&self, p: store::Repair<'_>, report: &mut RepairReport) -> Result<()> {
+        let batch = usize::try_from(p.batch()).unwrap_or(usize::MAX);
+        let window = i64::try_from(batch.saturating_mul(EXPIRED_WINDOW)).unwrap_or(i64::MAX);
+        let mut after = 0_i64;
+        loop {
+            let ids: Vec<i64> = sqlx::query_scalar(statement!("repair_expired_ids"))
+                .bind(p.now)
+                .bind(after)
+                .bind(window)
+                .fetch_all(&self.pool)
+                .await?;
+            for chunk in ids.chunks(batch) {
+                let removed = sqlx::query(statement!("repair_expired"))
+                    .bind(chunk)
+                    .bind(p.now)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                report.expired_jobs += removed;
+                if removed > 0 {
+                    p.report(report);
+                }
+            }
+            match ids.last() {
+                Some(&last) if i64::try_from(ids.len()).unwrap_or(i64::MAX) >= window => {
+                    after = last
+                }
+                _ => return Ok(()),
+            }
+        }
     }
 
     /// Removes missing workers and rescues their jobs, and the jobs of workers removed by hand.

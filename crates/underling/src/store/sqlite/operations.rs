@@ -241,23 +241,21 @@ impl SqliteStore {
 
     pub(super) async fn run_repair(&self, p: store::Repair<'_>) -> Result<RepairReport> {
         let opts = p.options;
+        // One time for every step, so that each batch has the same cut-off.
         let now = millis(p.now);
+        let p = store::Repair {
+            now: Some(now.into_time()),
+            ..p
+        };
+        // Missing workers go, and their attempts are settled as failed through the one retry
+        // transition (`sql/settle.sql`), each with its task's backoff, in one write transaction.
+        let mut report = self.run_rescue(p).await?;
+        // Then old and expired jobs, a batch per statement, each taking the writer on its own,
+        // so that claims and settles get in between.
+        self.remove_old(p, now, &mut report).await?;
+        self.remove_expired(p, now, &mut report).await?;
         let _writer = self.writer.lock().await;
-        // One write transaction: missing workers go, and their attempts are settled as failed
-        // through the one retry transition (`sql/settle.sql`), each with its task's backoff.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut report = self.rescue_on(&mut tx, p).await?;
-        report.removed_jobs = sqlx::query(statement!("repair_old"))
-            .bind(now)
-            .bind(ms(opts.remove_after))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        report.expired_jobs = sqlx::query(statement!("repair_expired"))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
         report.stuck_jobs = sqlx::query(statement!("repair_stuck"))
             .bind(now)
             .bind(ms(opts.stuck_after))
@@ -274,6 +272,74 @@ impl SqliteStore {
             .await?;
         tx.commit().await?;
         Ok(report)
+    }
+
+    /// Removes old finished jobs, a batch per statement, walking the index of finished jobs
+    /// from where the last batch stopped.
+    async fn remove_old(
+        &self,
+        p: store::Repair<'_>,
+        now: i64,
+        report: &mut RepairReport,
+    ) -> Result<()> {
+        let batch = i64::try_from(p.batch()).unwrap_or(i64::MAX);
+        let mut after = (i64::MIN, 0_i64);
+        loop {
+            let removed: Vec<(i64, i64)> = {
+                let _writer = self.writer.lock().await;
+                sqlx::query_as(statement!("repair_old"))
+                    .bind(now)
+                    .bind(ms(p.options.remove_after))
+                    .bind(batch)
+                    .bind(after.0)
+                    .bind(after.1)
+                    .fetch_all(&self.pool)
+                    .await?
+            };
+            report.removed_jobs += removed.len() as u64;
+            if !removed.is_empty() {
+                p.report(report);
+            }
+            let last = removed.iter().map(|&(id, finished)| (finished, id)).max();
+            match last {
+                Some(last) if i64::try_from(removed.len()).unwrap_or(i64::MAX) >= batch => {
+                    after = last
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Removes expired jobs, a batch per statement, in id order.
+    async fn remove_expired(
+        &self,
+        p: store::Repair<'_>,
+        now: i64,
+        report: &mut RepairReport,
+    ) -> Result<()> {
+        let batch = i64::try_from(p.batch()).unwrap_or(i64::MAX);
+        let mut after = 0_i64;
+        loop {
+            let removed: Vec<i64> = {
+                let _writer = self.writer.lock().await;
+                sqlx::query_scalar(statement!("repair_expired"))
+                    .bind(now)
+                    .bind(after)
+                    .bind(batch)
+                    .fetch_all(&self.pool)
+                    .await?
+            };
+            report.expired_jobs += removed.len() as u64;
+            if !removed.is_empty() {
+                p.report(report);
+            }
+            match removed.iter().max() {
+                Some(&last) if i64::try_from(removed.len()).unwrap_or(i64::MAX) >= batch => {
+                    after = last
+                }
+                _ => return Ok(()),
+            }
+        }
     }
 
     /// The rescue part of repair alone, in its own write transaction.
