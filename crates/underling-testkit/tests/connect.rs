@@ -202,3 +202,49 @@ async fn ten_workers_migrating_a_fresh_sqlite_file_at_once_all_succeed() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_pool_size_in_the_url_sizes_the_pool_on_both_backends() {
+    let file = common::TempSqlite::new("pool-size");
+    let sqlite = Queue::connect_with(
+        ConnectOptions::new(format!("{}?pool_size=3", file.url()))
+            .max_connections(7)
+            .migrate(true),
+    )
+    .await
+    .expect("SQLite with a pool size");
+    match sqlite.pool() {
+        underling::Pool::Sqlite(pool) => assert_eq!(pool.options().get_max_connections(), 3),
+        other => panic!("not a SQLite pool: {other:?}"),
+    }
+    sqlite.close().await;
+
+    let url = format!("{}?pool_size=5", common::postgres_url());
+    let schema = common::unique_schema();
+    let postgres =
+        match Queue::connect_with(ConnectOptions::new(&url).schema(&schema).migrate(true)).await {
+            Ok(queue) => queue,
+            Err(e) if std::env::var_os("CI").is_none() => {
+                eprintln!("\n!!!! SKIPPING the PostgreSQL half: {url} is not reachable ({e}).\n");
+                return;
+            }
+            Err(e) => panic!("PostgreSQL is required in CI: {e}"),
+        };
+    match postgres.pool() {
+        underling::Pool::Postgres(pool) => assert_eq!(pool.options().get_max_connections(), 5),
+        other => panic!("not a PostgreSQL pool: {other:?}"),
+    }
+    postgres.close().await;
+    common::drop_schema(&schema).await;
+}
+
+#[tokio::test]
+async fn a_bad_pool_size_in_the_url_is_refused_naming_it() {
+    let err = Queue::connect("sqlite::memory:?pool_size=0")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid option: the URL's pool_size must be a whole number of at least 1, got \"0\""
+    );
+}

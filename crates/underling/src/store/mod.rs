@@ -255,6 +255,13 @@ pub trait Store: Send + Sync + 'static {
 /// Opens the store a URL names, without migrating or checking its schema (`opts.migrate`
 /// only decides whether a missing SQLite file may be created).
 pub async fn open(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
+    // A `pool_size` in the URL sets the pool's size; the drivers never see it.
+    let (url, pool_size) = crate::url::take_pool_size(&opts.url)?;
+    let opts = &ConnectOptions {
+        url,
+        max_connections: pool_size.unwrap_or(opts.max_connections),
+        ..opts.clone()
+    };
     match BackendKind::from_url(&opts.url)? {
         #[cfg(feature = "postgres")]
         BackendKind::Postgres => Ok(Arc::new(postgres::PostgresStore::connect(opts).await?)),
