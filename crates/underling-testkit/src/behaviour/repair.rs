@@ -183,6 +183,23 @@ behaviours! {
         assert_eq!(state(&queue, delayed).await, JobState::Inactive);
     }
 
+    /// A delayed job that fell due long ago and was never promoted (no worker claims from its
+    /// queue) is found stuck as well as one that was due when it was enqueued.
+    async fn delayed_job_due_too_long_ago_fails_as_stuck_without_a_claim(t) {
+        let queue = t.queue.clone();
+        let ready = enqueue_with(&queue, "add", EnqueueOptions::new().queue("nobody")).await;
+        let delayed = enqueue_with(&queue, "add", EnqueueOptions::new().queue("nobody").delay(Duration::from_secs(3600))).await;
+        let later = enqueue_with(&queue, "add", EnqueueOptions::new().queue("nobody").delay(Duration::from_secs(10 * 86_400))).await;
+        let opts = RepairOptions { stuck_after: Duration::from_secs(2 * 86_400), ..Default::default() };
+        let backoff = |_: &str, _: i32| Duration::ZERO;
+        let in_three_days = Some(Utc::now() + chrono::Duration::days(3));
+        let report = t.store.repair(Repair { options: &opts, backoff: &backoff, now: in_three_days, progress: None }).await.unwrap();
+        assert_eq!(report.stuck_jobs, 2);
+        assert_eq!(state(&queue, ready).await, JobState::Failed);
+        assert_eq!(state(&queue, delayed).await, JobState::Failed);
+        assert_eq!(state(&queue, later).await, JobState::Inactive);
+    }
+
     async fn inactive_job_due_recently_is_not_stuck(t) {
         let queue = t.queue.clone();
         let id = enqueue(&queue, "add").await;
