@@ -81,6 +81,13 @@ struct Figures {
 }
 
 impl Figures {
+    /// The p50 and p99 of latency samples (ms), under the two names given.
+    fn latencies(&mut self, [p50, p99]: [&'static str; 2], samples: &mut [f64]) {
+        let count = samples.len() as u64;
+        self.push(p50, percentile(samples, 0.50), "ms", count);
+        self.push(p99, percentile(samples, 0.99), "ms", count);
+    }
+
     fn push(&mut self, name: &'static str, value: f64, unit: &'static str, count: u64) {
         self.values.push((name, value, unit, count));
     }
@@ -275,17 +282,12 @@ async fn measure(
             )));
         }
     }
-    figures.push(
-        "idle poll (claim + next due) p50",
-        percentile(&mut idle, 0.50),
-        "ms",
-        sizes.samples as u64,
-    );
-    figures.push(
-        "idle poll (claim + next due) p99",
-        percentile(&mut idle, 0.99),
-        "ms",
-        sizes.samples as u64,
+    figures.latencies(
+        [
+            "idle poll (claim + next due) p50",
+            "idle poll (claim + next due) p99",
+        ],
+        &mut idle,
     );
     // A claim from a small queue: one job waits there, beside the big queues.
     let small_spec = ClaimSpec {
@@ -306,17 +308,12 @@ async fn measure(
             )));
         }
     }
-    figures.push(
-        "claim from a small queue p50",
-        percentile(&mut small, 0.50),
-        "ms",
-        sizes.samples as u64,
-    );
-    figures.push(
-        "claim from a small queue p99",
-        percentile(&mut small, 0.99),
-        "ms",
-        sizes.samples as u64,
+    figures.latencies(
+        [
+            "claim from a small queue p50",
+            "claim from a small queue p99",
+        ],
+        &mut small,
     );
     store.unregister_worker(worker_id).await?;
 

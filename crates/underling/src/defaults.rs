@@ -38,11 +38,14 @@ struct Read {
 }
 
 impl Read {
-    /// Whether this read is too old for `open`, the jobs that leave something unset.
-    fn stale_for(&self, open: &[&NewJob], now: Instant) -> bool {
+    /// Whether this read is too old for `jobs` (only those that leave something unset count).
+    fn stale_for(&self, jobs: &[NewJob], now: Instant) -> bool {
         let age = now.duration_since(self.at);
         age >= FRESH_FOR
-            || (age >= MISS_AFTER && open.iter().any(|j| !self.tasks.contains_key(j.task())))
+            || (age >= MISS_AFTER
+                && jobs
+                    .iter()
+                    .any(|j| j.leaves_unset() && !self.tasks.contains_key(j.task())))
     }
 }
 
@@ -63,17 +66,16 @@ impl DefaultsCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<TaskDefaults>>>,
     {
-        let open: Vec<&NewJob> = jobs.iter().filter(|j| j.leaves_unset()).collect();
-        if open.is_empty() {
+        if !jobs.iter().any(NewJob::leaves_unset) {
             return Ok(Cow::Borrowed(jobs));
         }
         let read = match self.last() {
-            Some(read) if !read.stale_for(&open, Instant::now()) => read,
+            Some(read) if !read.stale_for(jobs, Instant::now()) => read,
             _ => {
                 let _reading = self.reading.lock().await;
                 // Another enqueue may have read them while this one waited.
                 match self.last() {
-                    Some(read) if !read.stale_for(&open, Instant::now()) => read,
+                    Some(read) if !read.stale_for(jobs, Instant::now()) => read,
                     _ => {
                         let tasks = read().await?;
                         let read = Arc::new(Read {

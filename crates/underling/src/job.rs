@@ -1,4 +1,7 @@
 //! Jobs and the options and filters that describe them.
+//!
+//! Long because the validation of every field a user gives (names, args, notes, durations)
+//! lives beside the types it guards, so that no job or filter can be built unchecked.
 
 use std::fmt;
 use std::str::FromStr;

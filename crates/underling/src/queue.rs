@@ -1,4 +1,7 @@
 //! [`Queue`]: the client API that applications, workers and the admin CLI share.
+//!
+//! Long because it is the one public entry point: each method is a short check and one store
+//! call, and splitting them by topic would scatter one type's API over several files.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,6 +3,9 @@
 //!
 //! Statements live in `sql/`; the worker's cycle, the readiness rule and the retry transition
 //! live in the migrations as functions, because they carry planner settings of their own.
+//!
+//! Long because it holds the whole `Store` implementation for PostgreSQL; the read-side
+//! queries and repair are in `operations.rs`, connecting, listening and TLS in their own files.
 
 mod columns;
 mod connect;

@@ -8,6 +8,10 @@
 
 mod connect;
 mod operations;
+mod wake;
+
+use operations::{count_history, read_tasks};
+use wake::{ready_queues, wake_after_commit};
 
 use std::time::Duration;
 
@@ -129,103 +133,6 @@ impl SqliteStore {
         }
         rows::settled(settles, &changed)
     }
-}
-
-/// Adds to the history of the hour of `now` (ms).
-async fn count_history(
-    conn: &mut SqliteConnection,
-    now: i64,
-    finished: usize,
-    failed: usize,
-    failed_attempts: usize,
-) -> Result<()> {
-    let n = |count: usize| i64::try_from(count).unwrap_or(i64::MAX);
-    sqlx::query(statement!("count_history"))
-        .bind(now)
-        .bind(n(finished))
-        .bind(n(failed))
-        .bind(n(failed_attempts))
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-/// The queues of the jobs without parents, each once.
-fn ready_queues(jobs: &[NewJob]) -> Vec<String> {
-    let mut queues: Vec<String> = jobs
-        .iter()
-        .filter(|j| j.parents().is_empty())
-        .map(|j| j.queue().to_string())
-        .collect();
-    queues.sort_unstable();
-    queues.dedup();
-    queues
-}
-
-/// How long after the commit hook fires the wake-up goes out: the hook runs just before the
-/// commit completes, and a claim that started earlier would not see the jobs.
-const AFTER_COMMIT: Duration = Duration::from_millis(2);
-
-/// Wakes the workers of `queues` in this process when the transaction on `conn` commits, and
-/// not at all when it rolls back. The hooks stay on the connection (a later enqueue replaces
-/// them); once fired they do nothing.
-async fn wake_after_commit(
-    conn: &mut SqliteConnection,
-    queues: Vec<String>,
-    wakeups: Wakeups,
-) -> Result<()> {
-    let pending = std::sync::Arc::new(std::sync::Mutex::new(Some((queues, wakeups))));
-    let take = |pending: &std::sync::Mutex<Option<(Vec<String>, Wakeups)>>| {
-        pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
-    };
-    // The hooks run on the connection's own thread, outside the runtime.
-    let runtime = tokio::runtime::Handle::current();
-    let mut handle = conn.lock_handle().await?;
-    let on_commit = pending.clone();
-    handle.set_commit_hook(move || {
-        if let Some((queues, wakeups)) = take(&on_commit) {
-            runtime.spawn(async move {
-                tokio::time::sleep(AFTER_COMMIT).await;
-                wakeups.wake_all(queues.iter().map(String::as_str));
-            });
-        }
-        true // let the commit go ahead
-    });
-    handle.set_rollback_hook(move || {
-        take(&pending);
-    });
-    Ok(())
-}
-
-/// The published task defaults, read on `conn` (the pool's or the caller's).
-async fn read_tasks(conn: &mut SqliteConnection) -> Result<Vec<TaskDefaults>> {
-    type Row = (
-        String,
-        Option<String>,
-        Option<i32>,
-        Option<i32>,
-        Option<i64>,
-        i64,
-    );
-    let rows: Vec<Row> = sqlx::query_as(statement!("tasks"))
-        .fetch_all(&mut *conn)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(name, queue, priority, attempts, timeout, published)| {
-            rows::task_defaults(
-                name,
-                queue,
-                priority,
-                attempts,
-                timeout,
-                published.into_time(),
-            )
-        })
-        .collect())
 }
 
 /// Inserts jobs on one connection (the caller's, or a pool's): the parent check, the jobs in

@@ -7,7 +7,7 @@ use super::{SqliteJobRow, SqliteStore, json_text, millis, ms};
 use crate::error::{Error, Result};
 use crate::job::JobFilter;
 use crate::job::JobList;
-use crate::model::{HistoryPoint, QueueInfo, RepairReport, Stats, WorkerInfo};
+use crate::model::{HistoryPoint, QueueInfo, RepairReport, Stats, TaskDefaults, WorkerInfo};
 use crate::store::rows::{
     self, AbandonedRow, QueueRow, StatsRow, StoredIds, StoredJson, StoredTime, count,
 };
@@ -264,7 +264,7 @@ impl SqliteStore {
             .rows_affected();
         if report.stuck_jobs > 0 {
             let stuck = usize::try_from(report.stuck_jobs).unwrap_or(usize::MAX);
-            super::count_history(&mut tx, now, 0, stuck, 0).await?;
+            count_history(&mut tx, now, 0, stuck, 0).await?;
         }
         sqlx::query(statement!("repair_locks"))
             .bind(now)
@@ -376,4 +376,51 @@ impl SqliteStore {
             ..RepairReport::default()
         })
     }
+}
+
+/// Adds to the history of the hour of `now` (ms).
+pub(super) async fn count_history(
+    conn: &mut SqliteConnection,
+    now: i64,
+    finished: usize,
+    failed: usize,
+    failed_attempts: usize,
+) -> Result<()> {
+    let n = |count: usize| i64::try_from(count).unwrap_or(i64::MAX);
+    sqlx::query(statement!("count_history"))
+        .bind(now)
+        .bind(n(finished))
+        .bind(n(failed))
+        .bind(n(failed_attempts))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The published task defaults, read on `conn` (the pool's or the caller's).
+pub(super) async fn read_tasks(conn: &mut SqliteConnection) -> Result<Vec<TaskDefaults>> {
+    type Row = (
+        String,
+        Option<String>,
+        Option<i32>,
+        Option<i32>,
+        Option<i64>,
+        i64,
+    );
+    let rows: Vec<Row> = sqlx::query_as(statement!("tasks"))
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, queue, priority, attempts, timeout, published)| {
+            rows::task_defaults(
+                name,
+                queue,
+                priority,
+                attempts,
+                timeout,
+                published.into_time(),
+            )
+        })
+        .collect())
 }
