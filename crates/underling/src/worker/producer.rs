@@ -22,6 +22,8 @@ use crate::store::{self, Store};
 pub(super) struct ClaimReply {
     /// How many jobs it asked for.
     requested: usize,
+    /// The wake-ups seen when it was sent (see [`Readiness`]).
+    sent_at: u64,
     /// The outcomes it carried.
     settles: Vec<Settle>,
     /// What the store said.
@@ -45,9 +47,8 @@ pub(super) struct Producer {
     /// Where claim replies go; the dispatch loop receives them.
     replies_tx: mpsc::UnboundedSender<ClaimReply>,
     wakeups: Option<broadcast::Receiver<String>>,
-    /// Whether more jobs may be ready: set by wake-ups, polls and full claims, cleared by a
-    /// claim that got fewer jobs than it asked for.
-    maybe_ready: bool,
+    /// Whether more jobs may be ready.
+    ready: Readiness,
     next_poll: Instant,
     /// After a release failed, when to try again.
     next_release: Instant,
@@ -75,7 +76,7 @@ impl Producer {
             poll_interval,
             replies_tx,
             wakeups,
-            maybe_ready: true,
+            ready: Readiness::default(),
             next_poll: now + poll_interval,
             next_release: now,
             claim_failed: false,
@@ -85,13 +86,13 @@ impl Producer {
 
     /// Whether more jobs may be ready.
     pub(super) fn maybe_ready(&self) -> bool {
-        self.maybe_ready
+        self.ready.maybe()
     }
 
     /// Something happened that may have made jobs ready (a remote command, a finished parent
     /// in burst mode).
     pub(super) fn nudge(&mut self) {
-        self.maybe_ready = true;
+        self.ready.woken();
     }
 
     /// Releases waiting jobs the ledger no longer wants to hold (jobs got slow, or the worker
@@ -109,7 +110,7 @@ impl Producer {
 
     /// Sends a claim if one is due; `true` if one went out.
     pub(super) fn claim_if_due(&mut self, ledger: &mut Ledger, completer: &Completer) -> bool {
-        if !self.maybe_ready {
+        if !self.ready.maybe() {
             return false;
         }
         let Some(size) = ledger.claim_size() else {
@@ -123,10 +124,12 @@ impl Producer {
         let spec = self.spec.clone();
         let worker_id = self.worker_id.get();
         let replies = self.replies_tx.clone();
+        let sent_at = self.ready.sent();
         tokio::spawn(async move {
             let result = settle_and_claim(&*store, &settles, worker_id, &spec, size).await;
             let _ = replies.send(ClaimReply {
                 requested: size,
+                sent_at,
                 settles,
                 result,
             });
@@ -144,7 +147,7 @@ impl Producer {
                     .as_deref()
                     .is_none_or(|q| q == "*" || self.spec.queues.iter().any(|x| x == q))
                 {
-                    self.maybe_ready = true;
+                    self.ready.woken();
                 }
                 if woken.is_none() {
                     // The stream ended: fall back to polling.
@@ -152,7 +155,7 @@ impl Producer {
                 }
             }
             _ = tokio::time::sleep_until(self.next_poll) => {
-                self.maybe_ready = true;
+                self.ready.woken();
                 self.next_poll = Instant::now() + self.poll_interval;
             }
         }
@@ -170,7 +173,8 @@ impl Producer {
             Ok((settled, jobs)) => {
                 completer.written(&reply.settles);
                 report_stale(&reply.settles, &settled);
-                self.maybe_ready = jobs.len() == reply.requested;
+                self.ready
+                    .returned(reply.sent_at, jobs.len() == reply.requested);
                 if jobs.is_empty() {
                     self.next_poll = self.next_poll_time().await;
                 }
@@ -183,7 +187,7 @@ impl Producer {
                 tracing::warn!(error = %e, "claim failed; retrying");
                 self.claim_failed = true;
                 self.next_poll = Instant::now() + Duration::from_secs(1);
-                self.maybe_ready = false;
+                self.ready.failed();
             }
         }
     }
@@ -267,7 +271,8 @@ impl Producer {
         let size = ledger.concurrency().max(1);
         match claim(&*self.store, self.worker_id.get(), &self.spec, size).await {
             Ok(jobs) if !jobs.is_empty() => {
-                self.maybe_ready = jobs.len() == size;
+                let sent_at = self.ready.sent();
+                self.ready.returned(sent_at, jobs.len() == size);
                 ledger.start_all(jobs, spawn);
                 LastLook::Started
             }
@@ -287,6 +292,61 @@ impl Producer {
             wait = wait.min(until + Duration::from_millis(1));
         }
         Instant::now() + wait
+    }
+}
+
+/// Whether more jobs may be ready, and which claims may say they are not.
+///
+/// A wake-up, a poll or a nudge says jobs may be ready; a claim that got every job it asked
+/// for says more may be; a claim that got fewer says none is left, but only as of when it ran.
+/// A wake-up that arrived while that claim was in flight may be for a job committed after
+/// its snapshot, so such a reply leaves readiness alone: otherwise the wake-up is lost, and
+/// a worker that never polls leaves the job waiting.
+#[derive(Debug)]
+struct Readiness {
+    maybe: bool,
+    /// How many wake-ups (polls, nudges) were seen so far.
+    wakes: u64,
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        // A new worker looks once before it waits.
+        Readiness {
+            maybe: true,
+            wakes: 0,
+        }
+    }
+}
+
+impl Readiness {
+    fn maybe(&self) -> bool {
+        self.maybe
+    }
+
+    /// Jobs may be ready: a wake-up, a poll or a nudge.
+    fn woken(&mut self) {
+        self.maybe = true;
+        self.wakes += 1;
+    }
+
+    /// A claim goes out: what it returns is judged against the wake-ups seen until now.
+    fn sent(&self) -> u64 {
+        self.wakes
+    }
+
+    /// A claim sent at `sent_at` came back, `full` if it got every job it asked for.
+    fn returned(&mut self, sent_at: u64, full: bool) {
+        if full {
+            self.maybe = true;
+        } else if self.wakes == sent_at {
+            self.maybe = false;
+        }
+    }
+
+    /// A claim failed: look again at the next poll (set sooner by the caller), not at once.
+    fn failed(&mut self) {
+        self.maybe = false;
     }
 }
 
@@ -401,4 +461,53 @@ async fn next_due(
             now: None,
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Readiness;
+
+    #[test]
+    fn a_claim_that_got_fewer_jobs_than_it_asked_for_says_none_is_ready() {
+        let mut ready = Readiness::default();
+        let sent = ready.sent();
+        ready.returned(sent, false);
+        assert!(!ready.maybe());
+    }
+
+    #[test]
+    fn a_claim_that_got_every_job_it_asked_for_says_more_may_be_ready() {
+        let mut ready = Readiness::default();
+        let sent = ready.sent();
+        ready.returned(sent, false);
+        let sent = ready.sent();
+        ready.returned(sent, true);
+        assert!(ready.maybe());
+    }
+
+    #[test]
+    fn a_wake_up_while_a_claim_is_in_flight_outlives_its_short_reply() {
+        let mut ready = Readiness::default();
+        let sent = ready.sent();
+        ready.woken();
+        ready.returned(sent, false);
+        assert!(
+            ready.maybe(),
+            "the wake-up may be for a job committed after the claim's snapshot"
+        );
+        let sent = ready.sent();
+        ready.returned(sent, false);
+        assert!(
+            !ready.maybe(),
+            "a claim sent after the wake-up has seen its job"
+        );
+    }
+
+    #[test]
+    fn a_failed_claim_leaves_the_next_look_to_the_poll() {
+        let mut ready = Readiness::default();
+        ready.woken();
+        ready.failed();
+        assert!(!ready.maybe());
+    }
 }
