@@ -16,8 +16,9 @@ use underling::store::{
     Unlock,
 };
 use underling::{
-    AppliedMigration, BackendKind, Command, HistoryPoint, Job, JobList, LockInfo, Pool, Queue,
-    QueueInfo, RepairReport, Result, Stats, Store, TaskDefaults, WorkerInfo,
+    AppliedMigration, AuditEntry, AuditQuery, BackendKind, Command, HistoryPoint, Job, JobEvent,
+    JobList, LockInfo, Pool, Queue, QueueInfo, RepairReport, Result, Stats, Store, TaskDefaults,
+    WorkerInfo,
 };
 
 /// What happens to a write of outcomes.
@@ -308,6 +309,21 @@ impl Store for HeldStore {
     }
     async fn watch(&self, id: i64) -> Result<Option<broadcast::Receiver<i64>>> {
         self.inner.watch(id).await
+    }
+    async fn events(&self) -> Result<broadcast::Receiver<JobEvent>> {
+        self.inner.events().await
+    }
+    async fn set_audit(&self, on: bool) -> Result<()> {
+        self.inner.set_audit(on).await
+    }
+    async fn audit_enabled(&self) -> Result<bool> {
+        self.inner.audit_enabled().await
+    }
+    async fn audit(&self, p: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        self.inner.audit(p).await
+    }
+    async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64> {
+        self.inner.prune_audit(before).await
     }
     async fn close(&self) {
         self.inner.close().await

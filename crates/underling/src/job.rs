@@ -163,8 +163,10 @@ pub struct Job {
     /// Free-form metadata (a JSON object).
     pub notes: Map<String, Value>,
     /// Ids of the jobs this job waits for. Filled by [`crate::Queue::job`]; empty on claimed jobs.
+    #[serde(default)]
     pub parents: Vec<i64>,
     /// Ids of the jobs that wait for this job. Filled by [`crate::Queue::job`]; empty on claimed jobs.
+    #[serde(default)]
     pub children: Vec<i64>,
 }
 

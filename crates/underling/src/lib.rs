@@ -24,6 +24,7 @@ mod app_connection;
 mod command;
 mod defaults;
 mod error;
+mod events;
 mod job;
 mod model;
 mod queue;
@@ -35,6 +36,9 @@ pub mod worker;
 pub use app_connection::AppConnection;
 pub use command::{COMMAND_NAMES, RemoteCommand};
 pub use error::{Error, Result};
+pub use events::{
+    AuditEntry, AuditQuery, EventStream, JobEvent, JobEventKind, MAX_AUDIT_PAGE, MissedEvents,
+};
 pub use job::{
     DEFAULT_QUEUE, EnqueueOptions, InactiveState, Job, JobFilter, JobList, JobState, NewJob,
     Outcome, RetryOptions, Settle, Settled, default_backoff,

@@ -93,7 +93,7 @@ impl ConnectOptions {
 /// ```
 #[derive(Clone)]
 pub struct Queue {
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     /// The task defaults the workers published, as last read.
     defaults: Arc<DefaultsCache>,
 }

@@ -7,6 +7,7 @@ pub mod claim_by_id;
 pub mod connect;
 pub mod dependencies;
 pub mod enqueue;
+pub mod events;
 pub mod expiry;
 pub mod list;
 pub mod locks;
@@ -35,6 +36,7 @@ pub fn all() -> Vec<crate::Behaviour> {
         connect::all(),
         dependencies::all(),
         enqueue::all(),
+        events::all(),
         expiry::all(),
         list::all(),
         locks::all(),

@@ -16,11 +16,13 @@ use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
 use crate::error::{Error, Result};
+use crate::events::{AuditEntry, AuditQuery, JobEvent};
 use crate::job::{Job, JobList};
 use crate::model::{AppliedMigration, Command, HistoryPoint, LockInfo, QueueInfo, RepairReport};
 use crate::model::{Stats, TaskDefaults, WorkerInfo};
 use crate::queue::ConnectOptions;
 
+pub(crate) mod events;
 pub(crate) mod migrate;
 pub(crate) mod notify;
 pub mod params;
@@ -248,7 +250,27 @@ pub trait Store: Send + Sync + 'static {
         Ok(None)
     }
 
-    /// Closes the connection pool.
+    /// Subscribes to the events of every job (see [`crate::JobEvent`]): the first subscriber of
+    /// this store starts its event source, which takes a lease in the database (renewed while
+    /// the store is open) so that transitions are captured, and gives it back at
+    /// [`Store::close`]. A subscriber that falls more than 10,000 events behind is told how
+    /// many it missed.
+    async fn events(&self) -> Result<broadcast::Receiver<JobEvent>>;
+
+    /// Turns the audit log on or off (on: every transition from now on is written, by the
+    /// statement that made it, to the audit log).
+    async fn set_audit(&self, on: bool) -> Result<()>;
+
+    /// Whether the audit log is on.
+    async fn audit_enabled(&self) -> Result<bool>;
+
+    /// Entries of the audit log, newest first.
+    async fn audit(&self, p: &AuditQuery) -> Result<Vec<AuditEntry>>;
+
+    /// Removes the audit entries written before `before`; returns how many.
+    async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64>;
+
+    /// Closes the connection pool (after giving back an event lease).
     async fn close(&self);
 }
 

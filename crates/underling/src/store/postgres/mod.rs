@@ -24,10 +24,12 @@ use tokio::sync::{OnceCell, broadcast};
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
+use crate::events::{AuditEntry, AuditQuery, JobEvent};
 use crate::job::{Job, JobList, JobState, NewJob, Settled};
 use crate::model::{AppliedMigration, Command, HistoryPoint, LockInfo, QueueInfo, RepairReport};
 use crate::model::{Stats, TaskDefaults, WorkerInfo};
 use crate::queue::ConnectOptions;
+use crate::store::events::AUDIT_TRIGGERS;
 use crate::store::notify::{Coalescer, RetryWake, SendWake, Wakeups};
 use crate::store::rows::{self, JobRow};
 use crate::store::{self, BackendKind, Pool, Store, statement};
@@ -64,6 +66,10 @@ pub struct PostgresStore {
     retry_wake: Arc<RetryWake>,
     /// Sends one catch-up NOTIFY, outside any transaction.
     send_wake: SendWake,
+    /// The NOTIFY channel of job events (see `migrations/postgres/0008_events.sql`).
+    events_channel: String,
+    /// The event source, once someone subscribed.
+    events: tokio::sync::Mutex<Option<events::EventSource>>,
 }
 
 /// The statements of a transactional enqueue, with the store's schema named in them.
@@ -96,6 +102,8 @@ impl PostgresStore {
         Ok(PostgresStore {
             send_wake: send_wake(connected.pool.clone(), channel.clone()),
             settled_channel: format!("{channel}.settled"),
+            events_channel: format!("{channel}.events"),
+            events: tokio::sync::Mutex::new(None),
             channel,
             named: NamedStatements::new(schema.as_deref()),
             pool: connected.pool,
@@ -282,6 +290,7 @@ async fn run_cycle(
     })
 }
 
+mod events;
 mod operations;
 
 impl Drop for PostgresStore {
@@ -629,11 +638,77 @@ impl Store for PostgresStore {
         Ok(Some(receiver))
     }
 
+    async fn events(&self) -> Result<broadcast::Receiver<JobEvent>> {
+        let mut source = self.events.lock().await;
+        if source.is_none() {
+            *source = Some(
+                events::EventSource::start(
+                    self.pool.clone(),
+                    self.options.clone(),
+                    self.events_channel.clone(),
+                )
+                .await?,
+            );
+        }
+        match &*source {
+            Some(source) => Ok(source.sender.subscribe()),
+            None => Err(Error::Invariant("the event source did not start".into())),
+        }
+    }
+
+    async fn set_audit(&self, on: bool) -> Result<()> {
+        let statement = if on {
+            statement!("audit_triggers")
+        } else {
+            statement!("drop_audit_triggers")
+        };
+        let mut tx = self.pool.begin().await?;
+        sqlx::raw_sql(statement).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_enabled(&self) -> Result<bool> {
+        let mut conn = self.pool.acquire().await?;
+        let found = events::count_triggers(&mut conn, &AUDIT_TRIGGERS).await?;
+        Ok(found == AUDIT_TRIGGERS.len() as i64)
+    }
+
+    async fn audit(&self, p: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        let rows: Vec<(i64, DateTime<Utc>, String, Value)> = sqlx::query_as(statement!("audit"))
+            .bind(p.job_id)
+            .bind(p.before)
+            .bind(i64::try_from(p.limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|(id, at, event, job)| {
+                Ok(AuditEntry {
+                    id,
+                    at,
+                    event: event.parse()?,
+                    job: serde_json::from_value(job)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64> {
+        let done = sqlx::query(statement!("prune_audit"))
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn close(&self) {
         if let Ok(mut slot) = self.listener_task.lock()
             && let Some(handle) = slot.take()
         {
             handle.abort();
+        }
+        if let Some(source) = self.events.lock().await.take() {
+            source.stop(&self.pool).await;
         }
         self.coalescer.flush(&self.send_wake).await;
         self.pool.close().await;

@@ -199,6 +199,8 @@ impl PostgresStore {
             .bind(p.now)
             .execute(&self.pool)
             .await?;
+        // Event triggers whose subscribers all died without giving their leases back.
+        super::events::give_back(&self.pool, None).await?;
         Ok(report)
     }
 

@@ -7,6 +7,7 @@
 //! `sql/`; the readiness rule is `sql/ready.sql` and the retry transition `sql/settle.sql`.
 
 mod connect;
+mod events;
 mod operations;
 mod wake;
 
@@ -22,10 +23,12 @@ use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use tokio::sync::broadcast;
 
 use crate::error::{Error, Result};
+use crate::events::{AuditEntry, AuditQuery, JobEvent};
 use crate::job::{Job, JobList, NewJob, Outcome, Settle, Settled};
 use crate::model::{AppliedMigration, Command, HistoryPoint, LockInfo, QueueInfo, RepairReport};
 use crate::model::{Stats, TaskDefaults, WorkerInfo};
 use crate::queue::ConnectOptions;
+use crate::store::events::AUDIT_TRIGGERS;
 use crate::store::notify::{ANY_JOB, Wakeups};
 use crate::store::rows::{self, JobRow, StoredTime};
 use crate::store::{self, BackendKind, Pool, Store, statement};
@@ -56,6 +59,8 @@ pub struct SqliteStore {
     writer: tokio::sync::Mutex<()>,
     /// Wakes workers in this process; other processes poll.
     wakeups: Wakeups,
+    /// The event source, once someone subscribed.
+    events: tokio::sync::Mutex<Option<events::EventSource>>,
 }
 
 impl SqliteStore {
@@ -65,6 +70,7 @@ impl SqliteStore {
             pool: connect::open(opts).await?,
             writer: tokio::sync::Mutex::new(()),
             wakeups: Wakeups::default(),
+            events: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -575,7 +581,46 @@ impl Store for SqliteStore {
         Ok(Some(self.wakeups.subscribe_settled()))
     }
 
+    async fn events(&self) -> Result<broadcast::Receiver<JobEvent>> {
+        let mut source = self.events.lock().await;
+        if source.is_none() {
+            *source = Some(events::EventSource::start(self.pool.clone()).await?);
+        }
+        match &*source {
+            Some(source) => Ok(source.sender.subscribe()),
+            None => Err(Error::Invariant("the event source did not start".into())),
+        }
+    }
+
+    async fn set_audit(&self, on: bool) -> Result<()> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(events::triggers("underling_audit", on)))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_enabled(&self) -> Result<bool> {
+        let mut conn = self.pool.acquire().await?;
+        let found = events::count_triggers(&mut conn, &AUDIT_TRIGGERS).await?;
+        Ok(found == AUDIT_TRIGGERS.len() as i64)
+    }
+
+    async fn audit(&self, p: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        events::audit(&self.pool, p.job_id, p.before, p.limit).await
+    }
+
+    async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64> {
+        let _writer = self.writer.lock().await;
+        events::prune_audit(&self.pool, before).await
+    }
+
     async fn close(&self) {
+        if let Some(source) = self.events.lock().await.take() {
+            source.stop(&self.pool).await;
+        }
         self.pool.close().await;
     }
 }

@@ -271,6 +271,9 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        drop(_writer);
+        // Event triggers whose subscribers all died without giving their leases back.
+        super::events::give_back(&self.pool, None).await?;
         Ok(report)
     }
 

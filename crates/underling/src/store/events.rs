@@ -1,0 +1,106 @@
+//! What both stores' event sources share: the lease, the buffer, and the payloads of
+//! PostgreSQL's event notifications.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::events::{JobEvent, JobEventKind};
+
+/// How many events a subscriber may fall behind before it is told it missed some.
+pub(crate) const EVENT_BUFFER: usize = 10_000;
+
+/// How long an event lease lasts unless renewed: the triggers stay this long after a
+/// subscriber died without giving its lease back (then repair drops them).
+pub(crate) const EVENT_LEASE: Duration = Duration::from_secs(30);
+
+/// How often a subscriber renews its lease.
+pub(crate) const EVENT_RENEW: Duration = Duration::from_secs(10);
+
+/// The names of the event triggers (`underling_events_*`) and the audit triggers
+/// (`underling_audit_*`), the same on both backends.
+pub(crate) const EVENT_TRIGGERS: [&str; 3] = [
+    "underling_events_insert",
+    "underling_events_update",
+    "underling_events_delete",
+];
+/// See [`EVENT_TRIGGERS`].
+pub(crate) const AUDIT_TRIGGERS: [&str; 3] = [
+    "underling_audit_insert",
+    "underling_audit_update",
+    "underling_audit_delete",
+];
+
+/// A name for this process's event lease, unique across hosts and restarts.
+pub(crate) fn lease_id() -> String {
+    let host = hostname::get()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown".into());
+    let nanos = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    format!("{host}:{}:{nanos}", std::process::id())
+}
+
+/// One entry of an event notification.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Notified {
+    /// The event with the job's record (maybe partial).
+    Event(Box<JobEvent>),
+    /// Only the job's id: its record was too large to send.
+    Id {
+        /// What happened.
+        event: JobEventKind,
+        /// The job.
+        id: i64,
+    },
+}
+
+/// The entries of one notification's payload (a JSON array); `None` if it is not one.
+pub(crate) fn parse_notification(payload: &str) -> Option<Vec<Notified>> {
+    match serde_json::from_str(payload) {
+        Ok(entries) => Some(entries),
+        Err(e) => {
+            tracing::warn!(error = %e, "an event notification could not be read; dropped");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Notified, parse_notification};
+    use crate::JobEventKind;
+
+    #[test]
+    fn a_notification_holds_events_with_records_and_events_with_ids_alone() {
+        let payload = r#"[{"event": "started", "job": {"id": 1, "lax": false, "args": {"x": 1},
+            "task": "a", "notes": {}, "queue": "default", "state": "active", "result": null,
+            "created": "2026-12-02T14:21:29.551902+00:00",
+            "delayed": "2026-12-02T14:21:29.551902+00:00", "expires": null, "parents": [],
+            "retried": null, "retries": 0, "started": "2026-12-02T14:21:29.55951+00:00",
+            "attempts": 1, "finished": null, "priority": 0, "worker_id": 7}},
+            {"event": "removed", "id": 2}]"#;
+        let entries = parse_notification(payload).expect("a JSON array");
+        assert_eq!(entries.len(), 2);
+        match &entries[0] {
+            Notified::Event(e) => {
+                assert_eq!(e.event, JobEventKind::Started);
+                assert_eq!(e.job.id, 1);
+                assert_eq!(e.job.worker_id, Some(7));
+                assert!(!e.partial);
+            }
+            other => panic!("expected an event with its record, got {other:?}"),
+        }
+        match &entries[1] {
+            Notified::Id { event, id } => {
+                assert_eq!((*event, *id), (JobEventKind::Removed, 2));
+            }
+            other => panic!("expected an id alone, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_payload_that_is_not_a_json_array_is_dropped() {
+        assert!(parse_notification("*").is_none());
+    }
+}

@@ -1,0 +1,2 @@
+-- Removes the audit entries written before $1.
+DELETE FROM underling_audit WHERE at < $1
