@@ -101,6 +101,60 @@ pub enum Command {
     Repair(RepairArgs),
     /// Measure enqueue, processing and latency against the raw-SQL ceiling of the same server.
     Bench(BenchArgs),
+    /// The audit log: every transition of every job with its record, kept past removal
+    /// (off until enabled; costs processing throughput while on).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Follow job events live (one JSON line per transition, from any process) until
+    /// interrupted or --count events were printed.
+    Events(EventsArgs),
+}
+
+/// `underling audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Start writing every transition to the audit log.
+    Enable,
+    /// Stop writing to the audit log (its entries stay).
+    Disable,
+    /// Say whether the audit log is on.
+    Status,
+    /// List audit entries, newest first.
+    List {
+        /// Only the entries of this job.
+        #[arg(long, value_name = "ID")]
+        job: Option<i64>,
+        /// Only entries older than this entry id (the last id of the previous page).
+        #[arg(long, value_name = "ENTRY")]
+        before: Option<i64>,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        limit: u64,
+    },
+    /// Remove audit entries older than an age.
+    Prune {
+        /// Remove entries older than this (e.g. 30d).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        older_than: Duration,
+    },
+}
+
+/// `underling events`
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only events of jobs in these queues.
+    #[arg(long = "queue", value_name = "NAME")]
+    pub queues: Vec<String>,
+    /// Only events of jobs of these tasks.
+    #[arg(long = "task", value_name = "NAME")]
+    pub tasks: Vec<String>,
+    /// Only these events (enqueued, started, noted, finished, failed, retried, rescued,
+    /// removed).
+    #[arg(long = "event", value_name = "EVENT")]
+    pub events: Vec<String>,
+    /// Exit after printing this many events.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
 }
 
 /// `underling repair`

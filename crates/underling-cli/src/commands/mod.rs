@@ -7,6 +7,7 @@ use underling::{ConnectOptions, Queue};
 
 use crate::cli::{Cli, Command};
 
+mod audit;
 mod batch;
 mod bench;
 mod job;
@@ -62,6 +63,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<String> {
             with_queue(&target, async |q| repair::run(q, args, json).await).await
         }
         Command::Bench(args) => bench::run(&target, args, json).await,
+        Command::Audit(command) => {
+            with_queue(&target, async |q| audit::run(q, command, json).await).await
+        }
+        Command::Events(args) => with_queue(&target, async |q| audit::follow(q, args).await).await,
     }
 }
 

@@ -116,5 +116,6 @@ pub(crate) const JOB_FIELDS: &[&str] = &[
 ];
 
 mod admin;
+mod audit;
 mod jobs;
 mod options;
