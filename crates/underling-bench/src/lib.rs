@@ -302,7 +302,8 @@ async fn process_figures<F, Fut>(
     ceiling: f64,
     ceiling_name: &str,
     reset: F,
-    processes: Option<(&PathBuf, &str, Option<&str>)>,
+    target: (&str, Option<&str>),
+    processes: Option<&PathBuf>,
 ) -> Result<()>
 where
     F: Fn() -> Fut,
@@ -318,10 +319,14 @@ where
     if !settings.iter().any(|(c, _)| *c == default_concurrency) {
         settings.push((default_concurrency, sizes.process_n));
     }
+    let mut plain = 0.0;
     for (concurrency, n) in settings {
         queue.enqueue_batch(&noop_jobs(n)?).await?;
         let t = drain_in_process(queue, concurrency).await?;
         check_all_finished(queue, n).await?;
+        if concurrency == default_concurrency {
+            plain = n as f64 / t.as_secs_f64().max(1e-9);
+        }
         let label = if concurrency == default_concurrency {
             format!("1 worker, concurrency {concurrency} (the default)")
         } else {
@@ -331,7 +336,9 @@ where
         rec.compare_last(ceiling_name, ceiling);
         reset().await?;
     }
-    if let Some((binary, url, schema)) = processes {
+    observed_figures(queue, sizes.process_n, rec, plain, target, &reset).await?;
+    let (url, schema) = target;
+    if let Some(binary) = processes {
         queue
             .enqueue_batch(&noop_jobs(sizes.process_procs)?)
             .await?;
@@ -347,6 +354,89 @@ where
         rec.compare_last(ceiling_name, ceiling);
         reset().await?;
     }
+    Ok(())
+}
+
+/// What watching costs: processing at the default concurrency with an event subscriber on
+/// another connection (which counts what it receives), and with the audit log on, each as a
+/// ratio to the same processing unwatched (`plain`).
+async fn observed_figures<F, Fut>(
+    queue: &Queue,
+    n: usize,
+    rec: &mut Recorder<'_>,
+    plain: f64,
+    (url, schema): (&str, Option<&str>),
+    reset: &F,
+) -> Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let concurrency = WorkerOptions::default().concurrency;
+    let mut options = ConnectOptions::new(url).max_connections(2);
+    if let Some(schema) = schema {
+        options = options.schema(schema);
+    }
+    let watcher = Queue::connect_with(options).await?;
+    let mut events = watcher.events().await?;
+    let expected = 3 * n as u64;
+    let counter = tokio::spawn(async move {
+        let (mut seen, mut missed) = (0u64, 0u64);
+        while seen + missed < expected {
+            match tokio::time::timeout(Duration::from_secs(30), events.next()).await {
+                Ok(Some(Ok(_))) => seen += 1,
+                Ok(Some(Err(underling::MissedEvents(n)))) => missed += n,
+                Ok(None) | Err(_) => break,
+            }
+        }
+        (seen, missed, Instant::now())
+    });
+    let start = Instant::now();
+    queue.enqueue_batch(&noop_jobs(n)?).await?;
+    let t = drain_in_process(queue, concurrency).await?;
+    check_all_finished(queue, n).await?;
+    rec.rate(
+        "observed",
+        &format!("1 worker, concurrency {concurrency}, with an event subscriber"),
+        n,
+        t,
+        "jobs/s",
+    );
+    rec.compare_last("the same without", plain);
+    // Every job is enqueued, started and finished: three events each.
+    let (seen, missed, last) = counter
+        .await
+        .map_err(|e| BenchError::Check(e.to_string()))?;
+    watcher.close().await;
+    if seen + missed != expected {
+        return Err(BenchError::Check(format!(
+            "the subscriber got {seen} events and missed {missed}, of {expected} transitions"
+        )));
+    }
+    rec.rate(
+        "observed",
+        &format!("events delivered to the subscriber ({missed} missed)"),
+        seen as usize,
+        last - start,
+        "events/s",
+    );
+    reset().await?;
+
+    queue.enable_audit().await?;
+    queue.enqueue_batch(&noop_jobs(n)?).await?;
+    let t = drain_in_process(queue, concurrency).await?;
+    queue.disable_audit().await?;
+    check_all_finished(queue, n).await?;
+    rec.rate(
+        "observed",
+        &format!("1 worker, concurrency {concurrency}, with the audit log on"),
+        n,
+        t,
+        "jobs/s",
+    );
+    rec.compare_last("the same without", plain);
+    queue.prune_audit(Duration::ZERO).await?;
+    reset().await?;
     Ok(())
 }
 

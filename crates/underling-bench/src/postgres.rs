@@ -155,7 +155,8 @@ async fn postgres_figures(
         raw_claim_4,
         "raw claim+finish, 4 connections",
         || raw::pg_reset(&pool),
-        opts.worker_binary.as_ref().map(|b| (b, url, Some(schema))),
+        (url, Some(schema)),
+        opts.worker_binary.as_ref(),
     )
     .await?;
 

@@ -100,7 +100,8 @@ async fn sqlite_figures(
         raw_claim,
         "raw claim+finish, 1 connection",
         || raw::sqlite_reset(&pool),
-        opts.worker_binary.as_ref().map(|b| (b, url, None)),
+        (url, None),
+        opts.worker_binary.as_ref(),
     )
     .await?;
     latency_figures(queue, sizes, &mut rec).await?;

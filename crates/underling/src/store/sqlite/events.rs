@@ -170,6 +170,10 @@ async fn run(pool: SqlitePool, lease: String, mut last: i64, sender: broadcast::
         tokio::select! {
             _ = poll.tick() => match read(&pool, last).await {
                 Ok(events) => {
+                    if events.len() as i64 == EVENT_BATCH {
+                        // More are waiting: read on without waiting for the next tick.
+                        poll.reset_immediately();
+                    }
                     for (seq, event) in events {
                         last = seq;
                         // No subscriber is not an error.
