@@ -15,6 +15,7 @@ mod migrate;
 mod progress;
 mod queue;
 mod repair;
+mod serve;
 mod stats;
 mod task;
 mod worker;
@@ -22,6 +23,7 @@ mod worker;
 pub use job::Unsuccessful;
 
 /// Where to connect, from the global flags.
+#[derive(Clone, Copy)]
 pub struct Target<'a> {
     /// The database URL.
     pub url: &'a str,
@@ -62,6 +64,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<String> {
             with_queue(&target, async |q| repair::run(q, args, json).await).await
         }
         Command::Bench(args) => bench::run(&target, args, json).await,
+        Command::Serve(args) => serve::run(&target, args).await,
     }
 }
 
