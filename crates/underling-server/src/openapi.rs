@@ -45,7 +45,8 @@ impl Modify for BearerToken {
     }
 }
 
-/// The whole document: [`ApiDoc`] and every route of [`crate::documented_routes`].
+/// The whole document: [`ApiDoc`] and every route the router serves (built from the same
+/// registrations).
 pub fn document() -> utoipa::openapi::OpenApi {
     crate::documented_routes().into_openapi()
 }
