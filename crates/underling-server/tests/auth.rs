@@ -231,3 +231,21 @@ async fn a_long_poll_outlives_the_request_timeout_up_to_its_own_cap() {
     assert_eq!(body["settled"], false);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_request_timeout_is_a_503_json_error() {
+    // SQLite answers on a thread of its own, so no database route is done within 1 ns.
+    let s = TestServer::start_with(
+        Kind::Sqlite,
+        ServerOptions {
+            request_timeout: Duration::from_nanos(1),
+            ..ServerOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let (status, body) = s.post("/jobs", json!({"task": "t"})).await;
+    let message = assert_error(status, &body, StatusCode::SERVICE_UNAVAILABLE, "timeout");
+    assert!(message.contains("--request-timeout"), "{message}");
+    s.stop().await;
+}
