@@ -56,7 +56,9 @@ fn document_json() -> &'static str {
     static JSON: OnceLock<String> = OnceLock::new();
     JSON.get_or_init(|| {
         document().to_json().unwrap_or_else(|e| {
-            format!("{{\"error\":{{\"code\":\"internal\",\"message\":\"{e}\"}}}}")
+            tracing::error!(error = %e, "the OpenAPI document does not serialize");
+            r#"{"error":{"code":"internal","message":"the OpenAPI document could not be built"}}"#
+                .to_string()
         })
     })
 }
