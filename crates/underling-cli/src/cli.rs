@@ -108,6 +108,15 @@ pub enum Command {
     /// Follow job events live (one JSON line per transition, from any process) until
     /// interrupted or --count events were printed.
     Events(EventsArgs),
+    /// Serve the HTTP JSON API (everything these commands do, under /api/v1) until Ctrl-C or
+    /// SIGTERM.
+    #[command(
+        after_help = "Routes: /api/v1/openapi.json lists them all; /healthz and /readyz are the probes.\n\
+                      A token is read from --token-file (its first line) or UNDERLING_TOKEN, the \
+                      read-only one from --read-only-token-file or UNDERLING_READ_ONLY_TOKEN. \
+                      Requests log at info level (UNDERLING_LOG sets the filter)."
+    )]
+    Serve(ServeArgs),
 }
 
 /// `underling audit …`
@@ -155,6 +164,32 @@ pub struct EventsArgs {
     /// Exit after printing this many events.
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
+}
+
+/// `underling serve`
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where to listen. An address other than loopback needs a token.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8474")]
+    pub listen: std::net::SocketAddr,
+    /// A file whose first line is the token that every request (but /healthz and /readyz)
+    /// must bear as `Authorization: Bearer TOKEN` (default: UNDERLING_TOKEN, if set).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<std::path::PathBuf>,
+    /// A file whose first line is a token that may only read (GET) (default:
+    /// UNDERLING_READ_ONLY_TOKEN, if set).
+    #[arg(long, value_name = "FILE")]
+    pub read_only_token_file: Option<std::path::PathBuf>,
+    /// Allow browsers on this origin to call the API (repeatable; `*` for any). CORS is off
+    /// without it.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+    /// The largest request body accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 10 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_limit: u64,
+    /// How long a request may take (long polls of `/jobs/{id}/wait` may take up to 5m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub request_timeout: Duration,
 }
 
 /// `underling repair`
@@ -315,6 +350,10 @@ pub struct ListArgs {
     /// How many jobs to skip.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub offset: u64,
+    /// Only jobs with ids below this one: the next page starts below the last id shown
+    /// (stays put while jobs are enqueued, and costs no more when deep, unlike --offset).
+    #[arg(long, value_name = "ID", conflicts_with = "offset")]
+    pub before: Option<i64>,
 }
 
 /// `underling job retry`

@@ -30,7 +30,9 @@ fn main() -> ExitCode {
         );
     }
     // No logging unless UNDERLING_LOG (or RUST_LOG) asks for it: the output is the answer.
-    underling_log::init(cli.log_format, None);
+    // `serve` logs its requests unless told otherwise.
+    let default_log = matches!(cli.command, cli::Command::Serve(_)).then_some("info,sqlx=warn");
+    underling_log::init(cli.log_format, default_log);
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

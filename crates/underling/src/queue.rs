@@ -177,6 +177,13 @@ impl Queue {
         self.store.migrate().await
     }
 
+    /// Checks, without changing anything, that the database answers and every migration of
+    /// this build is applied: [`Error::NotMigrated`] when one is missing, a connection or
+    /// database error when it cannot be asked (for readiness probes).
+    pub async fn check_migrated(&self) -> Result<()> {
+        self.store.check_migrated().await
+    }
+
     /// Enqueues one job and returns its id.
     pub async fn enqueue(
         &self,
@@ -343,6 +350,46 @@ impl Queue {
                 filter,
                 limit,
                 offset,
+                before: None,
+                now: None,
+            })
+            .await
+    }
+
+    /// A page of jobs matching `filter` with ids below `before` (all when `None`), newest
+    /// first: keyset paging, where the next page starts below the last id of this one. Unlike
+    /// an offset, a page stays put while new jobs are enqueued, and a deep page costs no more
+    /// than the first. The total counts every job matching `filter`, whatever `before` says.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use underling::{EnqueueOptions, JobFilter, Queue};
+    ///
+    /// let queue = Queue::connect_and_migrate("sqlite::memory:").await?;
+    /// for _ in 0..3 {
+    ///     queue.enqueue("mail.send", serde_json::json!({}), EnqueueOptions::new()).await?;
+    /// }
+    /// let first = queue.list_jobs_before(&JobFilter::default(), None, 2).await?;
+    /// assert_eq!(first.jobs.iter().map(|j| j.id).collect::<Vec<_>>(), [3, 2]);
+    /// let next = queue.list_jobs_before(&JobFilter::default(), Some(2), 2).await?;
+    /// assert_eq!(next.jobs.iter().map(|j| j.id).collect::<Vec<_>>(), [1]);
+    /// assert_eq!(next.total, 3);
+    /// # Ok::<(), underling::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn list_jobs_before(
+        &self,
+        filter: &JobFilter,
+        before: Option<i64>,
+        limit: u64,
+    ) -> Result<JobList> {
+        filter.validate()?;
+        self.store
+            .list(store::ListJobs {
+                filter,
+                limit,
+                offset: 0,
+                before,
                 now: None,
             })
             .await

@@ -82,7 +82,14 @@ async fn list(queue: &Queue, a: ListArgs, json: bool) -> anyhow::Result<String> 
         notes: a.notes,
         ..JobFilter::default()
     };
-    let page = queue.list_jobs(&filter, a.limit, a.offset).await?;
+    let page = match a.before {
+        Some(before) => {
+            queue
+                .list_jobs_before(&filter, Some(before), a.limit)
+                .await?
+        }
+        None => queue.list_jobs(&filter, a.limit, a.offset).await?,
+    };
     if json {
         return output::json(&page);
     }
@@ -119,7 +126,12 @@ async fn list(queue: &Queue, a: ListArgs, json: bool) -> anyhow::Result<String> 
     let mut text = output::render(&table);
     let shown = page.jobs.len() as u64;
     text.push_str(&format!("total: {}", output::count(page.total, "job")));
-    if shown < page.total {
+    if let (Some(before), Some(last)) = (a.before, page.jobs.last()) {
+        text.push_str(&format!(
+            " (showing {shown} below id {before}; next page: --before {})",
+            last.id
+        ));
+    } else if shown < page.total {
         text.push_str(&format!(" (showing {}-{})", a.offset + 1, a.offset + shown));
     }
     text.push('\n');

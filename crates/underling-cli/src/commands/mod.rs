@@ -16,6 +16,7 @@ mod migrate;
 mod progress;
 mod queue;
 mod repair;
+mod serve;
 mod stats;
 mod task;
 mod worker;
@@ -23,6 +24,7 @@ mod worker;
 pub use job::Unsuccessful;
 
 /// Where to connect, from the global flags.
+#[derive(Clone, Copy)]
 pub struct Target<'a> {
     /// The database URL.
     pub url: &'a str,
@@ -67,6 +69,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<String> {
             with_queue(&target, async |q| audit::run(q, command, json).await).await
         }
         Command::Events(args) => with_queue(&target, async |q| audit::follow(q, args).await).await,
+        Command::Serve(args) => serve::run(&target, args).await,
     }
 }
 

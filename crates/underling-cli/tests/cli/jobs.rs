@@ -294,6 +294,19 @@ on_both! {
         assert_eq!(past_the_end["total"], 5);
     }
 
+    async fn job_list_pages_below_an_id_with_before(db: migrated) {
+        let ids = db.enqueue_many(5, "default", "t").await;
+        let before = ids[3].to_string();
+        let page = db.json(&["job", "list", "--limit", "2", "--before", &before]);
+        assert_eq!(listed_ids(&page), [ids[2], ids[1]]);
+        assert_eq!(page["total"], 5);
+        let out = db.ok(&["job", "list", "--limit", "2", "--before", &before]);
+        assert_eq!(
+            out.lines().last(),
+            Some(format!("total: 5 jobs (showing 2 below id {}; next page: --before {})", ids[3], ids[1]).as_str())
+        );
+    }
+
     async fn job_list_shows_twenty_jobs_by_default(db: migrated) {
         db.enqueue_many(25, "default", "t").await;
         let out = db.ok(&["job", "list"]);

@@ -36,7 +36,7 @@ behaviours! {
         assert_eq!(t.store.job(id, Some(before)).await.unwrap().map(|j| j.state), Some(JobState::Inactive));
         assert_eq!(t.store.job(id, Some(after)).await.unwrap(), None);
         let filter = JobFilter::default();
-        let page = |now| ListJobs { filter: &filter, limit: 10, offset: 0, now: Some(now) };
+        let page = |now| ListJobs { filter: &filter, limit: 10, offset: 0, before: None, now: Some(now) };
         assert_eq!(t.store.list(page(before)).await.unwrap().total, 1);
         assert_eq!(t.store.list(page(after)).await.unwrap().total, 0);
         assert_eq!(t.store.stats(Some(before)).await.unwrap().inactive_jobs, 1);

@@ -63,6 +63,29 @@ behaviours! {
         assert_eq!(ids(&queue, JobFilter::default()).await, (vec![c, b, a], 3));
     }
 
+    async fn list_pages_by_keyset_below_the_last_id_with_the_filter_applied(t) {
+        let queue = t.queue.clone();
+        let a = enqueue(&queue, "add").await;
+        let _other = enqueue(&queue, "mul").await;
+        let b = enqueue(&queue, "add").await;
+        let c = enqueue(&queue, "add").await;
+        let d = enqueue(&queue, "add").await;
+        let adds = JobFilter { tasks: vec!["add".into()], ..JobFilter::default() };
+        let page = |before| {
+            let (queue, adds) = (queue.clone(), adds.clone());
+            async move {
+                let list = queue.list_jobs_before(&adds, before, 2).await.unwrap();
+                (list.jobs.iter().map(|j| j.id).collect::<Vec<_>>(), list.total)
+            }
+        };
+        assert_eq!(page(None).await, (vec![d, c], 4));
+        assert_eq!(page(Some(c)).await, (vec![b, a], 4));
+        assert_eq!(page(Some(a)).await, (vec![], 4));
+        // A job enqueued meanwhile does not shift the pages below it.
+        let _e = enqueue(&queue, "add").await;
+        assert_eq!(page(Some(c)).await, (vec![b, a], 5));
+    }
+
     async fn list_of_an_empty_store_is_empty(t) {
         let queue = t.queue.clone();
         assert_eq!(ids(&queue, JobFilter::default()).await, (vec![], 0));

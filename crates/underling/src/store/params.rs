@@ -109,6 +109,9 @@ pub struct ListJobs<'a> {
     pub limit: u64,
     /// Skipping this many.
     pub offset: u64,
+    /// Only jobs with ids below this one (keyset paging: the last id of the previous page);
+    /// the total still counts every match.
+    pub before: Option<i64>,
     /// Jobs that expired before this time are gone.
     pub now: Now,
 }

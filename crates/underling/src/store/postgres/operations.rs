@@ -70,6 +70,7 @@ impl PostgresStore {
         .bind(i64::try_from(p.limit).unwrap_or(i64::MAX))
         .bind(i64::try_from(p.offset).unwrap_or(i64::MAX))
         .bind(p.now)
+        .bind(p.before)
         .fetch_all(&self.pool)
         .await?;
         Ok(JobList {

@@ -47,6 +47,7 @@ impl SqliteStore {
         .bind(i64::try_from(p.limit).unwrap_or(i64::MAX))
         .bind(i64::try_from(p.offset).unwrap_or(i64::MAX))
         .bind(millis(p.now))
+        .bind(p.before)
         .fetch_all(&self.pool)
         .await?;
         Ok(JobList {

@@ -1,0 +1,95 @@
+//! `/queues`: list, pause and resume queues.
+
+use axum::extract::State;
+use serde::Serialize;
+use underling::QueueInfo;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::check_name;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{Json, Path};
+use crate::state::AppState;
+
+/// The routes of this module (see [`super::routes`]).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+}
+
+/// A queue and its job counts (`underling queue list --json`).
+#[derive(Debug, ToSchema)]
+#[schema(as = QueueInfo)]
+#[allow(dead_code)]
+pub struct QueueDoc {
+    /// Queue name.
+    name: String,
+    /// A paused queue is not claimed from.
+    paused: bool,
+    /// Jobs waiting.
+    inactive: u64,
+    /// Jobs running.
+    active: u64,
+    /// Jobs failed.
+    failed: u64,
+    /// Jobs finished.
+    finished: u64,
+}
+
+/// A queue's pause flag after a change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Paused {
+    /// The queue.
+    pub queue: String,
+    /// Whether it is paused now.
+    pub paused: bool,
+}
+
+/// Every queue with jobs or a pause flag, with counts per state.
+#[utoipa::path(get, path = "/queues", tag = "queues",
+    responses((status = 200, description = "The queues", body = Vec<QueueDoc>)))]
+async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<QueueInfo>>> {
+    Ok(Json(state.queue.queues().await?))
+}
+
+/// Sets a queue's pause flag.
+async fn set_paused(state: &AppState, name: String, paused: bool) -> ApiResult<Json<Paused>> {
+    check_name("queue name", &name)?;
+    if paused {
+        state.queue.pause_queue(&name).await?;
+    } else {
+        state.queue.resume_queue(&name).await?;
+    }
+    Ok(Json(Paused {
+        queue: name,
+        paused,
+    }))
+}
+
+/// Pause a queue: its jobs are not claimed until it is resumed.
+#[utoipa::path(post, path = "/queues/{name}/pause", tag = "queues",
+    params(("name" = String, Path, description = "The queue")),
+    responses(
+        (status = 200, description = "Paused", body = Paused),
+        (status = 422, description = "A bad queue name", body = ErrorBody),
+    ))]
+async fn pause(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Paused>> {
+    set_paused(&state, name, true).await
+}
+
+/// Resume a paused queue.
+#[utoipa::path(post, path = "/queues/{name}/resume", tag = "queues",
+    params(("name" = String, Path, description = "The queue")),
+    responses(
+        (status = 200, description = "Resumed", body = Paused),
+        (status = 422, description = "A bad queue name", body = ErrorBody),
+    ))]
+async fn resume(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Paused>> {
+    set_paused(&state, name, false).await
+}

@@ -1,0 +1,205 @@
+//! The server's event hub: one subscription to the queue's job events, numbered, kept in a
+//! ring of the last [`RING`] events for clients that reconnect (`Last-Event-ID`), and fanned
+//! out to every streaming client. A client that falls [`CLIENT_LAG`] events behind is dropped
+//! with a message, so that a slow client never slows the queue or the other clients.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::broadcast;
+use underling::{JobEvent, Queue};
+
+use crate::metrics::Metrics;
+
+/// How many events the hub keeps for clients that reconnect.
+pub const RING: usize = 16_384;
+
+/// How far behind a client may fall before it is dropped.
+pub const CLIENT_LAG: usize = 4_096;
+
+/// One event as the hub hands it out: numbered, and serialized once for every client.
+#[derive(Debug)]
+pub struct Stamped {
+    /// Ascending from 1 for the life of this server (the SSE `id`).
+    pub id: u64,
+    /// The event.
+    pub event: JobEvent,
+    /// `{"id": …, "event": …, "job": {…}}` as JSON text.
+    pub json: String,
+}
+
+/// What a new client gets: the kept events after the one it saw last, then the live ones.
+pub struct Subscription {
+    /// Kept events after the client's last one, oldest first.
+    pub backlog: Vec<Arc<Stamped>>,
+    /// Whether events between the client's last one and the backlog are gone (it asked to
+    /// resume from an event older than the ring keeps, or from one this server never sent).
+    pub gap: bool,
+    /// The live events from the end of the backlog on.
+    pub live: broadcast::Receiver<Arc<Stamped>>,
+}
+
+#[derive(Default)]
+struct Ring {
+    events: VecDeque<Arc<Stamped>>,
+    next_id: u64,
+}
+
+/// See the module documentation.
+pub struct EventHub {
+    ring: Mutex<Ring>,
+    live: broadcast::Sender<Arc<Stamped>>,
+}
+
+impl std::fmt::Debug for EventHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventHub").finish_non_exhaustive()
+    }
+}
+
+impl EventHub {
+    /// Subscribes to `queue`'s events and starts handing them out; `metrics` counts them.
+    pub async fn start(queue: &Queue, metrics: Arc<Metrics>) -> underling::Result<Arc<EventHub>> {
+        let mut events = queue.events().await?;
+        let (live, _) = broadcast::channel(CLIENT_LAG);
+        let hub = Arc::new(EventHub {
+            ring: Mutex::new(Ring {
+                events: VecDeque::with_capacity(RING),
+                next_id: 1,
+            }),
+            live,
+        });
+        let weak = Arc::downgrade(&hub);
+        tokio::spawn(async move {
+            while let Some(next) = events.next().await {
+                let Some(hub) = weak.upgrade() else { return };
+                match next {
+                    Ok(event) => {
+                        metrics.observe(&event);
+                        hub.publish(event);
+                    }
+                    Err(missed) => {
+                        tracing::warn!(error = %missed, "the server fell behind the job events");
+                        metrics.events_dropped(missed.0);
+                    }
+                }
+            }
+        });
+        Ok(hub)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ring> {
+        // Nothing panics while the lock is held; a poisoned ring is used all the same.
+        self.ring
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Numbers, keeps and sends one event.
+    fn publish(&self, event: JobEvent) {
+        let mut ring = self.lock();
+        let id = ring.next_id;
+        ring.next_id += 1;
+        let json = serde_json::json!({ "id": id, "event": event.event, "job": event.job });
+        let stamped = Arc::new(Stamped {
+            id,
+            json: json.to_string(),
+            event,
+        });
+        if ring.events.len() == RING {
+            ring.events.pop_front();
+        }
+        ring.events.push_back(stamped.clone());
+        // Sent under the lock, so that a client subscribing now gets each event exactly once:
+        // in its backlog or live. No client is not an error.
+        let _ = self.live.send(stamped);
+    }
+
+    /// A new client that saw events up to `last` (none: it starts with the next event).
+    pub fn subscribe(&self, last: Option<u64>) -> Subscription {
+        let ring = self.lock();
+        let live = self.live.subscribe();
+        let Some(last) = last else {
+            return Subscription {
+                backlog: Vec::new(),
+                gap: false,
+                live,
+            };
+        };
+        let oldest = ring.events.front().map_or(ring.next_id, |e| e.id);
+        Subscription {
+            backlog: ring.events.iter().filter(|e| e.id > last).cloned().collect(),
+            // Resuming from just before the oldest kept event loses nothing.
+            gap: last + 1 < oldest || last >= ring.next_id,
+            live,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub() -> EventHub {
+        let (live, _) = broadcast::channel(CLIENT_LAG);
+        EventHub {
+            ring: Mutex::new(Ring {
+                events: VecDeque::new(),
+                next_id: 1,
+            }),
+            live,
+        }
+    }
+
+    fn event(id: i64) -> JobEvent {
+        serde_json::from_value(serde_json::json!({"event": "enqueued", "job": {
+            "id": id, "task": "t", "queue": "default", "args": {}, "state": "inactive",
+            "priority": 0, "attempts": 1, "retries": 0, "created": "2026-12-02T00:00:00Z",
+            "delayed": "2026-12-02T00:00:00Z", "started": null, "finished": null,
+            "retried": null, "expires": null, "lax": false, "worker_id": null, "result": null,
+            "notes": {}}}))
+        .expect("an event")
+    }
+
+    #[test]
+    fn a_client_resuming_gets_the_kept_events_after_its_last_one_in_order() {
+        let hub = hub();
+        for n in 1..=5 {
+            hub.publish(event(n));
+        }
+        let sub = hub.subscribe(Some(2));
+        assert_eq!(sub.backlog.iter().map(|e| e.id).collect::<Vec<_>>(), [3, 4, 5]);
+        assert!(!sub.gap);
+    }
+
+    #[test]
+    fn a_client_resuming_from_before_the_ring_is_told_of_the_gap() {
+        let hub = hub();
+        for n in 1..=(RING as i64 + 10) {
+            hub.publish(event(n));
+        }
+        let sub = hub.subscribe(Some(5));
+        assert!(sub.gap);
+        assert_eq!(sub.backlog.len(), RING);
+        assert_eq!(sub.backlog[0].id, 11);
+        let sub = hub.subscribe(Some(10));
+        assert!(!sub.gap, "event 11 is the oldest kept: nothing between is lost");
+    }
+
+    #[test]
+    fn a_client_resuming_from_an_id_this_server_never_sent_is_told_of_the_gap() {
+        let hub = hub();
+        hub.publish(event(1));
+        assert!(hub.subscribe(Some(99)).gap);
+    }
+
+    #[test]
+    fn events_published_after_subscribing_arrive_live_and_not_in_the_backlog() {
+        let hub = hub();
+        hub.publish(event(1));
+        let mut sub = hub.subscribe(Some(0));
+        hub.publish(event(2));
+        assert_eq!(sub.backlog.iter().map(|e| e.id).collect::<Vec<_>>(), [1]);
+        assert_eq!(sub.live.try_recv().map(|e| e.id).ok(), Some(2));
+    }
+}
