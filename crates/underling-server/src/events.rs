@@ -49,6 +49,8 @@ struct Ring {
 pub struct EventHub {
     ring: Mutex<Ring>,
     live: broadcast::Sender<Arc<Stamped>>,
+    /// Whether the subscription to the queue's events is taken.
+    ready: tokio::sync::watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for EventHub {
@@ -58,19 +60,36 @@ impl std::fmt::Debug for EventHub {
 }
 
 impl EventHub {
-    /// Subscribes to `queue`'s events and starts handing them out; `metrics` counts them.
-    pub async fn start(queue: &Queue, metrics: Arc<Metrics>) -> underling::Result<Arc<EventHub>> {
-        let mut events = queue.events().await?;
+    /// Starts handing out `queue`'s events (`metrics` counts them). The subscription is
+    /// taken in the background, tried again every 2 s until it succeeds (a database not yet
+    /// migrated or not reachable must not keep the server from starting):
+    /// [`EventHub::ready`] waits for it.
+    pub fn start(queue: Queue, metrics: Arc<Metrics>) -> Arc<EventHub> {
         let (live, _) = broadcast::channel(CLIENT_LAG);
+        let (ready_tx, ready) = tokio::sync::watch::channel(false);
         let hub = Arc::new(EventHub {
             ring: Mutex::new(Ring {
                 events: VecDeque::with_capacity(RING),
                 next_id: 1,
             }),
             live,
+            ready,
         });
         let weak = Arc::downgrade(&hub);
         tokio::spawn(async move {
+            let mut events = loop {
+                match queue.events().await {
+                    Ok(events) => break events,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot subscribe to job events yet; trying again in 2 s");
+                        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    }
+                }
+                if weak.strong_count() == 0 {
+                    return;
+                }
+            };
+            let _ = ready_tx.send(true);
             while let Some(next) = events.next().await {
                 let Some(hub) = weak.upgrade() else { return };
                 match next {
@@ -85,7 +104,16 @@ impl EventHub {
                 }
             }
         });
-        Ok(hub)
+        hub
+    }
+
+    /// Waits until the hub receives events, at most `timeout`; `false` if it does not.
+    pub async fn ready(&self, timeout: std::time::Duration) -> bool {
+        let mut ready = self.ready.clone();
+        matches!(
+            tokio::time::timeout(timeout, ready.wait_for(|ready| *ready)).await,
+            Ok(Ok(_))
+        )
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Ring> {
@@ -148,6 +176,7 @@ mod tests {
                 next_id: 1,
             }),
             live,
+            ready: tokio::sync::watch::channel(true).1,
         }
     }
 

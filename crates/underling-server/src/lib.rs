@@ -43,8 +43,10 @@ use utoipa_axum::routes;
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod health;
+pub mod metrics;
 pub mod openapi;
 pub mod state;
 
@@ -190,6 +192,7 @@ pub fn router(state: AppState) -> Router {
     let options = state.options.clone();
     let (protected, _) = OpenApiRouter::new()
         .nest("/api/v1", api_routes(Some(options.request_timeout)))
+        .merge(metrics::routes())
         .split_for_parts();
     let protected = protected
         .fallback(no_route)
@@ -219,13 +222,14 @@ fn api_routes(request_timeout: Option<Duration>) -> OpenApiRouter<AppState> {
         let long_timeout = timeout.max(api::jobs::MAX_WAIT + Duration::from_secs(30));
         long = long.layer(timeout_layer(long_timeout));
     }
-    timed.merge(long)
+    timed.merge(long).merge(api::streams())
 }
 
 /// Every documented route, for the OpenAPI document ([`openapi::document`]).
 pub(crate) fn documented_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health::routes())
+        .merge(metrics::routes())
         .nest("/api/v1", api_routes(None))
 }
 

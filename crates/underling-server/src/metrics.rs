@@ -11,6 +11,35 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use underling::{JobEvent, JobEventKind, Queue};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiResult, ErrorBody};
+use crate::state::AppState;
+
+/// `GET /metrics` (behind the token, like the API).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(metrics))
+}
+
+/// The content type of the exposition (OpenMetrics text, which Prometheus reads).
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Prometheus metrics: jobs by queue and state, workers alive, and (from the job events this
+/// server saw since it started) enqueued, finished, failed, retried and rescued jobs, job
+/// durations and queue waits by queue and task, and events dropped.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, description = "The metrics, in the OpenMetrics text format", content_type = "application/openmetrics-text", body = String),
+        (status = 503, description = "The database cannot be reached", body = ErrorBody),
+    ))]
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let text = state.metrics.render(&state.queue).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response())
+}
 
 /// The labels of per-job metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -6,6 +6,8 @@ use underling::Queue;
 
 use crate::ServerOptions;
 use crate::auth::Auth;
+use crate::events::EventHub;
+use crate::metrics::Metrics;
 
 /// The state every handler gets: cheap to clone (the queue and the rest sit behind `Arc`s).
 ///
@@ -19,12 +21,20 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// The options the server was started with.
     pub options: Arc<ServerOptions>,
+    /// Job events, numbered and kept for clients that reconnect ([`EventHub`]).
+    pub events: Arc<EventHub>,
+    /// The Prometheus metrics ([`Metrics`]).
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
     /// The state for `queue` under `options` (tokens, limits, CORS).
+    /// Starts the event hub: call it inside a Tokio runtime.
     pub fn new(queue: Queue, options: ServerOptions) -> AppState {
+        let metrics = Arc::new(Metrics::new());
         AppState {
+            events: EventHub::start(queue.clone(), metrics.clone()),
+            metrics,
             queue,
             auth: Arc::new(Auth::new(
                 options.token.as_deref(),

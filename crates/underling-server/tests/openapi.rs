@@ -14,9 +14,13 @@ use underling_testkit::support as kit;
 use support::{Kind, TestServer, send};
 
 /// Every route the API serves, as `METHOD /path`.
-const ROUTES: [&str; 28] = [
+const ROUTES: [&str; 32] = [
     "GET /healthz",
     "GET /readyz",
+    "GET /metrics",
+    "GET /api/v1/events",
+    "GET /api/v1/events/ws",
+    "GET /api/v1/audit",
     "GET /api/v1/openapi.json",
     "GET /api/v1/jobs",
     "POST /api/v1/jobs",
@@ -97,6 +101,14 @@ on_both_backends! {
                 if method != Method::GET {
                     request = request.json(&json!({}));
                 }
+                if method == Method::GET && (url.ends_with("/events") || url.ends_with("/metrics")) {
+                    // A stream, and a text exposition: the status and type say it is served.
+                    let response = request.send().await.expect("answered");
+                    assert_eq!(response.status(), StatusCode::OK, "GET {url}");
+                    let kind = response.headers()["content-type"].to_str().unwrap().to_string();
+                    assert!(kind.starts_with("text/event-stream") || kind.starts_with("application/openmetrics-text"), "{kind}");
+                    continue;
+                }
                 let (status, body) = send(request).await;
                 let documented = ops.contains(&format!("{method} {path}"));
                 let code = body["error"]["code"].as_str().unwrap_or("");
@@ -125,7 +137,8 @@ on_both_backends! {
         let mut checked = 0;
         for op in operations(&doc) {
             let (method, path) = op.split_once(' ').unwrap();
-            if method != "GET" || path.ends_with("openapi.json") {
+            if method != "GET" || path.ends_with("openapi.json") || path.ends_with("/events")
+                || path.ends_with("/events/ws") || path == "/metrics" {
                 continue;
             }
             let url = concrete(path, job, worker);
@@ -137,7 +150,7 @@ on_both_backends! {
             check(&doc, &url, &body, schema);
             checked += 1;
         }
-        assert_eq!(checked, 12);
+        assert_eq!(checked, 13);
     }
 }
 

@@ -137,6 +137,19 @@ fn event_id(text: &str) -> ApiResult<u64> {
     })
 }
 
+/// Waits (a few seconds at most) for the server's subscription to the job events.
+async fn ready(state: &AppState) -> ApiResult<()> {
+    if state.events.ready(std::time::Duration::from_secs(5)).await {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "events_unavailable",
+            "the server cannot subscribe to job events yet (is the database reachable and migrated?); try again",
+        ))
+    }
+}
+
 /// What a stream sends.
 enum Item {
     /// An event.
@@ -213,6 +226,7 @@ async fn sse(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let (filter, last) = parse(&pairs, &headers)?;
+    ready(&state).await?;
     let sub = state.events.subscribe(last);
     let metrics = state.metrics.clone();
     let stream = items(sub, filter).map(move |item| {
@@ -252,6 +266,7 @@ async fn websocket(
             format!("{e}: connect with a WebSocket client, or use GET /api/v1/events for Server-Sent Events"),
         )
     })?;
+    ready(&state).await?;
     let sub = state.events.subscribe(last);
     let metrics = state.metrics.clone();
     Ok(upgrade

@@ -19,6 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::error::{ApiError, ApiResult, payload_too_large};
 use crate::state::AppState;
 
+pub mod events;
 pub mod jobs;
 pub mod locks;
 pub mod queues;
@@ -35,12 +36,18 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(workers::routes())
         .merge(locks::routes())
         .merge(stats::routes())
+        .merge(events::routes())
 }
 
 /// The routes that may hold a request open longer than the request timeout (up to their own
 /// cap): `GET /jobs/{id}/wait`. Live event streams belong here too.
 pub fn long_lived() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().merge(jobs::long_lived())
+}
+
+/// The routes that stream for as long as the client listens (live events): no timeout.
+pub fn streams() -> OpenApiRouter<AppState> {
+    events::streams()
 }
 
 /// The longest name (task, queue, note key, lock name) the API accepts, in bytes: far beyond
