@@ -156,7 +156,12 @@ impl EventHub {
         };
         let oldest = ring.events.front().map_or(ring.next_id, |e| e.id);
         Subscription {
-            backlog: ring.events.iter().filter(|e| e.id > last).cloned().collect(),
+            backlog: ring
+                .events
+                .iter()
+                .filter(|e| e.id > last)
+                .cloned()
+                .collect(),
             // Resuming from just before the oldest kept event loses nothing.
             gap: last + 1 < oldest || last >= ring.next_id,
             live,
@@ -197,7 +202,10 @@ mod tests {
             hub.publish(event(n));
         }
         let sub = hub.subscribe(Some(2));
-        assert_eq!(sub.backlog.iter().map(|e| e.id).collect::<Vec<_>>(), [3, 4, 5]);
+        assert_eq!(
+            sub.backlog.iter().map(|e| e.id).collect::<Vec<_>>(),
+            [3, 4, 5]
+        );
         assert!(!sub.gap);
     }
 
@@ -212,7 +220,10 @@ mod tests {
         assert_eq!(sub.backlog.len(), RING);
         assert_eq!(sub.backlog[0].id, 11);
         let sub = hub.subscribe(Some(10));
-        assert!(!sub.gap, "event 11 is the oldest kept: nothing between is lost");
+        assert!(
+            !sub.gap,
+            "event 11 is the oldest kept: nothing between is lost"
+        );
     }
 
     #[test]

@@ -108,7 +108,11 @@ impl Metrics {
             "Job transitions seen by this server, by queue and task",
         );
         let enqueued = counter(&mut registry, "underling_jobs_enqueued", "Jobs enqueued");
-        let finished = counter(&mut registry, "underling_jobs_finished", "Jobs that finished");
+        let finished = counter(
+            &mut registry,
+            "underling_jobs_finished",
+            "Jobs that finished",
+        );
         let failed = counter(
             &mut registry,
             "underling_jobs_failed",

@@ -99,16 +99,20 @@ fn parse(pairs: &[(String, String)], headers: &HeaderMap) -> ApiResult<(EventFil
             }
             "event" => {
                 for e in value.split(',') {
-                    filter
-                        .events
-                        .push(e.trim().parse().map_err(|e: underling::Error| bad(e.to_string()))?);
+                    filter.events.push(
+                        e.trim()
+                            .parse()
+                            .map_err(|e: underling::Error| bad(e.to_string()))?,
+                    );
                 }
             }
             "state" => {
                 for s in value.split(',') {
-                    filter
-                        .states
-                        .push(s.trim().parse().map_err(|e: underling::Error| bad(e.to_string()))?);
+                    filter.states.push(
+                        s.trim()
+                            .parse()
+                            .map_err(|e: underling::Error| bad(e.to_string()))?,
+                    );
                 }
             }
             "last_event_id" => last = Some(event_id(value)?),
@@ -132,7 +136,9 @@ fn event_id(text: &str) -> ApiResult<u64> {
     text.trim().parse().map_err(|_| {
         ApiError::bad_request(
             "invalid_query",
-            format!("last event id {text:?} is not an event id (a whole number from an event's id)"),
+            format!(
+                "last event id {text:?} is not an event id (a whole number from an event's id)"
+            ),
         )
     })
 }
@@ -362,14 +368,20 @@ async fn audit(
             format!("limit={limit}: give 1 to {}", underling::MAX_AUDIT_PAGE),
         ));
     }
-    let mut entries = state.queue.audit(&AuditQuery {
-        limit: query.limit.min(underling::MAX_AUDIT_PAGE),
-        ..query
-    })
-    .await?;
+    let mut entries = state
+        .queue
+        .audit(&AuditQuery {
+            limit: query.limit.min(underling::MAX_AUDIT_PAGE),
+            ..query
+        })
+        .await?;
     let more = entries.len() as u64 > limit;
     entries.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let next = if more { entries.last().map(|e| e.id) } else { None };
+    let next = if more {
+        entries.last().map(|e| e.id)
+    } else {
+        None
+    };
     Ok(Json(AuditPage {
         entries,
         next,
