@@ -194,8 +194,8 @@ impl crate::Queue {
     }
 
     /// Turns the audit log on: from now on every transition of every job is written, by the
-    /// statement that made it, with the job's record (see [`Queue::audit`]). It costs
-    /// processing throughput (see the README); entries stay until [`Queue::prune_audit`].
+    /// statement that made it, with the job's record (see [`crate::Queue::audit`]). It costs
+    /// processing throughput (see the README); entries stay until [`crate::Queue::prune_audit`].
     pub async fn enable_audit(&self) -> Result<()> {
         self.store.set_audit(true).await
     }
