@@ -217,6 +217,15 @@ async fn the_readme_curl_examples_run_against_a_server() {
     // What the comments in the README promise.
     assert!(stdout.starts_with("{\"id\":1}{\"ids\":[2,3]}"), "{stdout}");
     assert!(stdout.contains("\"settled\":false"), "{stdout}");
-    assert!(stdout.ends_with("{\"status\":\"ready\"}"), "{stdout}");
+    assert!(stdout.contains("{\"status\":\"ready\"}"), "{stdout}");
+    assert!(
+        stdout.contains("{\"entries\":[],\"next\":null,\"enabled\":false}"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("underling_jobs_enqueued_total{queue=\"mail\",task=\"mail.send\"} 1"),
+        "{stdout}"
+    );
+    assert!(stdout.trim_end().ends_with("# EOF"), "{stdout}");
     assert!(server.terminate().success());
 }

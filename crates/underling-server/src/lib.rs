@@ -330,9 +330,13 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
+        let state = AppState::new(queue, options);
+        // Metrics count from the first request on, when the database allows: a little wait for
+        // the event subscription (it goes on trying in the background if this is not enough).
+        state.events.ready(Duration::from_secs(2)).await;
         Ok(Server {
             listener,
-            router: router(AppState::new(queue, options)),
+            router: router(state),
         })
     }
 
