@@ -49,12 +49,15 @@ pub async fn run(target: &Target<'_>, args: ServeArgs) -> anyhow::Result<String>
     Ok(String::new())
 }
 
-/// A token from its file (the first line, trimmed), else from the environment variable.
+/// A token from its file (the first line, trimmed; an empty one is an error), else from the
+/// environment variable (an empty one counts as unset).
 fn token(file: Option<&Path>, variable: &str) -> anyhow::Result<Option<String>> {
     let text = match file {
         Some(path) => std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the token file {}", path.display()))?,
         None => match std::env::var(variable) {
+            // Set but empty is unset (as Compose passes `${UNDERLING_TOKEN:-}`).
+            Ok(value) if value.trim().is_empty() => return Ok(None),
             Ok(value) => value,
             Err(std::env::VarError::NotPresent) => return Ok(None),
             Err(e) => return Err(anyhow!("{variable}: {e}")),
