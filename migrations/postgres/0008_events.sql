@@ -15,7 +15,8 @@ CREATE TABLE IF NOT EXISTS underling_audit (
     at     TIMESTAMPTZ NOT NULL DEFAULT now(),
     event  TEXT        NOT NULL,
     job_id BIGINT      NOT NULL,
-    job    JSONB       NOT NULL
+    -- json, not jsonb: written on the hot path, read rarely, and never queried inside.
+    job    JSON        NOT NULL
 );
 CREATE INDEX IF NOT EXISTS underling_audit_job ON underling_audit (job_id, id);
 CREATE INDEX IF NOT EXISTS underling_audit_at ON underling_audit (at);
@@ -28,7 +29,7 @@ CREATE TABLE IF NOT EXISTS underling_event_listeners (
 
 -- The event a change of row `o` into row `n` is (NULL: none worth telling, such as a waiter
 -- marking the job or a delayed job's promotion). A rescue is the failed attempt of a worker
--- that went away (see rescue_settles in the store).
+-- that went away (see rescue_settles in the store). Simple enough to be inlined.
 CREATE OR REPLACE FUNCTION underling_job_event(o underling_jobs, n underling_jobs)
 RETURNS TEXT LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE
@@ -45,14 +46,32 @@ RETURNS TEXT LANGUAGE sql IMMUTABLE AS $$
     END
 $$;
 
--- The job's record as events and the audit log carry it: the columns of the job (not the
--- store's own bookkeeping), and its parents.
-CREATE OR REPLACE FUNCTION underling_job_record(j underling_jobs)
-RETURNS JSONB LANGUAGE sql STABLE SET search_path FROM CURRENT AS $$
-    SELECT to_jsonb(j) - 'wait_channel' - 'promoted' - 'has_parents'
-        || jsonb_build_object('parents', CASE WHEN j.has_parents THEN COALESCE(
+-- The record of a job with parents, as JSON text: its columns and its parents' ids. (Only
+-- for jobs with parents: the common case is row_to_json alone, inline in the statements
+-- below, which builds no jsonb at all. Readers ignore the store's own bookkeeping columns.)
+CREATE OR REPLACE FUNCTION underling_with_parents(j underling_jobs)
+RETURNS TEXT LANGUAGE sql STABLE AS $$
+    SELECT (row_to_json(j)::jsonb || jsonb_build_object('parents', COALESCE(
                (SELECT jsonb_agg(parent_id ORDER BY parent_id) FROM underling_job_deps
-                WHERE child_id = j.id), '[]'::jsonb) ELSE '[]'::jsonb END)
+                WHERE child_id = j.id), '[]'::jsonb)))::text
+$$;
+
+-- An event too large for its share of a notification (3,900 bytes): without the job's args,
+-- result and notes ("partial": the subscriber reads them back unless the job was removed),
+-- or, for task and queue names of kilobytes, {"event", "id"} alone.
+CREATE OR REPLACE FUNCTION underling_event_fallback(piece TEXT, id BIGINT)
+RETURNS TEXT LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    event JSONB := piece::jsonb;
+    smaller TEXT;
+BEGIN
+    smaller := jsonb_build_object('event', event->'event', 'partial', true, 'job',
+        (event->'job') || '{"args": null, "result": null, "notes": {}}'::jsonb)::text;
+    IF octet_length(smaller) <= 3900 THEN
+        RETURN smaller;
+    END IF;
+    RETURN jsonb_build_object('event', event->'event', 'id', id)::text;
+END;
 $$;
 
 -- Audit triggers: one row per transition, written by the statement that made it.
@@ -61,71 +80,68 @@ LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO underling_audit (event, job_id, job)
-        SELECT 'enqueued', n.id, underling_job_record(n) FROM new_rows n ORDER BY n.id;
+        SELECT 'enqueued', n.id, (CASE WHEN n.has_parents THEN underling_with_parents(n)
+                                       ELSE row_to_json(n)::text END)::json
+        FROM new_rows n ORDER BY n.id;
     ELSIF TG_OP = 'UPDATE' THEN
         INSERT INTO underling_audit (event, job_id, job)
-        SELECT e.event, n.id, underling_job_record(n)
-        FROM new_rows n JOIN old_rows o ON o.id = n.id,
-             LATERAL (SELECT underling_job_event(o, n) AS event) e
-        WHERE e.event IS NOT NULL ORDER BY n.id;
+        SELECT underling_job_event(o, n), n.id,
+               (CASE WHEN n.has_parents THEN underling_with_parents(n)
+                     ELSE row_to_json(n)::text END)::json
+        FROM new_rows n JOIN old_rows o ON o.id = n.id
+        WHERE underling_job_event(o, n) IS NOT NULL ORDER BY n.id;
     ELSE
         INSERT INTO underling_audit (event, job_id, job)
-        SELECT 'removed', o.id, underling_job_record(o) FROM old_rows o ORDER BY o.id;
+        SELECT 'removed', o.id, (CASE WHEN o.has_parents THEN underling_with_parents(o)
+                                      ELSE row_to_json(o)::text END)::json
+        FROM old_rows o ORDER BY o.id;
     END IF;
     RETURN NULL;
 END;
 $$;
 
 -- Event triggers: the transitions of a statement as NOTIFYs on the channel given as the
--- trigger's argument, each payload a JSON array of {"event", "job"} under PostgreSQL's limit
--- of 8,000 bytes. A record too large for one payload goes without its args, result and notes
--- ("partial": the subscriber reads them back unless the job was removed), and if even that is
--- too large (task and queue names of kilobytes), as {"event", "id"} alone. A NOTIFY that
--- failed would fail the statement that changed the job: nothing here may exceed the limit.
+-- trigger's argument, each payload a JSON array of {"event", "job"} in id order. Pieces are
+-- at most 3,900 bytes (see underling_event_fallback) and are grouped by their running length
+-- in windows of 3,900, so that no payload reaches PostgreSQL's limit of 8,000 bytes: a NOTIFY
+-- that failed would fail the statement that changed the jobs. Each record is built once
+-- (OFFSET 0 keeps the planner from copying its expression into every use).
 CREATE OR REPLACE FUNCTION underling_events_notify() RETURNS trigger
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     channel TEXT := TG_ARGV[0];
-    transitions refcursor;
-    r RECORD;
-    piece TEXT;
-    buf TEXT := '';
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        OPEN transitions FOR
-        SELECT 'enqueued' AS event, n.id, underling_job_record(n) AS job
-        FROM new_rows n ORDER BY n.id;
+        PERFORM pg_notify(channel, '[' || string_agg(piece, ',' ORDER BY id) || ']')
+        FROM (SELECT id, piece, (sum(octet_length(piece) + 1) OVER (ORDER BY id) - 1) / 3900 AS chunk
+              FROM (SELECT id, CASE WHEN octet_length(piece) <= 3900 THEN piece
+                                    ELSE underling_event_fallback(piece, id) END AS piece
+                    FROM (SELECT n.id, '{"event":"enqueued","job":'
+                                 || CASE WHEN n.has_parents THEN underling_with_parents(n)
+                                         ELSE row_to_json(n)::text END || '}' AS piece
+                          FROM new_rows n OFFSET 0) f) p) c
+        GROUP BY chunk;
     ELSIF TG_OP = 'UPDATE' THEN
-        OPEN transitions FOR
-        SELECT e.event, n.id, underling_job_record(n) AS job
-        FROM new_rows n JOIN old_rows o ON o.id = n.id,
-             LATERAL (SELECT underling_job_event(o, n) AS event) e
-        WHERE e.event IS NOT NULL ORDER BY n.id;
+        PERFORM pg_notify(channel, '[' || string_agg(piece, ',' ORDER BY id) || ']')
+        FROM (SELECT id, piece, (sum(octet_length(piece) + 1) OVER (ORDER BY id) - 1) / 3900 AS chunk
+              FROM (SELECT id, CASE WHEN octet_length(piece) <= 3900 THEN piece
+                                    ELSE underling_event_fallback(piece, id) END AS piece
+                    FROM (SELECT n.id, '{"event":"' || underling_job_event(o, n) || '","job":'
+                                 || CASE WHEN n.has_parents THEN underling_with_parents(n)
+                                         ELSE row_to_json(n)::text END || '}' AS piece
+                          FROM new_rows n JOIN old_rows o ON o.id = n.id
+                          WHERE underling_job_event(o, n) IS NOT NULL OFFSET 0) f) p) c
+        GROUP BY chunk;
     ELSE
-        OPEN transitions FOR
-        SELECT 'removed' AS event, o.id, underling_job_record(o) AS job
-        FROM old_rows o ORDER BY o.id;
-    END IF;
-    LOOP
-        FETCH transitions INTO r;
-        EXIT WHEN NOT FOUND;
-        piece := jsonb_build_object('event', r.event, 'job', r.job)::text;
-        IF octet_length(piece) > 7800 THEN
-            piece := jsonb_build_object('event', r.event, 'partial', true, 'job',
-                r.job || '{"args": null, "result": null, "notes": {}}'::jsonb)::text;
-        END IF;
-        IF octet_length(piece) > 7800 THEN
-            piece := jsonb_build_object('event', r.event, 'id', r.id)::text;
-        END IF;
-        IF buf <> '' AND octet_length(buf) + octet_length(piece) > 7800 THEN
-            PERFORM pg_notify(channel, '[' || buf || ']');
-            buf := '';
-        END IF;
-        buf := CASE WHEN buf = '' THEN piece ELSE buf || ',' || piece END;
-    END LOOP;
-    CLOSE transitions;
-    IF buf <> '' THEN
-        PERFORM pg_notify(channel, '[' || buf || ']');
+        PERFORM pg_notify(channel, '[' || string_agg(piece, ',' ORDER BY id) || ']')
+        FROM (SELECT id, piece, (sum(octet_length(piece) + 1) OVER (ORDER BY id) - 1) / 3900 AS chunk
+              FROM (SELECT id, CASE WHEN octet_length(piece) <= 3900 THEN piece
+                                    ELSE underling_event_fallback(piece, id) END AS piece
+                    FROM (SELECT o.id, '{"event":"removed","job":'
+                                 || CASE WHEN o.has_parents THEN underling_with_parents(o)
+                                         ELSE row_to_json(o)::text END || '}' AS piece
+                          FROM old_rows o OFFSET 0) f) p) c
+        GROUP BY chunk;
     END IF;
     RETURN NULL;
 END;

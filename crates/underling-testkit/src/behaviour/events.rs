@@ -131,6 +131,19 @@ behaviours! {
         assert_eq!((started.event, started.job.args.clone()), (JobEventKind::Started, json!({"big": big})));
     }
 
+    async fn an_event_of_a_job_with_parents_lists_them(t) {
+        let queue = t.queue.clone();
+        let parent = enqueue(&queue, "add").await;
+        let child = enqueue_with(&queue, "add", EnqueueOptions::new().parent(parent)).await;
+        let w = worker(t).await;
+        run_to_finish(t, w, parent).await;
+        let mut events = queue.events().await.unwrap();
+        claim_by_id(t, w, child).await.expect("claimable");
+        let started = next(&mut events).await;
+        assert_eq!((started.event, started.job.id), (JobEventKind::Started, child));
+        assert_eq!(started.job.parents, vec![parent]);
+    }
+
     async fn a_batch_enqueue_is_one_event_per_job_in_id_order(t) {
         let queue = t.queue.clone();
         let mut events = queue.events().await.unwrap();

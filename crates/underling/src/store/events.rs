@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::events::{JobEvent, JobEventKind};
+use crate::job::Job;
 
 /// How many events a subscriber may fall behind before it is told it missed some.
 pub(crate) const EVENT_BUFFER: usize = 10_000;
@@ -40,9 +41,20 @@ pub(crate) fn lease_id() -> String {
     format!("{host}:{}:{nanos}", std::process::id())
 }
 
-/// One entry of an event notification.
+/// One entry of an event notification: `{"event", "job"}` (maybe `"partial"`), or
+/// `{"event", "id"}` when the record was too large to send. (One struct with optional fields,
+/// not an untagged enum, which serde would buffer and parse twice.)
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+pub(crate) struct Raw {
+    event: JobEventKind,
+    #[serde(default)]
+    partial: bool,
+    job: Option<Job>,
+    id: Option<i64>,
+}
+
+/// One entry of an event notification.
+#[derive(Debug)]
 pub(crate) enum Notified {
     /// The event with the job's record (maybe partial).
     Event(Box<JobEvent>),
@@ -57,13 +69,29 @@ pub(crate) enum Notified {
 
 /// The entries of one notification's payload (a JSON array); `None` if it is not one.
 pub(crate) fn parse_notification(payload: &str) -> Option<Vec<Notified>> {
-    match serde_json::from_str(payload) {
-        Ok(entries) => Some(entries),
+    let raw: Vec<Raw> = match serde_json::from_str(payload) {
+        Ok(entries) => entries,
         Err(e) => {
             tracing::warn!(error = %e, "an event notification could not be read; dropped");
-            None
+            return None;
         }
-    }
+    };
+    let entries = raw
+        .into_iter()
+        .filter_map(|r| match (r.job, r.id) {
+            (Some(job), _) => Some(Notified::Event(Box::new(JobEvent {
+                event: r.event,
+                job,
+                partial: r.partial,
+            }))),
+            (None, Some(id)) => Some(Notified::Id { event: r.event, id }),
+            (None, None) => {
+                tracing::warn!("an event without a job or an id; dropped");
+                None
+            }
+        })
+        .collect();
+    Some(entries)
 }
 
 #[cfg(test)]
