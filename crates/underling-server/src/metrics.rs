@@ -25,7 +25,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// The content type of the exposition (OpenMetrics text, which Prometheus reads).
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Prometheus metrics: jobs by queue and state, workers alive, and (from the job events this
+/// Prometheus metrics: jobs by queue and state, workers alive, how long each queue's
+/// longest-waiting due job has been due, and (from the job events this
 /// server saw since it started) enqueued, finished, failed, retried and rescued jobs, job
 /// durations and queue waits by queue and task, and events dropped.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
@@ -55,6 +56,15 @@ struct StateLabels {
     state: String,
 }
 
+/// The label of per-queue gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabel {
+    queue: String,
+}
+
+/// A gauge of seconds.
+type Seconds = Gauge<f64, std::sync::atomic::AtomicU64>;
+
 /// Seconds, from a millisecond to about 9 hours.
 fn seconds_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 25))
@@ -77,6 +87,7 @@ pub struct Metrics {
     clients_dropped: Counter,
     jobs: Family<StateLabels, Gauge>,
     workers: Gauge,
+    oldest_due: Family<QueueLabel, Seconds>,
     /// One scrape at a time: a scrape clears and sets the gauges.
     scrape: tokio::sync::Mutex<()>,
 }
@@ -160,7 +171,14 @@ impl Metrics {
             "Registered workers (removed by repair once their heartbeat is too old)",
             workers.clone(),
         );
+        let oldest_due = Family::<QueueLabel, Seconds>::default();
+        registry.register(
+            "underling_oldest_due_job_age_seconds",
+            "How long the longest-waiting due job of each queue has been due (queues with due jobs only)",
+            oldest_due.clone(),
+        );
         Metrics {
+            oldest_due,
             registry,
             transitions,
             enqueued,
@@ -238,6 +256,15 @@ impl Metrics {
         let _one = self.scrape.lock().await;
         let queues = queue.queues().await?;
         let workers = queue.workers().await?;
+        let due = queue.oldest_due().await?;
+        let now = chrono::Utc::now();
+        self.oldest_due.clear();
+        for q in due {
+            let age = (now - q.oldest_due).num_milliseconds().max(0) as f64 / 1000.0;
+            self.oldest_due
+                .get_or_create(&QueueLabel { queue: q.queue })
+                .set(age);
+        }
         self.jobs.clear();
         for q in &queues {
             for (state, count) in [

@@ -188,6 +188,8 @@ on_both_backends! {
             assert_eq!(value("underling_jobs", &[("queue", "mail"), ("state", "inactive")]), Some(1.0));
             assert_eq!(value("underling_jobs", &[("queue", "mail"), ("state", "finished")]), Some(1.0));
             assert_eq!(value("underling_workers_alive", &[]), Some(1.0));
+            let waiting = value("underling_oldest_due_job_age_seconds", &[("queue", "mail")]).expect("mail has a due job");
+            assert!((0.0..60.0).contains(&waiting), "{waiting}");
             finished = value("underling_jobs_finished_total", &[("queue", "mail"), ("task", "t")]).unwrap_or(0.0);
             if finished == 1.0 {
                 assert_eq!(value("underling_jobs_enqueued_total", &[("queue", "mail"), ("task", "t")]), Some(2.0));

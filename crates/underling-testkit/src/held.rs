@@ -17,8 +17,8 @@ use underling::store::{
 };
 use underling::{
     AppliedMigration, AuditEntry, AuditQuery, BackendKind, Command, HistoryPoint, Job, JobEvent,
-    JobList, LockInfo, Pool, Queue, QueueInfo, RepairReport, Result, Stats, Store, TaskDefaults,
-    WorkerInfo,
+    JobList, LockInfo, Pool, Queue, QueueDue, QueueInfo, RepairReport, Result, Stats, Store,
+    TaskDefaults, WorkerInfo,
 };
 
 /// What happens to a write of outcomes.
@@ -309,6 +309,9 @@ impl Store for HeldStore {
     }
     async fn watch(&self, id: i64) -> Result<Option<broadcast::Receiver<i64>>> {
         self.inner.watch(id).await
+    }
+    async fn oldest_due(&self, now: Now) -> Result<Vec<QueueDue>> {
+        self.inner.oldest_due(now).await
     }
     async fn events(&self) -> Result<broadcast::Receiver<JobEvent>> {
         self.inner.events().await

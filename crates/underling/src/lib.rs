@@ -44,8 +44,8 @@ pub use job::{
     Outcome, RetryOptions, Settle, Settled, default_backoff,
 };
 pub use model::{
-    AppliedMigration, ClaimSpec, Command, HistoryPoint, LockInfo, QueueInfo, RepairOptions,
-    RepairReport, Stats, TaskDefaults, WorkerInfo,
+    AppliedMigration, ClaimSpec, Command, HistoryPoint, LockInfo, QueueDue, QueueInfo,
+    RepairOptions, RepairReport, Stats, TaskDefaults, WorkerInfo,
 };
 pub use queue::{
     ConnectOptions, DEFAULT_DATABASE_URL, Queue, WAIT_POLL_POSTGRES, WAIT_POLL_SQLITE, parse_args,

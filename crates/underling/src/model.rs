@@ -183,3 +183,12 @@ pub struct AppliedMigration {
     /// Description.
     pub description: String,
 }
+
+/// A queue's longest-waiting due job ([`crate::Queue::oldest_due`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueDue {
+    /// The queue.
+    pub queue: String,
+    /// When its longest-waiting inactive job that is due fell due.
+    pub oldest_due: DateTime<Utc>,
+}

@@ -676,6 +676,12 @@ impl Queue {
             .await
     }
 
+    /// For each queue with inactive jobs that are due, when the longest-waiting of them fell
+    /// due (the age of a queue's backlog; the `underling_oldest_due_job_age_seconds` metric).
+    pub async fn oldest_due(&self) -> Result<Vec<crate::model::QueueDue>> {
+        self.store.oldest_due(None).await
+    }
+
     /// Closes the connection pool.
     pub async fn close(&self) {
         self.store.close().await

@@ -5,6 +5,36 @@ use underling::{EnqueueOptions, Error, JobState, QueueInfo};
 
 use crate::support::*;
 
+/// Sets a job's enqueue and due times (written directly: the built-in stores only).
+async fn set_times(
+    t: &crate::TestStore,
+    id: i64,
+    created: chrono::DateTime<chrono::Utc>,
+    delayed: chrono::DateTime<chrono::Utc>,
+) {
+    match t.queue.pool() {
+        underling::Pool::Postgres(pool) => {
+            sqlx::query("UPDATE underling_jobs SET created = $2, delayed = $3 WHERE id = $1")
+                .bind(id)
+                .bind(created)
+                .bind(delayed)
+                .execute(&pool)
+                .await
+                .expect("set the times");
+        }
+        underling::Pool::Sqlite(pool) => {
+            sqlx::query("UPDATE underling_jobs SET created = ?2, delayed = ?3 WHERE id = ?1")
+                .bind(id)
+                .bind(created.timestamp_millis())
+                .bind(delayed.timestamp_millis())
+                .execute(&pool)
+                .await
+                .expect("set the times");
+        }
+        other => panic!("set_times knows PostgreSQL and SQLite pools only, got {other:?}"),
+    }
+}
+
 behaviours! {
     async fn paused_queue_is_not_claimed_from(t) {
         let queue = t.queue.clone();
@@ -113,5 +143,25 @@ behaviours! {
         assert_eq!(queues[0].name, "default");
         assert!(!queues[0].paused);
         assert_eq!(queues[0].inactive, 1);
+    }
+
+    async fn oldest_due_gives_each_queue_the_due_time_of_its_longest_waiting_due_job(t) {
+        use chrono::{Duration as Age, SubsecRound, Utc};
+        let queue = t.queue.clone();
+        let now = Utc::now().trunc_subsecs(3);
+        let at = |minutes: i64| now - Age::minutes(minutes);
+        // mail: an old low-priority job behind a newer high-priority one; reports: a delayed
+        // job that fell due (never promoted) beside a newer ready one; later: not due yet.
+        let old = enqueue_with(&queue, "t", EnqueueOptions::new().queue("mail")).await;
+        let new = enqueue_with(&queue, "t", EnqueueOptions::new().queue("mail").priority(9)).await;
+        let due = enqueue_with(&queue, "t", EnqueueOptions::new().queue("reports").delay(std::time::Duration::from_secs(60))).await;
+        enqueue_with(&queue, "t", EnqueueOptions::new().queue("reports")).await;
+        enqueue_with(&queue, "t", EnqueueOptions::new().queue("later").delay(std::time::Duration::from_secs(3600))).await;
+        set_times(t, old, at(30), at(30)).await;
+        set_times(t, new, at(5), at(5)).await;
+        set_times(t, due, at(20), at(12)).await;
+        let found = t.store.oldest_due(Some(now)).await.unwrap();
+        let found: Vec<(String, chrono::DateTime<Utc>)> = found.into_iter().map(|q| (q.queue, q.oldest_due)).collect();
+        assert_eq!(found, vec![("mail".to_string(), at(30)), ("reports".to_string(), at(12))]);
     }
 }

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::events::{AuditEntry, AuditQuery, JobEvent};
 use crate::job::{Job, JobList};
 use crate::model::{AppliedMigration, Command, HistoryPoint, LockInfo, QueueInfo, RepairReport};
-use crate::model::{Stats, TaskDefaults, WorkerInfo};
+use crate::model::{QueueDue, Stats, TaskDefaults, WorkerInfo};
 use crate::queue::ConnectOptions;
 
 pub(crate) mod events;
@@ -249,6 +249,10 @@ pub trait Store: Send + Sync + 'static {
     async fn watch(&self, _id: i64) -> Result<Option<broadcast::Receiver<i64>>> {
         Ok(None)
     }
+
+    /// For each queue with inactive jobs due at `now`, when the longest-waiting of them fell
+    /// due (PostgreSQL reads index ranges only, however deep the backlog).
+    async fn oldest_due(&self, now: Now) -> Result<Vec<QueueDue>>;
 
     /// Subscribes to the events of every job (see [`crate::JobEvent`]): the first subscriber of
     /// this store starts its event source, which takes a lease in the database (renewed while

@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::events::{AuditEntry, AuditQuery, JobEvent};
 use crate::job::{Job, JobList, JobState, NewJob, Settled};
 use crate::model::{AppliedMigration, Command, HistoryPoint, LockInfo, QueueInfo, RepairReport};
-use crate::model::{Stats, TaskDefaults, WorkerInfo};
+use crate::model::{QueueDue, Stats, TaskDefaults, WorkerInfo};
 use crate::queue::ConnectOptions;
 use crate::store::events::AUDIT_TRIGGERS;
 use crate::store::notify::{Coalescer, RetryWake, SendWake, Wakeups};
@@ -636,6 +636,17 @@ impl Store for PostgresStore {
             .execute(&self.pool)
             .await?;
         Ok(Some(receiver))
+    }
+
+    async fn oldest_due(&self, now: store::Now) -> Result<Vec<QueueDue>> {
+        let rows: Vec<(String, DateTime<Utc>)> = sqlx::query_as(statement!("oldest_due"))
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(queue, oldest_due)| QueueDue { queue, oldest_due })
+            .collect())
     }
 
     async fn events(&self) -> Result<broadcast::Receiver<JobEvent>> {

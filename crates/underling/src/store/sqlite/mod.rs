@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::events::{AuditEntry, AuditQuery, JobEvent};
 use crate::job::{Job, JobList, NewJob, Outcome, Settle, Settled};
 use crate::model::{AppliedMigration, Command, HistoryPoint, LockInfo, QueueInfo, RepairReport};
-use crate::model::{Stats, TaskDefaults, WorkerInfo};
+use crate::model::{QueueDue, Stats, TaskDefaults, WorkerInfo};
 use crate::queue::ConnectOptions;
 use crate::store::events::AUDIT_TRIGGERS;
 use crate::store::notify::{ANY_JOB, Wakeups};
@@ -579,6 +579,20 @@ impl Store for SqliteStore {
     async fn watch(&self, _id: i64) -> Result<Option<broadcast::Receiver<i64>>> {
         // Settles in this process are pushed; other processes' are found by polling.
         Ok(Some(self.wakeups.subscribe_settled()))
+    }
+
+    async fn oldest_due(&self, now: store::Now) -> Result<Vec<QueueDue>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(statement!("oldest_due"))
+            .bind(millis(now))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(queue, oldest_due)| QueueDue {
+                queue,
+                oldest_due: oldest_due.into_time(),
+            })
+            .collect())
     }
 
     async fn events(&self) -> Result<broadcast::Receiver<JobEvent>> {
