@@ -227,6 +227,18 @@ behaviours! {
         assert_eq!(queue.audit(&all_audit()).await.unwrap(), vec![]);
     }
 
+    async fn prune_audit_removes_more_entries_than_one_batch_holds(t) {
+        let queue = t.queue.clone();
+        queue.enable_audit().await.unwrap();
+        let jobs: Vec<_> = (0..10_001)
+            .map(|_| underling::NewJob::new("add", json!({}), EnqueueOptions::new()).unwrap())
+            .collect();
+        queue.enqueue_batch(&jobs).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(queue.prune_audit(Duration::from_millis(1)).await.unwrap(), 10_001);
+        assert_eq!(queue.audit(&all_audit()).await.unwrap(), vec![]);
+    }
+
     async fn an_audit_query_with_a_bad_limit_is_refused(t) {
         let queue = t.queue.clone();
         let err = queue.audit(&AuditQuery { limit: 0, ..all_audit() }).await.unwrap_err();

@@ -8,6 +8,9 @@ use serde::Deserialize;
 use crate::events::{JobEvent, JobEventKind};
 use crate::job::Job;
 
+/// How many audit entries one statement of a prune removes.
+pub(crate) const AUDIT_PRUNE_BATCH: i64 = 10_000;
+
 /// How many events a subscriber may fall behind before it is told it missed some.
 pub(crate) const EVENT_BUFFER: usize = 10_000;
 

@@ -29,7 +29,7 @@ use crate::job::{Job, JobList, JobState, NewJob, Settled};
 use crate::model::{AppliedMigration, Command, HistoryPoint, LockInfo, QueueInfo, RepairReport};
 use crate::model::{QueueDue, Stats, TaskDefaults, WorkerInfo};
 use crate::queue::ConnectOptions;
-use crate::store::events::AUDIT_TRIGGERS;
+use crate::store::events::{AUDIT_PRUNE_BATCH, AUDIT_TRIGGERS};
 use crate::store::notify::{Coalescer, RetryWake, SendWake, Wakeups};
 use crate::store::rows::{self, JobRow};
 use crate::store::{self, BackendKind, Pool, Store, statement};
@@ -705,11 +705,19 @@ impl Store for PostgresStore {
     }
 
     async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64> {
-        let done = sqlx::query(statement!("prune_audit"))
-            .bind(before)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+        let mut removed = 0;
+        loop {
+            let done = sqlx::query(statement!("prune_audit"))
+                .bind(before)
+                .bind(AUDIT_PRUNE_BATCH)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            removed += done;
+            if done < AUDIT_PRUNE_BATCH as u64 {
+                return Ok(removed);
+            }
+        }
     }
 
     async fn close(&self) {

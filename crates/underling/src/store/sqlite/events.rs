@@ -12,7 +12,9 @@ use tokio::task::JoinHandle;
 use super::{SqliteJobRow, json_text, millis, ms};
 use crate::error::Result;
 use crate::events::{AuditEntry, JobEvent};
-use crate::store::events::{EVENT_BUFFER, EVENT_LEASE, EVENT_RENEW, EVENT_TRIGGERS};
+use crate::store::events::{
+    AUDIT_PRUNE_BATCH, EVENT_BUFFER, EVENT_LEASE, EVENT_RENEW, EVENT_TRIGGERS,
+};
 use crate::store::rows::StoredTime;
 use crate::store::{fill, statement};
 
@@ -223,10 +225,11 @@ pub(super) async fn audit(
     rows.into_iter().map(EventRow::into_audit).collect()
 }
 
-/// Removes the audit entries written before `before`.
-pub(super) async fn prune_audit(pool: &SqlitePool, before: DateTime<Utc>) -> Result<u64> {
+/// Removes one batch of the audit entries written before `before`; returns how many.
+pub(super) async fn prune_audit_batch(pool: &SqlitePool, before: DateTime<Utc>) -> Result<u64> {
     let done = sqlx::query(statement!("prune_audit"))
         .bind(before.timestamp_millis())
+        .bind(AUDIT_PRUNE_BATCH)
         .execute(pool)
         .await?;
     Ok(done.rows_affected())

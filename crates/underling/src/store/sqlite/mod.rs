@@ -28,7 +28,7 @@ use crate::job::{Job, JobList, NewJob, Outcome, Settle, Settled};
 use crate::model::{AppliedMigration, Command, HistoryPoint, LockInfo, QueueInfo, RepairReport};
 use crate::model::{QueueDue, Stats, TaskDefaults, WorkerInfo};
 use crate::queue::ConnectOptions;
-use crate::store::events::AUDIT_TRIGGERS;
+use crate::store::events::{AUDIT_PRUNE_BATCH, AUDIT_TRIGGERS};
 use crate::store::notify::{ANY_JOB, Wakeups};
 use crate::store::rows::{self, JobRow, StoredTime};
 use crate::store::{self, BackendKind, Pool, Store, statement};
@@ -627,8 +627,18 @@ impl Store for SqliteStore {
     }
 
     async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64> {
-        let _writer = self.writer.lock().await;
-        events::prune_audit(&self.pool, before).await
+        let mut removed = 0;
+        loop {
+            // The write lock is taken per batch, so that workers write between batches.
+            let done = {
+                let _writer = self.writer.lock().await;
+                events::prune_audit_batch(&self.pool, before).await?
+            };
+            removed += done;
+            if done < AUDIT_PRUNE_BATCH as u64 {
+                return Ok(removed);
+            }
+        }
     }
 
     async fn close(&self) {
