@@ -120,6 +120,36 @@ on_both_backends! {
         assert_eq!(data["gap"], json!(true));
     }
 
+    async fn a_client_that_does_not_read_is_dropped_with_a_message_and_the_queue_goes_on(s) {
+        let mut slow = Sse::open(&s, "", None).await;
+        let mut other = Sse::open(&s, "?event=finished", None).await;
+        // Far more events than the client's lag allows plus what the sockets buffer.
+        let jobs: Vec<_> = (0..30_000)
+            .map(|_| underling::NewJob::new("t", json!({"pad": "x".repeat(200)}), EnqueueOptions::new()).unwrap())
+            .collect();
+        let ids = s.queue().enqueue_batch(&jobs).await.unwrap();
+        assert_eq!(ids.len(), 30_000, "the queue went on");
+        // The other client, reading along, is not held up: it sees a finish.
+        let worker = kit::worker(&s.store).await;
+        kit::run_to_finish(&s.store, worker, ids[0]).await;
+        let (_, event, data) = other.next().await;
+        assert_eq!((event.as_str(), data["job"]["id"].as_i64()), ("finished", Some(ids[0])));
+        // The slow client finds, after what was buffered, that it was dropped.
+        let mut seen = 0;
+        loop {
+            let (_, event, data) = slow.next().await;
+            if event == "dropped" {
+                assert_eq!(data["error"]["code"], "too_slow");
+                break;
+            }
+            seen += 1;
+            assert!(seen <= 30_001, "never dropped");
+        }
+        assert!(seen < 30_000, "some events were dropped: {seen} arrived");
+        let text = s.request(Method::GET, "/metrics").send().await.unwrap().text().await.unwrap();
+        assert!(text.contains("underling_event_clients_dropped_total 1"), "{text}");
+    }
+
     async fn sse_with_a_bad_filter_is_a_400_json_error(s) {
         let (status, body) = send(s.request(Method::GET, "/api/v1/events?event=exploded")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
