@@ -52,7 +52,7 @@ pub struct Measurement {
     pub name: String,
     /// The figure.
     pub value: f64,
-    /// Its unit: `jobs/s`, `rows/s`, `events/s` or `ms`.
+    /// Its unit: `jobs/s`, `rows/s`, `events/s`, `events` or `ms`.
     pub unit: String,
     /// How many jobs or rows it covered.
     pub count: u64,
