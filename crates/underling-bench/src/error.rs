@@ -16,6 +16,9 @@ pub enum BenchError {
     /// A measuring task panicked or was cancelled.
     #[error("a benchmark task stopped: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The in-process HTTP server could not start, or a request to it failed or was refused.
+    #[error("HTTP: {0}")]
+    Http(String),
     /// A worker process could not start or failed.
     #[error("{0}")]
     WorkerProcess(String),

@@ -15,6 +15,7 @@ use underling::{
 };
 
 mod error;
+mod http;
 mod postgres;
 mod raw;
 mod scale;
@@ -45,17 +46,19 @@ pub struct BenchOptions {
 pub struct Measurement {
     /// `postgres` or `sqlite`.
     pub backend: String,
-    /// `raw`, `enqueue`, `process` or `latency`.
+    /// `raw`, `enqueue`, `process`, `observed`, `http` or `latency`.
     pub group: String,
     /// What was measured.
     pub name: String,
     /// The figure.
     pub value: f64,
-    /// Its unit: `jobs/s`, `rows/s` or `ms`.
+    /// Its unit: `jobs/s`, `rows/s`, `events/s`, `events` or `ms`.
     pub unit: String,
     /// How many jobs or rows it covered.
     pub count: u64,
-    /// The raw figure it is compared with, if any.
+    /// The figure it is compared with, if any: a raw ceiling, or another figure of the same
+    /// run (the library's own for the HTTP group, the same processing unwatched for the
+    /// observed group).
     pub ceiling: Option<String>,
     /// `value / ceiling`.
     pub ratio: Option<f64>,
@@ -169,7 +172,7 @@ impl Recorder<'_> {
         self.out.push(m);
     }
 
-    /// Compares the last figure with a raw one.
+    /// Compares the last figure with another one (a raw ceiling or a figure of the same run).
     fn compare_last(&mut self, ceiling_name: &str, ceiling: f64) {
         if let Some(m) = self.out.last_mut() {
             m.ceiling = Some(ceiling_name.to_string());
@@ -220,6 +223,16 @@ fn noop_jobs(n: usize) -> Result<Vec<NewJob>> {
     Ok(jobs?)
 }
 
+/// The library's own enqueue figures of a run, which the HTTP group is compared with.
+struct LibraryEnqueue {
+    /// One job per call, 1 caller (jobs/s).
+    single_1: f64,
+    /// One job per call, 4 callers (jobs/s).
+    single_4: f64,
+    /// Batch enqueue, 1,000 per call (jobs/s).
+    batch: f64,
+}
+
 async fn enqueue_figures(
     queue: &Queue,
     sizes: &Sizes,
@@ -227,7 +240,7 @@ async fn enqueue_figures(
     raw_single_1: f64,
     raw_single_4: f64,
     raw_batch: f64,
-) -> Result<()> {
+) -> Result<LibraryEnqueue> {
     // On a runtime task, like the raw loop it is compared with: the caller's own task may be
     // the runtime's main thread, and every reply would then cross threads.
     let start = Instant::now();
@@ -242,7 +255,7 @@ async fn enqueue_figures(
         Ok::<(), BenchError>(())
     })
     .await??;
-    rec.rate(
+    let single_1 = rec.rate(
         "enqueue",
         "one job per call, 1 caller",
         sizes.enqueue_single,
@@ -268,7 +281,7 @@ async fn enqueue_figures(
     for h in handles {
         h.await??;
     }
-    rec.rate(
+    let single_4 = rec.rate(
         "enqueue",
         "one job per call, 4 callers",
         sizes.enqueue_single_4 / 4 * 4,
@@ -284,7 +297,7 @@ async fn enqueue_figures(
         queue.enqueue_batch(&jobs).await?;
         done += jobs.len();
     }
-    rec.rate(
+    let batch = rec.rate(
         "enqueue",
         "batch enqueue (1,000 per call)",
         done,
@@ -292,9 +305,15 @@ async fn enqueue_figures(
         "jobs/s",
     );
     rec.compare_last("raw multi-row INSERT", raw_batch);
-    Ok(())
+    Ok(LibraryEnqueue {
+        single_1,
+        single_4,
+        batch,
+    })
 }
 
+/// The processing figures; returns processing at the default concurrency (jobs/s), which
+/// the observed and HTTP groups are compared with.
 async fn process_figures<F, Fut>(
     queue: &Queue,
     sizes: &Sizes,
@@ -303,7 +322,7 @@ async fn process_figures<F, Fut>(
     reset: F,
     target: (&str, Option<&str>),
     processes: Option<&PathBuf>,
-) -> Result<()>
+) -> Result<f64>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
@@ -353,7 +372,7 @@ where
         rec.compare_last(ceiling_name, ceiling);
         reset().await?;
     }
-    Ok(())
+    Ok(plain)
 }
 
 /// What watching costs: processing at the default concurrency with an event subscriber on

@@ -112,7 +112,7 @@ async fn postgres_figures(
     raw::pg_reset(&pool).await?;
 
     // 2. Enqueue.
-    enqueue_figures(
+    let library = enqueue_figures(
         queue,
         sizes,
         &mut rec,
@@ -148,7 +148,7 @@ async fn postgres_figures(
     raw::pg_reset(&pool).await?;
 
     // 3. Processing.
-    process_figures(
+    let plain = process_figures(
         queue,
         sizes,
         &mut rec,
@@ -157,6 +157,10 @@ async fn postgres_figures(
         (url, Some(schema)),
         opts.worker_binary.as_ref(),
     )
+    .await?;
+    http::http_figures(queue, sizes, &mut rec, &library, plain, &|| {
+        raw::pg_reset(&pool)
+    })
     .await?;
 
     // 4. Latency.

@@ -66,7 +66,8 @@ async fn sqlite_figures(
     );
     raw::sqlite_reset(&pool).await?;
 
-    enqueue_figures(queue, sizes, &mut rec, raw_single, raw_single, raw_batch).await?;
+    let library =
+        enqueue_figures(queue, sizes, &mut rec, raw_single, raw_single, raw_batch).await?;
     let t = {
         let start = Instant::now();
         for _ in 0..sizes.enqueue_tx {
@@ -93,7 +94,7 @@ async fn sqlite_figures(
     rec.compare_last("raw one INSERT per transaction, 1 client", raw_single);
     raw::sqlite_reset(&pool).await?;
 
-    process_figures(
+    let plain = process_figures(
         queue,
         sizes,
         &mut rec,
@@ -102,6 +103,10 @@ async fn sqlite_figures(
         (url, None),
         opts.worker_binary.as_ref(),
     )
+    .await?;
+    http::http_figures(queue, sizes, &mut rec, &library, plain, &|| {
+        raw::sqlite_reset(&pool)
+    })
     .await?;
     latency_figures(queue, sizes, &mut rec).await?;
     Ok(rec.out)

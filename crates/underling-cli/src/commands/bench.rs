@@ -63,9 +63,19 @@ pub async fn run(target: &Target<'_>, args: BenchArgs, json: bool) -> anyhow::Re
     if json {
         return output::json(&medians);
     }
+    // Ratios are to a raw ceiling, or to another figure of the same run (the HTTP group to
+    // the library's own, the observed group to the same processing unwatched): say which.
     let mut table = output::table(
-        &["backend", "group", "measurement", "value", "unit", "vs raw"],
-        &["value", "vs raw"],
+        &[
+            "backend",
+            "group",
+            "measurement",
+            "value",
+            "unit",
+            "vs",
+            "compared with",
+        ],
+        &["value", "vs"],
     );
     for m in &medians {
         table.add_row(vec![
@@ -77,6 +87,7 @@ pub async fn run(target: &Target<'_>, args: BenchArgs, json: bool) -> anyhow::Re
             m.ratio
                 .map(|r| format!("{:.0}%", r * 100.0))
                 .unwrap_or_default(),
+            m.ratio.and(m.ceiling.clone()).unwrap_or_default(),
         ]);
     }
     let mut text = output::render(&table);
