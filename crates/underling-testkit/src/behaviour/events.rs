@@ -37,6 +37,27 @@ async fn assert_quiet(events: &mut EventStream) {
     }
 }
 
+/// How many event triggers are on the jobs table (read directly: the built-in stores only).
+async fn event_triggers(t: &crate::TestStore) -> i64 {
+    match t.queue.pool() {
+        underling::Pool::Postgres(pool) => sqlx::query_scalar(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'underling_jobs'::regclass \
+             AND tgname LIKE 'underling_events_%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("count the triggers"),
+        underling::Pool::Sqlite(pool) => sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' \
+             AND name LIKE 'underling_events_%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("count the triggers"),
+        other => panic!("event_triggers knows PostgreSQL and SQLite pools only, got {other:?}"),
+    }
+}
+
 fn all_audit() -> AuditQuery {
     AuditQuery {
         limit: 100,
@@ -154,6 +175,24 @@ behaviours! {
         let seen = next_n(&mut events, 3).await;
         let expected: Vec<_> = ids.iter().map(|id| (JobEventKind::Enqueued, *id, JobState::Inactive)).collect();
         assert_eq!(seen, expected);
+    }
+
+    async fn the_event_triggers_exist_while_someone_subscribes_and_go_after_the_last_left(t) {
+        let queue = t.queue.clone();
+        assert_eq!(event_triggers(t).await, 0, "nothing to pay for while nobody listens");
+        let events = queue.events().await.unwrap();
+        assert_eq!(event_triggers(t).await, 3);
+        drop(events);
+        // The source looks at its lease every 10 s.
+        wait_for("the event triggers to go", || async {
+            (event_triggers(t).await == 0).then_some(())
+        })
+        .await;
+        // A new subscriber starts it again.
+        let mut events = queue.events().await.unwrap();
+        assert_eq!(event_triggers(t).await, 3);
+        let id = enqueue(&queue, "add").await;
+        assert_eq!(next_n(&mut events, 1).await, vec![(JobEventKind::Enqueued, id, JobState::Inactive)]);
     }
 
     async fn events_are_only_those_after_subscribing(t) {

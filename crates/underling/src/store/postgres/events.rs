@@ -20,8 +20,9 @@ use crate::store::{fill, statement};
 
 /// A running event source.
 pub(super) struct EventSource {
-    /// Subscribers get a receiver of this.
-    pub(super) sender: broadcast::Sender<JobEvent>,
+    /// Subscribers get a receiver of this while the source runs (its task holds the only
+    /// strong sender: once it stopped, every receiver is closed).
+    sender: broadcast::WeakSender<JobEvent>,
     /// This source's lease.
     lease: String,
     task: JoinHandle<()>,
@@ -64,10 +65,15 @@ impl EventSource {
             sender.clone(),
         ));
         Ok(EventSource {
-            sender,
+            sender: sender.downgrade(),
             lease,
             task,
         })
+    }
+
+    /// A new subscriber, unless the source stopped (for want of subscribers).
+    pub(super) fn subscribe(&self) -> Option<broadcast::Receiver<JobEvent>> {
+        self.sender.upgrade().map(|sender| sender.subscribe())
     }
 
     /// Stops listening and gives the lease back (the last lease to go drops the triggers).
@@ -168,6 +174,13 @@ async fn run(
                         }
                     },
                     _ = renew.tick() => {
+                        if sender.receiver_count() == 0 {
+                            // Nobody listens any more: the triggers go (with the last lease).
+                            if let Err(e) = give_back(&pool, Some(&lease)).await {
+                                tracing::warn!(error = %e, "giving back the event lease failed; repair drops the event triggers once it runs out");
+                            }
+                            return;
+                        }
                         if let Err(e) = take_lease(&pool, &lease, &channel).await {
                             tracing::warn!(error = %e, "renewing the event lease failed");
                         }

@@ -651,20 +651,21 @@ impl Store for PostgresStore {
 
     async fn events(&self) -> Result<broadcast::Receiver<JobEvent>> {
         let mut source = self.events.lock().await;
-        if source.is_none() {
-            *source = Some(
-                events::EventSource::start(
-                    self.pool.clone(),
-                    self.options.clone(),
-                    self.events_channel.clone(),
-                )
-                .await?,
-            );
+        if let Some(receiver) = source.as_ref().and_then(|s| s.subscribe()) {
+            return Ok(receiver);
         }
-        match &*source {
-            Some(source) => Ok(source.sender.subscribe()),
-            None => Err(Error::Invariant("the event source did not start".into())),
-        }
+        // None yet, or it stopped when its last subscriber went: start one.
+        let started = events::EventSource::start(
+            self.pool.clone(),
+            self.options.clone(),
+            self.events_channel.clone(),
+        )
+        .await?;
+        let receiver = started
+            .subscribe()
+            .ok_or_else(|| Error::Invariant("the event source stopped as it started".into()))?;
+        *source = Some(started);
+        Ok(receiver)
     }
 
     async fn set_audit(&self, on: bool) -> Result<()> {

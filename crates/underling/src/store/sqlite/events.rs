@@ -79,8 +79,9 @@ pub(super) async fn count_triggers(conn: &mut SqliteConnection, names: &[&str]) 
 
 /// A running event source.
 pub(super) struct EventSource {
-    /// Subscribers get a receiver of this.
-    pub(super) sender: broadcast::Sender<JobEvent>,
+    /// Subscribers get a receiver of this while the source runs (its task holds the only
+    /// strong sender: once it stopped, every receiver is closed).
+    sender: broadcast::WeakSender<JobEvent>,
     lease: String,
     task: JoinHandle<()>,
 }
@@ -97,10 +98,15 @@ impl EventSource {
         let (sender, _) = broadcast::channel(EVENT_BUFFER);
         let task = tokio::spawn(run(pool, lease.clone(), last, sender.clone()));
         Ok(EventSource {
-            sender,
+            sender: sender.downgrade(),
             lease,
             task,
         })
+    }
+
+    /// A new subscriber, unless the source stopped (for want of subscribers).
+    pub(super) fn subscribe(&self) -> Option<broadcast::Receiver<JobEvent>> {
+        self.sender.upgrade().map(|sender| sender.subscribe())
     }
 
     /// Stops polling and gives the lease back (the last lease to go drops the triggers).
@@ -166,6 +172,9 @@ pub(super) async fn give_back(pool: &SqlitePool, lease: Option<&str>) -> Result<
 async fn run(pool: SqlitePool, lease: String, mut last: i64, sender: broadcast::Sender<JobEvent>) {
     let mut renew = tokio::time::interval(EVENT_RENEW);
     renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is at once: the lease was just taken (and the first subscriber is on
+    // its way).
+    renew.tick().await;
     let mut poll = tokio::time::interval(EVENT_POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -185,6 +194,13 @@ async fn run(pool: SqlitePool, lease: String, mut last: i64, sender: broadcast::
                 Err(e) => tracing::warn!(error = %e, "reading events failed; retrying"),
             },
             _ = renew.tick() => {
+                if sender.receiver_count() == 0 {
+                    // Nobody listens any more: the triggers go (with the last lease).
+                    if let Err(e) = give_back(&pool, Some(&lease)).await {
+                        tracing::warn!(error = %e, "giving back the event lease failed; repair drops the event triggers once it runs out");
+                    }
+                    return;
+                }
                 let renewed = async {
                     take_lease(&pool, &lease).await?;
                     let before = millis(None) - ms(EVENT_KEEP);
