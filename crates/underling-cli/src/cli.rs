@@ -190,6 +190,12 @@ pub struct ServeArgs {
     /// How long a request may take (long polls of `/jobs/{id}/wait` may take up to 5m).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
     pub request_timeout: Duration,
+    /// Subscribe to job events for the life of the server, so that the event-based metrics
+    /// (counters, duration and wait histograms) count everything. By default the server
+    /// subscribes only while event streams are connected (and 30 s more): events cost the
+    /// queue processing throughput (see the README).
+    #[arg(long)]
+    pub events_always: bool,
 }
 
 /// `underling repair`

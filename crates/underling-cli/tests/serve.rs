@@ -222,10 +222,7 @@ async fn the_readme_curl_examples_run_against_a_server() {
         stdout.contains("{\"entries\":[],\"next\":null,\"enabled\":false}"),
         "{stdout}"
     );
-    assert!(
-        stdout.contains("underling_jobs_enqueued_total{queue=\"mail\",task=\"mail.send\"} 1"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("# TYPE underling_jobs gauge"), "{stdout}");
     assert!(stdout.trim_end().ends_with("# EOF"), "{stdout}");
     assert!(server.terminate().success());
 }

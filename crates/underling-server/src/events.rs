@@ -2,6 +2,11 @@
 //! ring of the last [`RING`] events for clients that reconnect (`Last-Event-ID`), and fanned
 //! out to every streaming client. A client that falls [`CLIENT_LAG`] events behind is dropped
 //! with a message, so that a slow client never slows the queue or the other clients.
+//!
+//! Events cost the queue (see the README): by default ([`EventsMode::OnDemand`]) the hub
+//! subscribes when the first streaming client arrives and lets go once none has been connected
+//! for [`IDLE_AFTER`]; [`EventsMode::Always`] keeps it subscribed for the life of the server
+//! (for the event-based metrics).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -16,6 +21,19 @@ pub const RING: usize = 16_384;
 
 /// How far behind a client may fall before it is dropped.
 pub const CLIENT_LAG: usize = 4_096;
+
+/// How long the hub stays subscribed after the last streaming client left (on demand).
+pub const IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// When the hub subscribes to the queue's events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EventsMode {
+    /// While streaming clients are connected (and [`IDLE_AFTER`] more).
+    #[default]
+    OnDemand,
+    /// For the life of the server.
+    Always,
+}
 
 /// One event as the hub hands it out: numbered, and serialized once for every client.
 #[derive(Debug)]
@@ -43,6 +61,9 @@ pub struct Subscription {
 struct Ring {
     events: VecDeque<Arc<Stamped>>,
     next_id: u64,
+    /// The first id handed out since the hub last subscribed: events before it and after the
+    /// previous subscription ended were never seen.
+    resumed_at: u64,
 }
 
 /// See the module documentation.
@@ -51,6 +72,8 @@ pub struct EventHub {
     live: broadcast::Sender<Arc<Stamped>>,
     /// Whether the subscription to the queue's events is taken.
     ready: tokio::sync::watch::Receiver<bool>,
+    /// Wakes the subscription task when a client wants events.
+    wanted: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for EventHub {
@@ -60,51 +83,103 @@ impl std::fmt::Debug for EventHub {
 }
 
 impl EventHub {
-    /// Starts handing out `queue`'s events (`metrics` counts them). The subscription is
-    /// taken in the background, tried again every 2 s until it succeeds (a database not yet
-    /// migrated or not reachable must not keep the server from starting):
-    /// [`EventHub::ready`] waits for it.
-    pub fn start(queue: Queue, metrics: Arc<Metrics>) -> Arc<EventHub> {
+    /// A hub for `queue`'s events (`metrics` counts them), subscribing as `mode` says. The
+    /// subscription is taken in the background and tried again every 2 s until it succeeds (a
+    /// database not yet migrated or not reachable must not keep the server from starting):
+    /// [`EventHub::want`] asks for it and [`EventHub::ready`] waits for it.
+    pub fn start(queue: Queue, metrics: Arc<Metrics>, mode: EventsMode) -> Arc<EventHub> {
         let (live, _) = broadcast::channel(CLIENT_LAG);
         let (ready_tx, ready) = tokio::sync::watch::channel(false);
+        let wanted = Arc::new(tokio::sync::Notify::new());
         let hub = Arc::new(EventHub {
             ring: Mutex::new(Ring {
                 events: VecDeque::with_capacity(RING),
                 next_id: 1,
+                resumed_at: 1,
             }),
             live,
             ready,
+            wanted: wanted.clone(),
         });
+        if mode == EventsMode::Always {
+            wanted.notify_one();
+        }
         let weak = Arc::downgrade(&hub);
         tokio::spawn(async move {
-            let mut events = loop {
-                match queue.events().await {
-                    Ok(events) => break events,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot subscribe to job events yet; trying again in 2 s");
-                        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            loop {
+                // Idle until a client (or Always) wants events.
+                wanted.notified().await;
+                let mut events = loop {
+                    match queue.events().await {
+                        Ok(events) => break events,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot subscribe to job events yet; trying again in 2 s");
+                            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                        }
+                    }
+                    if weak.strong_count() == 0 {
+                        return;
+                    }
+                };
+                match weak.upgrade() {
+                    Some(hub) => hub.resumed(),
+                    None => return,
+                }
+                let _ = ready_tx.send(true);
+                let mut idle_since: Option<tokio::time::Instant> = None;
+                let mut check = tokio::time::interval(std::time::Duration::from_secs(1));
+                loop {
+                    tokio::select! {
+                        next = events.next() => {
+                            let Some(hub) = weak.upgrade() else { return };
+                            match next {
+                                Some(Ok(event)) => {
+                                    metrics.observe(&event);
+                                    hub.publish(event);
+                                }
+                                Some(Err(missed)) => {
+                                    tracing::warn!(error = %missed, "the server fell behind the job events");
+                                    metrics.events_dropped(missed.0);
+                                }
+                                // The store closed (or its source stopped): subscribe again
+                                // if someone still wants events.
+                                None => break,
+                            }
+                        }
+                        _ = check.tick(), if mode == EventsMode::OnDemand => {
+                            let Some(hub) = weak.upgrade() else { return };
+                            if hub.live.receiver_count() > 0 {
+                                idle_since = None;
+                            } else if idle_since.get_or_insert_with(tokio::time::Instant::now).elapsed() >= IDLE_AFTER {
+                                break;
+                            }
+                        }
                     }
                 }
-                if weak.strong_count() == 0 {
-                    return;
-                }
-            };
-            let _ = ready_tx.send(true);
-            while let Some(next) = events.next().await {
+                drop(events);
+                let _ = ready_tx.send(false);
                 let Some(hub) = weak.upgrade() else { return };
-                match next {
-                    Ok(event) => {
-                        metrics.observe(&event);
-                        hub.publish(event);
-                    }
-                    Err(missed) => {
-                        tracing::warn!(error = %missed, "the server fell behind the job events");
-                        metrics.events_dropped(missed.0);
-                    }
+                if mode == EventsMode::Always || hub.live.receiver_count() > 0 {
+                    wanted.notify_one();
                 }
             }
         });
         hub
+    }
+
+    /// Asks for the subscription (a client arrived); see [`EventHub::ready`].
+    pub fn want(&self) {
+        // Only while unsubscribed: a stored wake-up would subscribe again once idle. (A client
+        // that arrives as the hub goes idle is seen by its check for receivers after it.)
+        if !*self.ready.borrow() {
+            self.wanted.notify_one();
+        }
+    }
+
+    /// Notes that the hub subscribed (again): what happened before was not seen.
+    fn resumed(&self) {
+        let mut ring = self.lock();
+        ring.resumed_at = ring.next_id;
     }
 
     /// Waits until the hub receives events, at most `timeout`; `false` if it does not.
@@ -162,8 +237,9 @@ impl EventHub {
                 .filter(|e| e.id > last)
                 .cloned()
                 .collect(),
-            // Resuming from just before the oldest kept event loses nothing.
-            gap: last + 1 < oldest || last >= ring.next_id,
+            // Resuming from just before the oldest kept event loses nothing; resuming from
+            // before the latest subscription lost what happened while unsubscribed.
+            gap: last + 1 < oldest || last >= ring.next_id || last + 1 < ring.resumed_at,
             live,
         }
     }
@@ -179,9 +255,11 @@ mod tests {
             ring: Mutex::new(Ring {
                 events: VecDeque::new(),
                 next_id: 1,
+                resumed_at: 1,
             }),
             live,
             ready: tokio::sync::watch::channel(true).1,
+            wanted: Arc::new(tokio::sync::Notify::new()),
         }
     }
 

@@ -84,6 +84,9 @@ pub struct ServerOptions {
     /// How long a request may take (default 30 s; `GET /jobs/{id}/wait` may take up to its
     /// own cap, 5 minutes).
     pub request_timeout: Duration,
+    /// When the server subscribes to job events (default: while streaming clients are
+    /// connected; they cost the queue).
+    pub events: events::EventsMode,
 }
 
 impl std::fmt::Debug for ServerOptions {
@@ -99,6 +102,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("cors_origins", &self.cors_origins)
             .field("body_limit", &self.body_limit)
             .field("request_timeout", &self.request_timeout)
+            .field("events", &self.events)
             .finish()
     }
 }
@@ -112,6 +116,7 @@ impl Default for ServerOptions {
             cors_origins: Vec::new(),
             body_limit: DEFAULT_BODY_LIMIT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            events: events::EventsMode::OnDemand,
         }
     }
 }
@@ -330,10 +335,13 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
+        let always = options.events == events::EventsMode::Always;
         let state = AppState::new(queue, options);
-        // Metrics count from the first request on, when the database allows: a little wait for
-        // the event subscription (it goes on trying in the background if this is not enough).
-        state.events.ready(Duration::from_secs(2)).await;
+        if always {
+            // Metrics count from the first request on, when the database allows: a little wait
+            // for the event subscription (it goes on trying in the background).
+            state.events.ready(Duration::from_secs(2)).await;
+        }
         Ok(Server {
             listener,
             router: router(state),

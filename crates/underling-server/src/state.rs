@@ -33,7 +33,7 @@ impl AppState {
     pub fn new(queue: Queue, options: ServerOptions) -> AppState {
         let metrics = Arc::new(Metrics::new());
         AppState {
-            events: EventHub::start(queue.clone(), metrics.clone()),
+            events: EventHub::start(queue.clone(), metrics.clone(), options.events),
             metrics,
             queue,
             auth: Arc::new(Auth::new(

@@ -64,7 +64,35 @@ impl Sse {
     }
 }
 
+/// How many event triggers are on the jobs table.
+async fn event_triggers(s: &TestServer) -> i64 {
+    match s.queue().pool() {
+        underling::Pool::Postgres(pool) => sqlx::query_scalar(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'underling_jobs'::regclass \
+             AND tgname LIKE 'underling_events_%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap(),
+        underling::Pool::Sqlite(pool) => sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'underling_events_%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap(),
+        other => panic!("unexpected pool {other:?}"),
+    }
+}
+
 on_both_backends! {
+    async fn the_server_subscribes_to_events_only_once_a_client_streams_them(s) {
+        kit::enqueue(s.queue(), "t").await;
+        s.get_ok("/stats").await;
+        assert_eq!(event_triggers(&s).await, 0, "a server without stream clients costs the queue nothing");
+        let _sse = Sse::open(&s, "", None).await;
+        assert_eq!(event_triggers(&s).await, 3);
+    }
+
     async fn sse_streams_each_transition_with_the_jobs_full_record_in_order(s) {
         let mut sse = Sse::open(&s, "", None).await;
         let id = kit::enqueue_with(s.queue(), "t", EnqueueOptions::new().queue("mail")).await;

@@ -25,6 +25,11 @@ pub async fn run(target: &Target<'_>, args: ServeArgs) -> anyhow::Result<String>
         cors_origins: args.cors_origins,
         body_limit: usize::try_from(args.body_limit).unwrap_or(usize::MAX),
         request_timeout: args.request_timeout,
+        events: if args.events_always {
+            underling_server::events::EventsMode::Always
+        } else {
+            underling_server::events::EventsMode::OnDemand
+        },
     };
     // Refuse bad options before connecting to anything.
     options.check()?;

@@ -145,6 +145,7 @@ fn event_id(text: &str) -> ApiResult<u64> {
 
 /// Waits (a few seconds at most) for the server's subscription to the job events.
 async fn ready(state: &AppState) -> ApiResult<()> {
+    state.events.want();
     if state.events.ready(std::time::Duration::from_secs(5)).await {
         Ok(())
     } else {
