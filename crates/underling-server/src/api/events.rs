@@ -281,6 +281,9 @@ async fn websocket(
         .into_response())
 }
 
+/// How often an open WebSocket is pinged.
+const WS_PING: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Sends a client's items over its socket until it closes or falls behind.
 async fn forward(
     socket: WebSocket,
@@ -291,8 +294,17 @@ async fn forward(
     let (mut sink, mut incoming) = socket.split();
     let items = items(sub, filter);
     tokio::pin!(items);
+    // Pings keep an idle stream open through proxies that close silent connections (SSE
+    // streams send keep-alive comments for the same reason).
+    let mut ping = tokio::time::interval(WS_PING);
+    ping.tick().await;
     loop {
         tokio::select! {
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    return;
+                }
+            }
             item = items.next() => {
                 let text = match item {
                     Some(Item::Event(e)) => e.json.clone(),
