@@ -1,5 +1,9 @@
 //! `/jobs`: enqueue (one or a batch), show, wait for, list, retry, remove, stop and note jobs,
 //! and retry or remove them in bulk by filter.
+//!
+//! Long because every route carries its OpenAPI description and its request and response
+//! types beside the handler; they are one resource, and the router and the document are built
+//! from these same registrations.
 
 use std::time::Duration;
 

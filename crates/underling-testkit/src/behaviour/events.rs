@@ -58,6 +58,27 @@ async fn event_triggers(t: &crate::TestStore) -> i64 {
     }
 }
 
+/// Makes every event lease look as if its holder died a minute ago.
+async fn expire_event_leases(t: &crate::TestStore) {
+    match t.queue.pool() {
+        underling::Pool::Postgres(pool) => {
+            sqlx::query("UPDATE underling_event_listeners SET until = now() - interval '1 minute'")
+                .execute(&pool)
+                .await
+                .expect("expire the leases");
+        }
+        underling::Pool::Sqlite(pool) => {
+            sqlx::query("UPDATE underling_event_listeners SET until = 0")
+                .execute(&pool)
+                .await
+                .expect("expire the leases");
+        }
+        other => {
+            panic!("expire_event_leases knows PostgreSQL and SQLite pools only, got {other:?}")
+        }
+    }
+}
+
 fn all_audit() -> AuditQuery {
     AuditQuery {
         limit: 100,
@@ -191,6 +212,22 @@ behaviours! {
         // A new subscriber starts it again.
         let mut events = queue.events().await.unwrap();
         assert_eq!(event_triggers(t).await, 3);
+        let id = enqueue(&queue, "add").await;
+        assert_eq!(next_n(&mut events, 1).await, vec![(JobEventKind::Enqueued, id, JobState::Inactive)]);
+    }
+
+    async fn repair_drops_the_event_triggers_of_leases_that_ran_out_and_a_live_source_takes_them_back(t) {
+        let queue = t.queue.clone();
+        let mut events = queue.events().await.unwrap();
+        expire_event_leases(t).await;
+        queue.repair(&RepairOptions::default()).await.unwrap();
+        assert_eq!(event_triggers(t).await, 0, "as if the subscriber had died");
+        // The subscriber is alive: at its next renewal (every 10 s) it takes its lease and its
+        // triggers back, and events flow again.
+        wait_for("the event triggers to come back", || async {
+            (event_triggers(t).await == 3).then_some(())
+        })
+        .await;
         let id = enqueue(&queue, "add").await;
         assert_eq!(next_n(&mut events, 1).await, vec![(JobEventKind::Enqueued, id, JobState::Inactive)]);
     }

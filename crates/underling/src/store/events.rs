@@ -1,10 +1,15 @@
 //! What both stores' event sources share: the lease, the buffer, and the payloads of
 //! PostgreSQL's event notifications.
 
+use std::future::Future;
 use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
 
 use serde::Deserialize;
 
+use crate::error::{Error, Result};
 use crate::events::{JobEvent, JobEventKind};
 use crate::job::Job;
 
@@ -34,6 +39,65 @@ pub(crate) const AUDIT_TRIGGERS: [&str; 3] = [
     "underling_audit_update",
     "underling_audit_delete",
 ];
+
+/// A running event source (a backend's listener or poller) under a lease.
+pub(crate) struct EventSource {
+    /// Subscribers get a receiver of this while the source runs (its task holds the only
+    /// strong sender: once it stopped, every receiver is closed).
+    sender: broadcast::WeakSender<JobEvent>,
+    /// The source's lease in `underling_event_listeners`.
+    lease: String,
+    task: JoinHandle<()>,
+}
+
+impl EventSource {
+    /// Spawns `run` with the one strong sender of a new event channel; `run` stops (and gives
+    /// `lease` back) when no receiver is left.
+    pub(crate) fn spawn<F>(
+        lease: String,
+        run: impl FnOnce(broadcast::Sender<JobEvent>) -> F,
+    ) -> Self
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let (sender, _) = broadcast::channel(EVENT_BUFFER);
+        let weak = sender.downgrade();
+        EventSource {
+            sender: weak,
+            lease,
+            task: tokio::spawn(run(sender)),
+        }
+    }
+
+    /// A new subscriber, unless the source stopped (for want of subscribers).
+    fn subscribe(&self) -> Option<broadcast::Receiver<JobEvent>> {
+        self.sender.upgrade().map(|sender| sender.subscribe())
+    }
+
+    /// Stops the source; returns its lease, for the backend to give back.
+    pub(crate) fn stop(self) -> String {
+        self.task.abort();
+        self.lease
+    }
+}
+
+/// A subscriber of the store's running source, or of a new one that `start` starts when there
+/// is none (yet, or any more: a source stops once its last subscriber left).
+pub(crate) async fn subscribe_or_start(
+    slot: &tokio::sync::Mutex<Option<EventSource>>,
+    start: impl Future<Output = Result<EventSource>>,
+) -> Result<broadcast::Receiver<JobEvent>> {
+    let mut source = slot.lock().await;
+    if let Some(receiver) = source.as_ref().and_then(EventSource::subscribe) {
+        return Ok(receiver);
+    }
+    let started = start.await?;
+    let receiver = started
+        .subscribe()
+        .ok_or_else(|| Error::Invariant("the event source stopped as it started".into()))?;
+    *source = Some(started);
+    Ok(receiver)
+}
 
 /// A name for this process's event lease, unique across hosts and restarts.
 pub(crate) fn lease_id() -> String {

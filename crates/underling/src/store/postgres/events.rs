@@ -7,81 +7,52 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
 use tokio::sync::broadcast;
-use tokio::task::JoinHandle;
 
 use super::PgJobRow;
 use crate::error::{Error, Result};
 use crate::events::JobEvent;
 use crate::store::events::{
-    EVENT_BUFFER, EVENT_LEASE, EVENT_RENEW, EVENT_TRIGGERS, Notified, parse_notification,
+    EVENT_LEASE, EVENT_RENEW, EVENT_TRIGGERS, EventSource, Notified, parse_notification,
 };
 use crate::store::rows::JobRow;
 use crate::store::{fill, statement};
 
-/// A running event source.
-pub(super) struct EventSource {
-    /// Subscribers get a receiver of this while the source runs (its task holds the only
-    /// strong sender: once it stopped, every receiver is closed).
-    sender: broadcast::WeakSender<JobEvent>,
-    /// This source's lease.
-    lease: String,
-    task: JoinHandle<()>,
-}
-
 /// The longest channel name PostgreSQL takes (`NAMEDATALEN - 1` bytes).
 const MAX_CHANNEL_LEN: usize = 63;
 
-impl EventSource {
-    /// Takes the lease (creating the triggers if they are missing) and starts listening.
-    pub(super) async fn start(
-        pool: PgPool,
-        options: PgConnectOptions,
-        channel: String,
-    ) -> Result<EventSource> {
-        if channel.len() > MAX_CHANNEL_LEN {
-            return Err(Error::InvalidOption(format!(
-                "events need a NOTIFY channel named {channel:?}, longer than PostgreSQL's \
-                 {MAX_CHANNEL_LEN} bytes: use a shorter schema name"
-            )));
-        }
-        let lease = crate::store::events::lease_id();
-        // A connection of its own, as for wake-ups: a busy pool never delays events. It
-        // listens before this returns, so that the caller sees every event from now on.
-        let listen_pool = PgPoolOptions::new()
-            .max_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_lazy_with(options);
-        let mut listener = PgListener::connect_with(&listen_pool).await?;
-        listener.listen(&channel).await?;
-        take_lease(&pool, &lease, &channel).await?;
-        let (sender, _) = broadcast::channel(EVENT_BUFFER);
-        let task = tokio::spawn(run(
-            pool,
-            listen_pool,
-            listener,
-            channel,
-            lease.clone(),
-            sender.clone(),
-        ));
-        Ok(EventSource {
-            sender: sender.downgrade(),
-            lease,
-            task,
-        })
+/// Takes the lease (creating the triggers if they are missing) and starts listening.
+pub(super) async fn start(
+    pool: PgPool,
+    options: PgConnectOptions,
+    channel: String,
+) -> Result<EventSource> {
+    if channel.len() > MAX_CHANNEL_LEN {
+        return Err(Error::InvalidOption(format!(
+            "events need a NOTIFY channel named {channel:?}, longer than PostgreSQL's \
+             {MAX_CHANNEL_LEN} bytes: use a shorter schema name"
+        )));
     }
+    let lease = crate::store::events::lease_id();
+    // A connection of its own, as for wake-ups: a busy pool never delays events. It listens
+    // before this returns, so that the caller sees every event from now on.
+    let listen_pool = PgPoolOptions::new()
+        .max_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_lazy_with(options);
+    let mut listener = PgListener::connect_with(&listen_pool).await?;
+    listener.listen(&channel).await?;
+    take_lease(&pool, &lease, &channel).await?;
+    Ok(EventSource::spawn(lease.clone(), |sender| {
+        run(pool, listen_pool, listener, channel, lease, sender)
+    }))
+}
 
-    /// A new subscriber, unless the source stopped (for want of subscribers).
-    pub(super) fn subscribe(&self) -> Option<broadcast::Receiver<JobEvent>> {
-        self.sender.upgrade().map(|sender| sender.subscribe())
-    }
-
-    /// Stops listening and gives the lease back (the last lease to go drops the triggers).
-    pub(super) async fn stop(self, pool: &PgPool) {
-        self.task.abort();
-        if let Err(e) = give_back(pool, Some(&self.lease)).await {
-            tracing::warn!(error = %e, "giving back the event lease failed; repair drops the event triggers once it runs out");
-        }
+/// Stops `source` and gives its lease back (the last lease to go drops the triggers).
+pub(super) async fn stop(source: EventSource, pool: &PgPool) {
+    let lease = source.stop();
+    if let Err(e) = give_back(pool, Some(&lease)).await {
+        tracing::warn!(error = %e, "giving back the event lease failed; repair drops the event triggers once it runs out");
     }
 }
 

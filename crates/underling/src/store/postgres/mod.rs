@@ -29,7 +29,7 @@ use crate::job::{Job, JobList, JobState, NewJob, Settled};
 use crate::model::{AppliedMigration, Command, HistoryPoint, LockInfo, QueueInfo, RepairReport};
 use crate::model::{QueueDue, Stats, TaskDefaults, WorkerInfo};
 use crate::queue::ConnectOptions;
-use crate::store::events::{AUDIT_PRUNE_BATCH, AUDIT_TRIGGERS};
+use crate::store::events::{AUDIT_PRUNE_BATCH, AUDIT_TRIGGERS, EventSource, subscribe_or_start};
 use crate::store::notify::{Coalescer, RetryWake, SendWake, Wakeups};
 use crate::store::rows::{self, JobRow};
 use crate::store::{self, BackendKind, Pool, Store, statement};
@@ -69,7 +69,7 @@ pub struct PostgresStore {
     /// The NOTIFY channel of job events (see `migrations/postgres/0008_events.sql`).
     events_channel: String,
     /// The event source, once someone subscribed.
-    events: tokio::sync::Mutex<Option<events::EventSource>>,
+    events: tokio::sync::Mutex<Option<EventSource>>,
 }
 
 /// The statements of a transactional enqueue, with the store's schema named in them.
@@ -650,22 +650,15 @@ impl Store for PostgresStore {
     }
 
     async fn events(&self) -> Result<broadcast::Receiver<JobEvent>> {
-        let mut source = self.events.lock().await;
-        if let Some(receiver) = source.as_ref().and_then(|s| s.subscribe()) {
-            return Ok(receiver);
-        }
-        // None yet, or it stopped when its last subscriber went: start one.
-        let started = events::EventSource::start(
-            self.pool.clone(),
-            self.options.clone(),
-            self.events_channel.clone(),
+        subscribe_or_start(
+            &self.events,
+            events::start(
+                self.pool.clone(),
+                self.options.clone(),
+                self.events_channel.clone(),
+            ),
         )
-        .await?;
-        let receiver = started
-            .subscribe()
-            .ok_or_else(|| Error::Invariant("the event source stopped as it started".into()))?;
-        *source = Some(started);
-        Ok(receiver)
+        .await
     }
 
     async fn set_audit(&self, on: bool) -> Result<()> {
@@ -728,7 +721,7 @@ impl Store for PostgresStore {
             handle.abort();
         }
         if let Some(source) = self.events.lock().await.take() {
-            source.stop(&self.pool).await;
+            events::stop(source, &self.pool).await;
         }
         self.coalescer.flush(&self.send_wake).await;
         self.pool.close().await;

@@ -7,13 +7,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use tokio::sync::broadcast;
-use tokio::task::JoinHandle;
 
 use super::{SqliteJobRow, json_text, millis, ms};
 use crate::error::Result;
 use crate::events::{AuditEntry, JobEvent};
 use crate::store::events::{
-    AUDIT_PRUNE_BATCH, EVENT_BUFFER, EVENT_LEASE, EVENT_RENEW, EVENT_TRIGGERS,
+    AUDIT_PRUNE_BATCH, EVENT_LEASE, EVENT_RENEW, EVENT_TRIGGERS, EventSource,
 };
 use crate::store::rows::StoredTime;
 use crate::store::{fill, statement};
@@ -77,44 +76,24 @@ pub(super) async fn count_triggers(conn: &mut SqliteConnection, names: &[&str]) 
         .await?)
 }
 
-/// A running event source.
-pub(super) struct EventSource {
-    /// Subscribers get a receiver of this while the source runs (its task holds the only
-    /// strong sender: once it stopped, every receiver is closed).
-    sender: broadcast::WeakSender<JobEvent>,
-    lease: String,
-    task: JoinHandle<()>,
+/// Takes the lease (creating the triggers if they are missing) and starts polling from the
+/// newest event.
+pub(super) async fn start(pool: SqlitePool) -> Result<EventSource> {
+    let lease = crate::store::events::lease_id();
+    take_lease(&pool, &lease).await?;
+    let last: i64 = sqlx::query_scalar(statement!("last_event"))
+        .fetch_one(&pool)
+        .await?;
+    Ok(EventSource::spawn(lease.clone(), |sender| {
+        run(pool, lease, last, sender)
+    }))
 }
 
-impl EventSource {
-    /// Takes the lease (creating the triggers if they are missing) and starts polling from
-    /// the newest event.
-    pub(super) async fn start(pool: SqlitePool) -> Result<EventSource> {
-        let lease = crate::store::events::lease_id();
-        take_lease(&pool, &lease).await?;
-        let last: i64 = sqlx::query_scalar(statement!("last_event"))
-            .fetch_one(&pool)
-            .await?;
-        let (sender, _) = broadcast::channel(EVENT_BUFFER);
-        let task = tokio::spawn(run(pool, lease.clone(), last, sender.clone()));
-        Ok(EventSource {
-            sender: sender.downgrade(),
-            lease,
-            task,
-        })
-    }
-
-    /// A new subscriber, unless the source stopped (for want of subscribers).
-    pub(super) fn subscribe(&self) -> Option<broadcast::Receiver<JobEvent>> {
-        self.sender.upgrade().map(|sender| sender.subscribe())
-    }
-
-    /// Stops polling and gives the lease back (the last lease to go drops the triggers).
-    pub(super) async fn stop(self, pool: &SqlitePool) {
-        self.task.abort();
-        if let Err(e) = give_back(pool, Some(&self.lease)).await {
-            tracing::warn!(error = %e, "giving back the event lease failed; repair drops the event triggers once it runs out");
-        }
+/// Stops `source` and gives its lease back (the last lease to go drops the triggers).
+pub(super) async fn stop(source: EventSource, pool: &SqlitePool) {
+    let lease = source.stop();
+    if let Err(e) = give_back(pool, Some(&lease)).await {
+        tracing::warn!(error = %e, "giving back the event lease failed; repair drops the event triggers once it runs out");
     }
 }
 

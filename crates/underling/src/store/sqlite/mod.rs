@@ -5,6 +5,10 @@
 //! must read then write run in `BEGIN IMMEDIATE` transactions for the same reason. Times are
 //! stored as integer milliseconds since the Unix epoch and bound from Rust. Statements live in
 //! `sql/`; the readiness rule is `sql/ready.sql` and the retry transition `sql/settle.sql`.
+//!
+//! Long because it holds the whole `Store` implementation for SQLite (most methods a few lines
+//! each); the read-side queries and repair are in `operations.rs`, wake-ups in `wake.rs`, events
+//! and the audit log in `events.rs`.
 
 mod connect;
 mod events;
@@ -28,7 +32,7 @@ use crate::job::{Job, JobList, NewJob, Outcome, Settle, Settled};
 use crate::model::{AppliedMigration, Command, HistoryPoint, LockInfo, QueueInfo, RepairReport};
 use crate::model::{QueueDue, Stats, TaskDefaults, WorkerInfo};
 use crate::queue::ConnectOptions;
-use crate::store::events::{AUDIT_PRUNE_BATCH, AUDIT_TRIGGERS};
+use crate::store::events::{AUDIT_PRUNE_BATCH, AUDIT_TRIGGERS, EventSource, subscribe_or_start};
 use crate::store::notify::{ANY_JOB, Wakeups};
 use crate::store::rows::{self, JobRow, StoredTime};
 use crate::store::{self, BackendKind, Pool, Store, statement};
@@ -60,7 +64,7 @@ pub struct SqliteStore {
     /// Wakes workers in this process; other processes poll.
     wakeups: Wakeups,
     /// The event source, once someone subscribed.
-    events: tokio::sync::Mutex<Option<events::EventSource>>,
+    events: tokio::sync::Mutex<Option<EventSource>>,
 }
 
 impl SqliteStore {
@@ -596,17 +600,7 @@ impl Store for SqliteStore {
     }
 
     async fn events(&self) -> Result<broadcast::Receiver<JobEvent>> {
-        let mut source = self.events.lock().await;
-        if let Some(receiver) = source.as_ref().and_then(|s| s.subscribe()) {
-            return Ok(receiver);
-        }
-        // None yet, or it stopped when its last subscriber went: start one.
-        let started = events::EventSource::start(self.pool.clone()).await?;
-        let receiver = started
-            .subscribe()
-            .ok_or_else(|| Error::Invariant("the event source stopped as it started".into()))?;
-        *source = Some(started);
-        Ok(receiver)
+        subscribe_or_start(&self.events, events::start(self.pool.clone())).await
     }
 
     async fn set_audit(&self, on: bool) -> Result<()> {
@@ -646,7 +640,7 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         if let Some(source) = self.events.lock().await.take() {
-            source.stop(&self.pool).await;
+            events::stop(source, &self.pool).await;
         }
         self.pool.close().await;
     }
