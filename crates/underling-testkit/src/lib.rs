@@ -157,6 +157,7 @@ macro_rules! behaviours {
 
 // The modules come after the macro, which they use.
 pub mod behaviour;
+mod counts;
 pub mod held;
 mod stores;
 pub mod support;
@@ -220,9 +221,16 @@ fn run_one(
         let ran = std::panic::AssertUnwindSafe((behaviour.run)(&t))
             .catch_unwind()
             .await;
+        // Whatever a behaviour did to jobs, the counters must agree with the rows.
+        let counted = match ran {
+            Ok(()) => counts::check(&t).await,
+            Err(_) => Ok(()),
+        };
         t.cleanup().await;
         match ran {
-            Ok(()) => Ok(libtest_mimic::Completion::Completed),
+            Ok(()) => counted
+                .map(|()| libtest_mimic::Completion::Completed)
+                .map_err(libtest_mimic::Failed::from),
             Err(panic) => std::panic::resume_unwind(panic),
         }
     })

@@ -583,6 +583,16 @@ impl JobFilter {
         }
         Ok(())
     }
+
+    /// Whether the filter selects by stored state and queue only, so that the number of jobs
+    /// it matches can be read from the counters instead of counted.
+    pub(crate) fn by_state_and_queue_only(&self) -> bool {
+        self.ids.is_empty()
+            && self.inactive.is_empty()
+            && self.tasks.is_empty()
+            && self.notes.is_empty()
+            && self.finished_before.is_none()
+    }
 }
 
 /// One page of a job listing, newest first.

@@ -5,6 +5,7 @@ pub mod bad_input;
 pub mod claim;
 pub mod claim_by_id;
 pub mod connect;
+pub mod counts;
 pub mod dependencies;
 pub mod enqueue;
 pub mod events;
@@ -34,6 +35,7 @@ pub fn all() -> Vec<crate::Behaviour> {
         claim::all(),
         claim_by_id::all(),
         connect::all(),
+        counts::all(),
         dependencies::all(),
         enqueue::all(),
         events::all(),

@@ -235,6 +235,13 @@ pub trait Store: Send + Sync + 'static {
     /// jobs of workers removed by hand (only `missing_workers` and `abandoned_jobs` are set).
     /// Workers of the queues of retried jobs are woken, so that they learn when those fall due.
     async fn rescue(&self, p: Repair<'_>) -> Result<RepairReport>;
+    /// Folds the job counts that statements recorded since the last call into the counters
+    /// that `stats`, `queues` and list totals read, and says how many records it folded.
+    /// Counts are exact without it; it keeps reading them cheap. A store that updates its
+    /// counters in place (SQLite) has nothing to fold.
+    async fn compact_counts(&self) -> Result<u64> {
+        Ok(0)
+    }
 
     /// A stream of queue names that got ready jobs (`*` for any), if this store can push them.
     /// Subscribe before claiming so that no wake-up is missed between an empty claim and the

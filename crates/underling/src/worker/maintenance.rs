@@ -14,6 +14,10 @@ use crate::model::{RepairOptions, RepairReport};
 use crate::store::{self, Store};
 use crate::task::Registry;
 
+/// How often a worker folds the job counts recorded by statements into the counters (see
+/// [`Store::compact_counts`]): often enough that reading counts never sums many records.
+const COMPACT_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Runs repair about every `interval` (jittered by ±50% each time), and a rescue each time
 /// `rescue` is notified, until `stop` is cancelled. A repair under way when the stop comes is
 /// finished first.
@@ -27,11 +31,19 @@ pub(super) fn spawn(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut next = tokio::time::Instant::now() + jitter(interval);
+        let mut compact = tokio::time::interval(COMPACT_INTERVAL);
+        compact.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let full = tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = tokio::time::sleep_until(next) => true,
                 _ = rescue.notified() => false,
+                _ = compact.tick() => {
+                    if let Err(e) = store.compact_counts().await {
+                        tracing::warn!(error = %e, "folding job counts failed");
+                    }
+                    continue;
+                }
             };
             if full {
                 next = tokio::time::Instant::now() + jitter(interval);

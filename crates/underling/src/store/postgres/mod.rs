@@ -614,6 +614,13 @@ impl Store for PostgresStore {
         self.run_rescue(p).await
     }
 
+    async fn compact_counts(&self) -> Result<u64> {
+        let folded: i64 = sqlx::query_scalar(statement!("compact_counts"))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(rows::count(folded))
+    }
+
     async fn subscribe(&self) -> Result<Option<broadcast::Receiver<String>>> {
         // Subscribe first: the listener's first wake-up (`*`) must reach this subscriber.
         let receiver = self.wakeups.subscribe();

@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::job::{JobFilter, JobList, Settled};
 use crate::model::{HistoryPoint, QueueInfo, RepairReport, Stats, WorkerInfo};
 use crate::store::rows::{self, AbandonedRow, QueueRow, StatsRow, count};
-use crate::store::{self, statement};
+use crate::store::{self, Store, statement};
 
 /// How many batches of expired jobs one read of their ids covers: each read walks every
 /// inactive job, so it is done rarely; each removal is one batch.
@@ -59,10 +59,19 @@ macro_rules! bind_filter {
 impl PostgresStore {
     pub(super) async fn list_jobs(&self, p: store::ListJobs<'_>) -> Result<JobList> {
         let args = FilterArgs::new(p.filter);
-        let total: i64 = bind_filter!(sqlx::query_scalar(statement!("count", "filter")), args)
-            .bind(p.now)
-            .fetch_one(&self.pool)
-            .await?;
+        let total: i64 = if p.filter.by_state_and_queue_only() {
+            sqlx::query_scalar(statement!("count_states", "counts"))
+                .bind(p.now)
+                .bind(&args.states)
+                .bind(&args.queues)
+                .fetch_one(&self.pool)
+                .await?
+        } else {
+            bind_filter!(sqlx::query_scalar(statement!("count", "filter")), args)
+                .bind(p.now)
+                .fetch_one(&self.pool)
+                .await?
+        };
         let rows: Vec<PgJobRow> = bind_filter!(
             sqlx::query_as(statement!("list", "job_columns", "filter")),
             args
@@ -124,7 +133,9 @@ impl PostgresStore {
     }
 
     pub(super) async fn read_stats(&self, now: store::Now) -> Result<Stats> {
-        let row: StatsRow = sqlx::query_as(statement!("stats"))
+        // Reading the deltas costs more than folding them once.
+        self.compact_counts().await?;
+        let row: StatsRow = sqlx::query_as(statement!("stats", "counts"))
             .bind(now)
             .fetch_one(&self.pool)
             .await?;
@@ -178,7 +189,9 @@ impl PostgresStore {
     }
 
     pub(super) async fn read_queues(&self, now: store::Now) -> Result<Vec<QueueInfo>> {
-        let rows: Vec<QueueRow> = sqlx::query_as(statement!("queues"))
+        // Reading the deltas costs more than folding them once.
+        self.compact_counts().await?;
+        let rows: Vec<QueueRow> = sqlx::query_as(statement!("queues", "counts"))
             .bind(now)
             .fetch_all(&self.pool)
             .await?;
@@ -202,6 +215,7 @@ impl PostgresStore {
             .await?;
         // Event triggers whose subscribers all died without giving their leases back.
         super::events::give_back(&self.pool, None).await?;
+        self.compact_counts().await?;
         Ok(report)
     }
 

@@ -36,10 +36,20 @@ macro_rules! bind_filter {
 
 impl SqliteStore {
     pub(super) async fn list_jobs(&self, p: store::ListJobs<'_>) -> Result<JobList> {
-        let total: i64 = bind_filter!(sqlx::query_scalar(statement!("count", "filter")), p.filter)
-            .bind(millis(p.now))
-            .fetch_one(&self.pool)
-            .await?;
+        let total: i64 = if p.filter.by_state_and_queue_only() {
+            let states: Vec<&str> = p.filter.states.iter().map(|s| s.as_str()).collect();
+            sqlx::query_scalar(statement!("count_states", "counts"))
+                .bind(millis(p.now))
+                .bind(json_text(&states))
+                .bind(json_text(&p.filter.queues))
+                .fetch_one(&self.pool)
+                .await?
+        } else {
+            bind_filter!(sqlx::query_scalar(statement!("count", "filter")), p.filter)
+                .bind(millis(p.now))
+                .fetch_one(&self.pool)
+                .await?
+        };
         let rows: Vec<SqliteJobRow> = bind_filter!(
             sqlx::query_as(statement!("list", "job_columns", "filter")),
             p.filter
@@ -150,7 +160,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn read_stats(&self, now: store::Now) -> Result<Stats> {
-        let row: StatsRow = sqlx::query_as(statement!("stats"))
+        let row: StatsRow = sqlx::query_as(statement!("stats", "counts"))
             .bind(millis(now))
             .fetch_one(&self.pool)
             .await?;
@@ -233,7 +243,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn read_queues(&self, now: store::Now) -> Result<Vec<QueueInfo>> {
-        let rows: Vec<QueueRow> = sqlx::query_as(statement!("queues"))
+        let rows: Vec<QueueRow> = sqlx::query_as(statement!("queues", "counts"))
             .bind(millis(now))
             .fetch_all(&self.pool)
             .await?;

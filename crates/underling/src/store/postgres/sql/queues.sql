@@ -1,11 +1,11 @@
--- Every queue with jobs or a pause flag, with counts per state at $1 (expired jobs are gone).
-SELECT name, COALESCE(q.paused, false),
-       COALESCE(c.inactive, 0), COALESCE(c.active, 0), COALESCE(c.failed, 0), COALESCE(c.finished, 0)
-FROM (SELECT queue AS name,
-             count(*) FILTER (WHERE state = 'inactive'
-                              AND NOT underling_gone(j, COALESCE($1::timestamptz, now()))) AS inactive,
-             count(*) FILTER (WHERE state = 'active') AS active,
-             count(*) FILTER (WHERE state = 'failed') AS failed,
-             count(*) FILTER (WHERE state = 'finished') AS finished
-      FROM underling_jobs j GROUP BY queue) c
-FULL JOIN underling_queues q USING (name) ORDER BY name
+-- Every queue with jobs or a pause flag, with counts per state at $1 (expired jobs are gone),
+-- from the counters (counts.sql).
+WITH {counts}
+SELECT n.name, COALESCE(q.paused, false),
+       COALESCE(c.inactive, 0)::bigint, COALESCE(c.active, 0)::bigint,
+       COALESCE(c.failed, 0)::bigint, COALESCE(c.finished, 0)::bigint
+FROM (SELECT * FROM queue_counts
+      WHERE inactive <> 0 OR active <> 0 OR failed <> 0 OR finished <> 0) c
+FULL JOIN underling_queues q ON q.name = c.queue
+CROSS JOIN LATERAL (SELECT COALESCE(c.queue, q.name) AS name) n
+ORDER BY n.name

@@ -1,13 +1,12 @@
--- Counts across the store at $1; expired jobs are gone.
+-- Counts across the store at $1; expired jobs are gone. Jobs are counted by counters
+-- (counts.sql), workers and locks by rows (there are few).
+WITH {counts}
 SELECT
-    (SELECT count(*) FROM underling_jobs j
-      WHERE state = 'inactive' AND NOT underling_gone(j, COALESCE($1::timestamptz, now()))) AS inactive,
-    (SELECT count(*) FROM underling_jobs WHERE state = 'active') AS active,
-    (SELECT count(*) FROM underling_jobs WHERE state = 'finished') AS finished,
-    (SELECT count(*) FROM underling_jobs WHERE state = 'failed') AS failed,
-    (SELECT count(*) FROM underling_jobs j
-      WHERE state = 'inactive' AND delayed > COALESCE($1::timestamptz, now())
-        AND NOT underling_gone(j, COALESCE($1::timestamptz, now()))) AS delayed,
+    COALESCE((SELECT sum(inactive) FROM queue_counts), 0)::bigint AS inactive,
+    COALESCE((SELECT sum(active) FROM queue_counts), 0)::bigint AS active,
+    COALESCE((SELECT sum(finished) FROM queue_counts), 0)::bigint AS finished,
+    COALESCE((SELECT sum(failed) FROM queue_counts), 0)::bigint AS failed,
+    COALESCE((SELECT sum(delayed) FROM queue_counts), 0)::bigint AS delayed,
     (SELECT count(DISTINCT worker_id) FROM underling_jobs j WHERE state = 'active'
        AND EXISTS (SELECT 1 FROM underling_workers w WHERE w.id = j.worker_id)) AS busy_workers,
     (SELECT count(*) FROM underling_workers) AS workers,

@@ -1,9 +1,8 @@
--- Every queue with jobs or a pause flag, with counts per state at ?1 (expired jobs are gone).
-WITH c AS (
-    SELECT queue AS name,
-           sum(state = 'inactive' AND NOT (j.state = 'inactive' AND j.expires IS NOT NULL AND j.expires <= ?1)) AS inactive, sum(state = 'active') AS active,
-           sum(state = 'failed') AS failed, sum(state = 'finished') AS finished
-    FROM underling_jobs j GROUP BY queue
+-- Every queue with jobs or a pause flag, with counts per state at ?1 (expired jobs are gone),
+-- from the counters (counts.sql).
+WITH {counts}, c AS (
+    SELECT queue AS name, inactive, active, failed, finished FROM queue_counts
+    WHERE inactive <> 0 OR active <> 0 OR failed <> 0 OR finished <> 0
 ), names AS (SELECT name FROM c UNION SELECT name FROM underling_queues)
 SELECT n.name, COALESCE(q.paused, 0), COALESCE(c.inactive, 0),
        COALESCE(c.active, 0), COALESCE(c.failed, 0), COALESCE(c.finished, 0)
