@@ -35,6 +35,11 @@ CREATE TABLE IF NOT EXISTS underling_count_deltas (
 CREATE INDEX IF NOT EXISTS underling_jobs_expiring
     ON underling_jobs (queue, expires) WHERE state = 'inactive' AND expires IS NOT NULL;
 
+-- `job list --state failed`, newest first: without it the listing walks the primary key from
+-- the newest id down past every newer job of other states (646 ms beside 2 M waiting jobs).
+-- Only failed jobs are in it, so the jobs that finish never write to it.
+CREATE INDEX IF NOT EXISTS underling_jobs_failed_id ON underling_jobs (id) WHERE state = 'failed';
+
 -- The class a job is counted in: its state, with inactive jobs in the delayed index apart.
 CREATE OR REPLACE FUNCTION underling_count_class(
     state TEXT, delayed TIMESTAMPTZ, created TIMESTAMPTZ, retried TIMESTAMPTZ,

@@ -13,6 +13,7 @@ CREATE TABLE IF NOT EXISTS underling_counts (
 CREATE INDEX IF NOT EXISTS underling_jobs_expiring
     ON underling_jobs (queue, expires) WHERE state = 'inactive' AND expires IS NOT NULL;
 
+
 DROP TRIGGER IF EXISTS underling_count_insert;
 DROP TRIGGER IF EXISTS underling_count_update;
 DROP TRIGGER IF EXISTS underling_count_delete;
