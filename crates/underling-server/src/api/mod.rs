@@ -180,6 +180,8 @@ pub struct JobView {
     pub parents: Vec<i64>,
     /// Ids of the jobs that wait for this job.
     pub children: Vec<i64>,
+    /// The unique key the job holds, if any.
+    pub unique_key: Option<String>,
 }
 
 impl JobView {
@@ -226,6 +228,7 @@ impl JobView {
             notes: job.notes,
             parents: job.parents,
             children: job.children,
+            unique_key: job.unique_key,
         }
     }
 

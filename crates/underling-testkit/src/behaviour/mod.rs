@@ -24,6 +24,7 @@ pub mod smoke;
 pub mod stats;
 pub mod task_defaults;
 pub mod transactions;
+pub mod unique;
 pub mod wait;
 pub mod workers;
 
@@ -53,6 +54,7 @@ pub fn all() -> Vec<crate::Behaviour> {
         stats::all(),
         task_defaults::all(),
         transactions::all(),
+        unique::all(),
         wait::all(),
         workers::all(),
     ]

@@ -108,6 +108,8 @@ pub struct WorkerSummary {
     pub finished: u64,
     /// Of those, how many failed (including ones that will be retried).
     pub failed: u64,
+    /// Of those, how many were snoozed (they run again without using an attempt).
+    pub snoozed: u64,
 }
 
 /// The outcome of running one job in the foreground.
@@ -536,6 +538,7 @@ impl Dispatch<'_> {
         match done.settle.outcome {
             Outcome::Finished(_) => self.summary.finished += 1,
             Outcome::Failed { .. } => self.summary.failed += 1,
+            Outcome::Snoozed { .. } => self.summary.snoozed += 1,
         }
         self.completer.put(done.settle);
     }

@@ -23,6 +23,8 @@ CREATE TRIGGER IF NOT EXISTS {table}_update AFTER UPDATE ON underling_jobs BEGIN
            NEW.expires, NEW.lax, NEW.worker_id, NEW.result, NEW.notes,
            (SELECT json_group_array(parent_id) FROM underling_job_deps WHERE child_id = NEW.id)
     FROM (SELECT CASE
+        WHEN OLD.state = 'active' AND NEW.state = 'inactive' AND NEW.snoozes > OLD.snoozes
+            THEN 'snoozed'
         WHEN OLD.state = 'active' AND NEW.state IN ('failed', 'inactive')
              AND NEW.result = '"Worker went away"' THEN 'rescued'
         WHEN OLD.state = 'inactive' AND NEW.state = 'active' THEN 'started'
