@@ -16,3 +16,11 @@ CREATE UNIQUE INDEX IF NOT EXISTS underling_jobs_unique_key
 -- (attempts + 1), so that it uses none.
 ALTER TABLE underling_jobs ADD COLUMN timeout_ms INTEGER;
 ALTER TABLE underling_jobs ADD COLUMN snoozes INTEGER NOT NULL DEFAULT 0;
+
+-- Event and audit records carry the new columns too (PostgreSQL's records are whole rows).
+ALTER TABLE underling_audit ADD COLUMN unique_key TEXT;
+ALTER TABLE underling_audit ADD COLUMN timeout_ms INTEGER;
+ALTER TABLE underling_audit ADD COLUMN snoozes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE underling_events ADD COLUMN unique_key TEXT;
+ALTER TABLE underling_events ADD COLUMN timeout_ms INTEGER;
+ALTER TABLE underling_events ADD COLUMN snoozes INTEGER NOT NULL DEFAULT 0;

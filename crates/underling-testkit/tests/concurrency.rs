@@ -346,7 +346,11 @@ async fn enqueue_one_key_concurrently(t: &TestStore, enqueuers: usize) {
     }
     let ids: HashSet<i64> = results.iter().map(|e| e.id).collect();
     assert_eq!(ids.len(), 1, "every enqueuer got the same id: {results:?}");
-    assert_eq!(results.iter().filter(|e| !e.duplicate).count(), 1, "{results:?}");
+    assert_eq!(
+        results.iter().filter(|e| !e.duplicate).count(),
+        1,
+        "{results:?}"
+    );
     let all = t
         .queue
         .list_jobs(&JobFilter::default(), 100, 0)

@@ -748,7 +748,12 @@ impl Queue {
 /// Refuses a batch in which a job with the conflict policy `error` has the unique key of an
 /// earlier job of the same batch: the batch would conflict with itself.
 fn check_batch_keys(jobs: &[NewJob]) -> Result<()> {
-    if jobs.iter().filter(|j| j.unique().is_some()).nth(1).is_none() {
+    if jobs
+        .iter()
+        .filter(|j| j.unique().is_some())
+        .nth(1)
+        .is_none()
+    {
         return Ok(());
     }
     let mut seen = std::collections::HashSet::new();

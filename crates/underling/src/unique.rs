@@ -313,8 +313,14 @@ mod tests {
         assert!(a.starts_with("t:"));
         assert_ne!(a, u.resolve("t2", &json!({"a": 1}), "q"));
         let q = Unique::by_args_and_queue();
-        assert_ne!(q.resolve("t", &json!(1), "q1"), q.resolve("t", &json!(1), "q2"));
-        assert_ne!(q.resolve("t", &json!(1), "q1"), u.resolve("t", &json!(1), "q1"));
+        assert_ne!(
+            q.resolve("t", &json!(1), "q1"),
+            q.resolve("t", &json!(1), "q2")
+        );
+        assert_ne!(
+            q.resolve("t", &json!(1), "q1"),
+            u.resolve("t", &json!(1), "q1")
+        );
     }
 
     #[test]

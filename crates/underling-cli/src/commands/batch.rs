@@ -1,9 +1,9 @@
 //! `underling job enqueue-batch FILE.jsonl`: many jobs from JSON Lines, checked before any is
 //! written, then written 1,000 per statement.
 
+use anyhow::{anyhow, bail};
 use std::collections::{BTreeSet, HashMap};
 use std::io::IsTerminal;
-use anyhow::{anyhow, bail};
 use underling::{JobFilter, JobSpec, NewJob, Queue};
 
 use crate::output;
@@ -187,6 +187,9 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert_eq!(error, "line 1: invalid option: give delay or run_at, not both");
+        assert_eq!(
+            error,
+            "line 1: invalid option: give delay or run_at, not both"
+        );
     }
 }

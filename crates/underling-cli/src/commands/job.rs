@@ -7,9 +7,7 @@ use std::collections::{HashMap, HashSet};
 use anyhow::{anyhow, bail};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
-use underling::{
-    Error, InactiveState, Job, JobFilter, JobState, Queue, RetryOptions,
-};
+use underling::{Error, InactiveState, Job, JobFilter, JobState, Queue, RetryOptions};
 
 use super::progress::{Progress, Update};
 use super::{batch, parse_json};

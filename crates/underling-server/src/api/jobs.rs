@@ -125,10 +125,7 @@ async fn enqueue(
     Json(request): Json<EnqueueRequest>,
 ) -> ApiResult<(StatusCode, Json<Enqueued>)> {
     let job = into_job(request)?;
-    let enqueued = state
-        .queue
-        .submit_batch(std::slice::from_ref(&job))
-        .await?;
+    let enqueued = state.queue.submit_batch(std::slice::from_ref(&job)).await?;
     match enqueued.as_slice() {
         // A duplicate created nothing: 200 with the live job's id.
         [one] if one.duplicate => Ok((StatusCode::OK, Json(Enqueued::from(*one)))),

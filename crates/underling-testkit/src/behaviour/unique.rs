@@ -8,8 +8,7 @@ use chrono::Utc;
 use serde_json::json;
 use underling::store::Enqueue;
 use underling::{
-    Enqueued, EnqueueOptions, Error, JobState, NewJob, OnConflict, Pool, Queue, Unique,
-    UniqueScope,
+    EnqueueOptions, Enqueued, Error, JobState, NewJob, OnConflict, Pool, Queue, Unique, UniqueScope,
 };
 
 use crate::support::*;

@@ -261,7 +261,8 @@ pub(super) async fn perform(
     if let Some(delay) = ctx.snoozed().filter(|_| returned) {
         if snoozes >= options.max_snoozes {
             let error = format!(
-                "Job was snoozed {snoozes} times, the most its task allows (TaskOptions::max_snoozes)"
+                "Job asked to snooze again after {snoozes} snoozes, the most its task allows \
+                 (TaskOptions::max_snoozes)"
             );
             tracing::info!(elapsed_ms = elapsed.as_millis() as u64, error = %error, "job failed");
             return Outcome::Failed {
@@ -269,7 +270,11 @@ pub(super) async fn perform(
                 retry_delay: (options.backoff)(retries),
             };
         }
-        tracing::info!(elapsed_ms = elapsed.as_millis() as u64, delay_ms = delay.as_millis() as u64, "job snoozed");
+        tracing::info!(
+            elapsed_ms = elapsed.as_millis() as u64,
+            delay_ms = delay.as_millis() as u64,
+            "job snoozed"
+        );
         return Outcome::Snoozed {
             delay: delay.min(crate::job::MAX_DURATION),
         };

@@ -186,8 +186,10 @@ impl UniqueColumns {
             let unique: Option<ResolvedUnique> = job.resolved_unique();
             c.keys.push(unique.as_ref().map(|u| u.key.clone()));
             c.scopes.push(unique.as_ref().map(|u| u.scope));
-            c.periods.push(unique.as_ref().and_then(|u| u.period.map(secs)));
-            c.policies.push(unique.as_ref().map(|u| u.on_conflict.as_str()));
+            c.periods
+                .push(unique.as_ref().and_then(|u| u.period.map(secs)));
+            c.policies
+                .push(unique.as_ref().map(|u| u.on_conflict.as_str()));
         }
         c
     }

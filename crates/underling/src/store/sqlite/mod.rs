@@ -33,11 +33,11 @@ use crate::job::{Job, JobList, NewJob, Outcome, Settle, Settled};
 use crate::model::{AppliedMigration, Command, HistoryPoint, LockInfo, QueueInfo, RepairReport};
 use crate::model::{QueueDue, Stats, TaskDefaults, WorkerInfo};
 use crate::queue::ConnectOptions;
-use crate::unique::Enqueued;
 use crate::store::events::{AUDIT_PRUNE_BATCH, AUDIT_TRIGGERS, EventSource, subscribe_or_start};
 use crate::store::notify::{ANY_JOB, Wakeups};
 use crate::store::rows::{self, JobRow, StoredTime};
 use crate::store::{self, BackendKind, Pool, Store, statement};
+use crate::unique::Enqueued;
 
 /// A job row as SQLite returns it.
 type SqliteJobRow = JobRow<i64, String, Option<String>>;
@@ -105,7 +105,14 @@ impl SqliteStore {
                     json!([s.id, s.retries, true, result.to_string(), 0, false])
                 }
                 Outcome::Failed { error, retry_delay } => {
-                    json!([s.id, s.retries, false, error.to_string(), ms(*retry_delay), false])
+                    json!([
+                        s.id,
+                        s.retries,
+                        false,
+                        error.to_string(),
+                        ms(*retry_delay),
+                        false
+                    ])
                 }
                 Outcome::Snoozed { delay } => {
                     json!([s.id, s.retries, false, "null", ms(*delay), true])
@@ -159,10 +166,7 @@ impl SqliteStore {
 
 /// Inserts jobs on one connection (the caller's, or a pool's): the parent check, the jobs in
 /// one statement, then their dependencies.
-async fn insert_jobs(
-    conn: &mut SqliteConnection,
-    p: store::Enqueue<'_>,
-) -> Result<Vec<Enqueued>> {
+async fn insert_jobs(conn: &mut SqliteConnection, p: store::Enqueue<'_>) -> Result<Vec<Enqueued>> {
     let jobs = p.jobs;
     if jobs.is_empty() {
         return Ok(Vec::new());

@@ -19,7 +19,15 @@ use crate::store::statement;
 use crate::unique::{Enqueued, OnConflict};
 
 /// A stored job that has a unique key, as `sql/unique_holder.sql` reads it.
-type Holder = (i64, String, Option<String>, Option<i64>, Option<i64>, bool, String);
+type Holder = (
+    i64,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    bool,
+    String,
+);
 
 /// Whether a stored holder still holds its key at `now` (ms): PostgreSQL's
 /// `underling_holds_key`.
@@ -43,9 +51,15 @@ pub(super) async fn insert(
     // What became of each job: inserted (its row's index among the new rows) or a duplicate.
     enum Fate {
         New(usize),
-        Duplicate { id: i64, replaced: bool },
+        Duplicate {
+            id: i64,
+            replaced: bool,
+        },
         /// A duplicate of the new row with this index, of this batch.
-        Same { row: usize, replaced: bool },
+        Same {
+            row: usize,
+            replaced: bool,
+        },
     }
     let mut rows: Vec<Vec<Value>> = Vec::new();
     let mut new_jobs: Vec<&NewJob> = Vec::new();
