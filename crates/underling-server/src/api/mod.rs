@@ -182,6 +182,10 @@ pub struct JobView {
     pub children: Vec<i64>,
     /// The unique key the job holds, if any.
     pub unique_key: Option<String>,
+    /// The job's own timeout in milliseconds (none: its task's).
+    pub timeout_ms: Option<u64>,
+    /// How many times the job was snoozed (each a retry that used no attempt).
+    pub snoozes: i32,
 }
 
 impl JobView {
@@ -229,6 +233,8 @@ impl JobView {
             parents: job.parents,
             children: job.children,
             unique_key: job.unique_key,
+            timeout_ms: job.timeout_ms,
+            snoozes: job.snoozes,
         }
     }
 
