@@ -3,6 +3,10 @@
 //!
 //! It works in a throw-away PostgreSQL schema (or a temporary SQLite file) and removes it at
 //! the end.
+//!
+//! Long because the figures of the enqueue, process, unique and observed groups share the
+//! recorder and the reset between them; the raw ceilings, SQLite, scale and HTTP groups are in
+//! their own modules.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -1,4 +1,7 @@
 //! The command line, as clap types. Names and flags here are a contract that scripts rely on.
+//!
+//! Long because every flag of every command is declared here, with the help text people read;
+//! the commands themselves live in `commands/`.
 
 use std::time::Duration;
 

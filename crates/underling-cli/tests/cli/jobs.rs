@@ -1,4 +1,7 @@
 //! `underling migrate` and `underling job …`, end to end on both backends.
+//!
+//! Long because `job` has many subcommands and each behaviour is one test; they share the
+//! helpers of `support/`.
 
 use std::time::Duration;
 

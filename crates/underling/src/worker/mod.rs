@@ -1,6 +1,9 @@
 //! The worker runtime: claims jobs in batches sized to its free slots, runs their tasks
 //! concurrently, settles results in batches, heartbeats, obeys remote commands and repairs.
 //!
+//! Long because the run loop and its state (the ledger, the summary, remote commands) are one
+//! struct; each role lives in its own module.
+//!
 //! ```no_run
 //! # async fn run() -> underling::Result<()> {
 //! use underling::{Queue, Registry, Worker, WorkerOptions};
