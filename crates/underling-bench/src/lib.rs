@@ -3,6 +3,10 @@
 //!
 //! It works in a throw-away PostgreSQL schema (or a temporary SQLite file) and removes it at
 //! the end.
+//!
+//! Long because the figures of the enqueue, process, unique and observed groups share the
+//! recorder and the reset between them; the raw ceilings, SQLite, scale and HTTP groups are in
+//! their own modules.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -223,6 +227,24 @@ fn noop_jobs(n: usize) -> Result<Vec<NewJob>> {
     Ok(jobs?)
 }
 
+/// `n` no-op jobs, each with a unique key of its own (`bench:RUN:I`, with RUN this run's
+/// start in nanoseconds, so that no key of an earlier run is met).
+fn unique_noop_jobs(n: usize) -> Result<Vec<NewJob>> {
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let jobs: underling::Result<Vec<NewJob>> = (0..n)
+        .map(|i| {
+            let opts = EnqueueOptions::new()
+                .queue(BENCH_QUEUE)
+                .unique(underling::Unique::key(format!("bench:{run}:{i}")));
+            NewJob::new(NOOP, Value::Null, opts)
+        })
+        .collect();
+    Ok(jobs?)
+}
+
 /// The library's own enqueue figures of a run, which the HTTP group is compared with.
 struct LibraryEnqueue {
     /// One job per call, 1 caller (jobs/s).
@@ -305,6 +327,22 @@ async fn enqueue_figures(
         "jobs/s",
     );
     rec.compare_last("raw multi-row INSERT", raw_batch);
+
+    // Every job with a unique key of its own: the keyed path inserts the jobs one by one
+    // inside the one statement (PostgreSQL) or transaction (SQLite).
+    let jobs = unique_noop_jobs(sizes.enqueue_batch.div_ceil(1000) * 1000)?;
+    let start = Instant::now();
+    for chunk in jobs.chunks(1000) {
+        queue.enqueue_batch(chunk).await?;
+    }
+    rec.rate(
+        "enqueue",
+        "batch enqueue, a unique key on every job (1,000 per call)",
+        jobs.len(),
+        start.elapsed(),
+        "jobs/s",
+    );
+    rec.compare_last("batch enqueue (1,000 per call)", batch);
     Ok(LibraryEnqueue {
         single_1,
         single_4,
@@ -354,6 +392,7 @@ where
         rec.compare_last(ceiling_name, ceiling);
         reset().await?;
     }
+    unique_figure(queue, sizes.process_n, rec, plain, &reset).await?;
     observed_figures(queue, sizes.process_n, rec, plain, target, &reset).await?;
     let (url, schema) = target;
     if let Some(binary) = processes {
@@ -373,6 +412,37 @@ where
         reset().await?;
     }
     Ok(plain)
+}
+
+/// Processing at the default concurrency of jobs that each have a unique key, as a ratio to
+/// the same processing of jobs without keys (`plain`).
+async fn unique_figure<F, Fut>(
+    queue: &Queue,
+    n: usize,
+    rec: &mut Recorder<'_>,
+    plain: f64,
+    reset: &F,
+) -> Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let concurrency = WorkerOptions::default().concurrency;
+    for chunk in unique_noop_jobs(n)?.chunks(1000) {
+        queue.enqueue_batch(chunk).await?;
+    }
+    let t = drain_in_process(queue, concurrency).await?;
+    check_all_finished(queue, n).await?;
+    rec.rate(
+        "process",
+        &format!("1 worker, concurrency {concurrency}, a unique key on every job"),
+        n,
+        t,
+        "jobs/s",
+    );
+    rec.compare_last("the same without keys", plain);
+    reset().await?;
+    Ok(())
 }
 
 /// What watching costs: processing at the default concurrency with an event subscriber on

@@ -1,4 +1,7 @@
 //! The command line, as clap types. Names and flags here are a contract that scripts rely on.
+//!
+//! Long because every flag of every command is declared here, with the help text people read;
+//! the commands themselves live in `commands/`.
 
 use std::time::Duration;
 
@@ -214,6 +217,10 @@ pub struct RepairArgs {
     /// How many old or expired jobs one statement removes.
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch: u64,
+    /// Fail active jobs that have run longer than their timeout plus this, even on a live
+    /// worker (default 30s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout_grace: Option<Duration>,
 }
 
 /// `underling bench`
@@ -249,7 +256,9 @@ pub enum JobCommand {
         after_help = "Each line is a JSON object with the fields of `job enqueue`'s flags: \
                       {\"task\": \"mail.send\", \"args\": {…}, \"queue\": \"mail\", \"priority\": 5, \
                       \"attempts\": 3, \"delay\": \"5m\", \"run_at\": \"2026-12-24T18:00:00Z\", \
-                      \"parents\": [1, 2], \"lax\": true, \"expire\": \"1h\", \"notes\": {…}}; only \
+                      \"parents\": [1, 2], \"lax\": true, \"expire\": \"1h\", \"notes\": {…}, \
+                      \"unique_key\": \"k\", \"unique_by\": \"args\", \"unique_scope\": \"period\", \
+                      \"unique_for\": \"1h\", \"on_conflict\": \"replace\", \"timeout\": \"30s\"}; only \
                       `task` is required, blank lines are skipped. Every line is checked before \
                       anything is written: a bad line is reported with its number and nothing \
                       is enqueued. Jobs are written 1,000 per statement."
@@ -331,6 +340,42 @@ pub struct EnqueueArgs {
     /// Initial notes, a JSON object; `@FILE` reads a file, `-` standard input.
     #[arg(long, value_name = "JSON")]
     pub notes: Option<String>,
+    /// A unique key: while a live job holds it, print that job's id instead of enqueueing
+    /// (saying so on stderr).
+    #[arg(long, value_name = "KEY", conflicts_with = "unique_by")]
+    pub unique_key: Option<String>,
+    /// A unique key derived from the task and the arguments (`args`), or from those and the
+    /// queue (`args-and-queue`).
+    #[arg(long, value_name = "FROM", value_parser = parse_unique_by)]
+    pub unique_by: Option<underling::UniqueBy>,
+    /// How long a job holds its unique key: inactive, active (default: while inactive or
+    /// active) or period (for --unique-for after its enqueue).
+    #[arg(long, value_name = "SCOPE", value_parser = ["inactive", "active", "period"])]
+    pub unique_scope: Option<String>,
+    /// The period of the `period` scope (90s, 5m, 2h, 1d); alone, it means that scope.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub unique_for: Option<Duration>,
+    /// When a live job holds the unique key: existing (print its id; the default), replace
+    /// (give it these args, priority and delay while it is inactive) or error.
+    #[arg(long, value_name = "POLICY", value_parser = parse_on_conflict)]
+    pub on_conflict: Option<underling::OnConflict>,
+    /// Stop and fail the job when it runs longer than this (overrides the task's timeout).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+}
+
+/// Parses `--unique-by`.
+fn parse_unique_by(text: &str) -> Result<underling::UniqueBy, String> {
+    match text {
+        "args" => Ok(underling::UniqueBy::Args),
+        "args-and-queue" => Ok(underling::UniqueBy::ArgsAndQueue),
+        other => Err(format!("{other:?}: expected args or args-and-queue")),
+    }
+}
+
+/// Parses `--on-conflict`.
+fn parse_on_conflict(text: &str) -> Result<underling::OnConflict, String> {
+    text.parse().map_err(|e: underling::Error| e.to_string())
 }
 
 /// `underling job list`

@@ -215,7 +215,10 @@ async fn the_readme_curl_examples_run_against_a_server() {
         String::from_utf8_lossy(&output.stderr)
     );
     // What the comments in the README promise.
-    assert!(stdout.starts_with("{\"id\":1}{\"ids\":[2,3]}"), "{stdout}");
+    assert!(
+        stdout.starts_with("{\"id\":1}{\"ids\":[2,3]}{\"id\":4}{\"id\":4,\"duplicate\":true}"),
+        "{stdout}"
+    );
     assert!(stdout.contains("\"settled\":false"), "{stdout}");
     assert!(stdout.contains("{\"status\":\"ready\"}"), "{stdout}");
     assert!(

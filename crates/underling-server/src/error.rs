@@ -112,6 +112,10 @@ impl From<underling::Error> for ApiError {
             E::InvalidArgs(_) => ApiError::invalid("invalid_args", message),
             E::InvalidNotes(_) => ApiError::invalid("invalid_notes", message),
             E::InvalidOption(_) => ApiError::invalid("invalid_option", message),
+            E::InvalidDuration(_) => ApiError::invalid("invalid_duration", message),
+            E::UniqueConflict { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "unique_conflict", message)
+            }
             E::InvalidCommand(_) => ApiError::invalid("invalid_command", message),
             E::UnknownState(_) => ApiError::invalid("unknown_state", message),
             E::JobActive(_) => ApiError::new(StatusCode::CONFLICT, "job_active", message),

@@ -237,7 +237,7 @@ impl Metrics {
             JobEventKind::Rescued => {
                 self.rescued.get_or_create(&labels).inc();
             }
-            JobEventKind::Noted | JobEventKind::Removed => {}
+            JobEventKind::Noted | JobEventKind::Snoozed | JobEventKind::Removed => {}
         }
     }
 

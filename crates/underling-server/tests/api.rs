@@ -36,6 +36,52 @@ on_both_backends! {
         assert!(job.expires.is_some());
     }
 
+    async fn a_unique_enqueue_of_a_live_key_answers_200_with_the_existing_id_as_a_duplicate(s) {
+        let body = json!({"task": "t", "args": {"n": 1}, "unique_key": "k", "timeout": "90s"});
+        let (status, first) = s.post("/jobs", body.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "{first}");
+        let id = first["id"].as_i64().expect("id");
+        let (status, again) = s.post("/jobs", body).await;
+        assert_eq!((status, again), (StatusCode::OK, json!({"id": id, "duplicate": true})));
+        let (status, replaced) = s.post("/jobs", json!({"task": "t", "args": {"n": 2}, "unique_key": "k", "on_conflict": "replace"})).await;
+        assert_eq!((status, replaced), (StatusCode::OK, json!({"id": id, "duplicate": true, "replaced": true})));
+        let job = kit::job(s.queue(), id).await;
+        assert_eq!((job.args, job.timeout_ms, job.unique_key.as_deref()), (json!({"n": 2}), Some(90_000), Some("k")));
+        assert_eq!(s.get_ok(&format!("/jobs/{id}")).await["unique_key"], json!("k"));
+        assert_eq!(kit::job_count(s.queue()).await, 1);
+    }
+
+    async fn a_unique_conflict_under_the_error_policy_is_409_and_writes_nothing(s) {
+        let (_, first) = s.post("/jobs", json!({"task": "t", "unique_key": "k"})).await;
+        let id = first["id"].as_i64().expect("id");
+        let (status, body) = s.post("/jobs", json!({"task": "t", "unique_key": "k", "on_conflict": "error"})).await;
+        let message = assert_error(status, &body, StatusCode::CONFLICT, "unique_conflict");
+        assert!(message.starts_with(&format!("a job with the unique key \"k\" exists already: job {id}")), "{message}");
+        assert_eq!(kit::job_count(s.queue()).await, 1);
+    }
+
+    async fn a_batch_with_duplicate_keys_lists_the_duplicates(s) {
+        let (status, body) = s.post("/jobs/batch", json!([
+            {"task": "t", "unique_by": "args", "args": {"x": 1}},
+            {"task": "t"},
+            {"task": "t", "unique_by": "args", "args": {"x": 1}},
+        ])).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let ids: Vec<i64> = serde_json::from_value(body["ids"].clone()).unwrap();
+        assert_eq!(ids[2], ids[0]);
+        assert_eq!(body["duplicates"], json!([2]));
+        assert_eq!(kit::job_count(s.queue()).await, 2);
+    }
+
+    async fn a_unique_scope_without_a_key_is_422(s) {
+        let (status, body) = s.post("/jobs", json!({"task": "t", "unique_scope": "period"})).await;
+        let message = assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid_option");
+        assert_eq!(message, "invalid option: unique_scope, unique_for and on_conflict need unique_key or unique_by");
+        let (status, body) = s.post("/jobs", json!({"task": "t", "unique_key": "k", "unique_for": "soon"})).await;
+        assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid_duration");
+        assert_eq!(kit::job_count(s.queue()).await, 0);
+    }
+
     async fn enqueue_takes_a_delay_in_words_or_seconds(s) {
         let (_, a) = s.post("/jobs", json!({"task": "t", "delay": "1h"})).await;
         let (_, b) = s.post("/jobs", json!({"task": "t", "delay": 90})).await;

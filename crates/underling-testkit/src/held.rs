@@ -170,21 +170,21 @@ impl Store for HeldStore {
     async fn check_migrated(&self) -> Result<()> {
         self.inner.check_migrated().await
     }
-    async fn enqueue(&self, p: Enqueue<'_>) -> Result<Vec<i64>> {
+    async fn enqueue(&self, p: Enqueue<'_>) -> Result<Vec<underling::Enqueued>> {
         self.inner.enqueue(p).await
     }
     async fn enqueue_on_postgres(
         &self,
         conn: &mut sqlx::PgConnection,
         p: Enqueue<'_>,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<Vec<underling::Enqueued>> {
         self.inner.enqueue_on_postgres(conn, p).await
     }
     async fn enqueue_on_sqlite(
         &self,
         conn: &mut sqlx::SqliteConnection,
         p: Enqueue<'_>,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<Vec<underling::Enqueued>> {
         self.inner.enqueue_on_sqlite(conn, p).await
     }
     async fn cycle(&self, p: Cycle<'_>) -> Result<CycleReply> {

@@ -326,3 +326,53 @@ pub fn gated() -> (Registry, Gate, Arc<InFlight>) {
         .expect("register test.gated");
     (registry, gate, in_flight)
 }
+
+/// `test.snoozer`: snoozes for `{"ms": N}` (default 10) until it has been snoozed
+/// `{"times": N}` times, then returns how many times it was. `test.snoozer_capped` is the same
+/// with `max_snoozes` 1.
+pub struct Snoozer {
+    /// The task's name.
+    pub name: &'static str,
+    /// Its cap on snoozes.
+    pub max_snoozes: i32,
+}
+
+#[underling::async_trait]
+impl Task for Snoozer {
+    type Args = Value;
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn options(&self) -> TaskOptions {
+        TaskOptions {
+            max_snoozes: self.max_snoozes,
+            ..TaskOptions::default()
+        }
+    }
+    async fn run(&self, ctx: &JobContext, args: Value) -> TaskResult {
+        let snoozes = ctx.job().snoozes;
+        if i64::from(snoozes) < args["times"].as_i64().unwrap_or(0) {
+            let ms = args["ms"].as_u64().unwrap_or(10);
+            return ctx.snooze(Duration::from_millis(ms));
+        }
+        Ok(json!(snoozes))
+    }
+}
+
+/// A registry with `test.snoozer` and `test.snoozer_capped`.
+pub fn snoozers() -> Registry {
+    let mut registry = Registry::new();
+    registry
+        .register(Snoozer {
+            name: "test.snoozer",
+            max_snoozes: underling::task::DEFAULT_MAX_SNOOZES,
+        })
+        .and_then(|r| {
+            r.register(Snoozer {
+                name: "test.snoozer_capped",
+                max_snoozes: 1,
+            })
+        })
+        .expect("register the snoozing tasks");
+    registry
+}

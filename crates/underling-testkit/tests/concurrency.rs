@@ -316,3 +316,72 @@ async fn claim(
         .unwrap()
         .claimed
 }
+
+/// `enqueuers` tasks enqueue a job with one unique key at the same moment: exactly one job is
+/// inserted, and every enqueuer gets its id (one as new, the others as duplicates).
+async fn enqueue_one_key_concurrently(t: &TestStore, enqueuers: usize) {
+    use std::sync::Arc;
+    use underling::Unique;
+
+    let barrier = Arc::new(tokio::sync::Barrier::new(enqueuers));
+    let mut handles = Vec::new();
+    for i in 0..enqueuers {
+        let queue = t.queue.clone();
+        let barrier = barrier.clone();
+        handles.push(tokio::spawn(async move {
+            barrier.wait().await;
+            queue
+                .submit(
+                    "work",
+                    json!({"i": i}),
+                    EnqueueOptions::new().unique(Unique::key("the-one")),
+                )
+                .await
+                .unwrap()
+        }));
+    }
+    let mut results = Vec::new();
+    for handle in handles {
+        results.push(handle.await.unwrap());
+    }
+    let ids: HashSet<i64> = results.iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), 1, "every enqueuer got the same id: {results:?}");
+    assert_eq!(
+        results.iter().filter(|e| !e.duplicate).count(),
+        1,
+        "{results:?}"
+    );
+    let all = t
+        .queue
+        .list_jobs(&JobFilter::default(), 100, 0)
+        .await
+        .unwrap();
+    assert_eq!(all.total, 1);
+    assert_eq!(all.jobs[0].id, results[0].id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_16_concurrent_enqueuers_of_one_unique_key_insert_exactly_one_job() {
+    let Some(db) = common::postgres().await else {
+        return;
+    };
+    for round in 0..20 {
+        // A fresh key each round would hide nothing: the same key, cleared between rounds.
+        enqueue_one_key_concurrently(&db, 16).await;
+        let removed = db
+            .queue
+            .purge_batch(&JobFilter::default(), 1000)
+            .await
+            .unwrap();
+        assert_eq!(removed, 1, "round {round}");
+    }
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_file_16_concurrent_enqueuers_of_one_unique_key_insert_exactly_one_job() {
+    let file = TempSqlite::new("unique");
+    let db = sqlite_file(&file).await;
+    enqueue_one_key_concurrently(&db, 16).await;
+    db.cleanup().await;
+}

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::model::TaskDefaults;
 use crate::store::{Enqueue, Store};
+use crate::unique::Enqueued;
 
 /// A connection or transaction of the application's own, on which [`crate::Queue::enqueue_in`]
 /// writes jobs: they exist if and only if it commits.
@@ -16,7 +17,7 @@ use crate::store::{Enqueue, Store};
 #[async_trait]
 pub trait AppConnection: Send {
     /// Inserts the jobs on this connection.
-    async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<i64>>;
+    async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<Enqueued>>;
     /// Reads the published task defaults on this connection (see [`crate::Queue::tasks`]).
     async fn read_tasks(&mut self, store: &dyn Store) -> Result<Vec<TaskDefaults>>;
 }
@@ -24,7 +25,7 @@ pub trait AppConnection: Send {
 #[cfg(feature = "postgres")]
 #[async_trait]
 impl AppConnection for &mut sqlx::PgConnection {
-    async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<i64>> {
+    async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<Enqueued>> {
         store.enqueue_on_postgres(self, p).await
     }
     async fn read_tasks(&mut self, store: &dyn Store) -> Result<Vec<TaskDefaults>> {
@@ -35,7 +36,7 @@ impl AppConnection for &mut sqlx::PgConnection {
 #[cfg(feature = "postgres")]
 #[async_trait]
 impl AppConnection for &mut sqlx::Transaction<'_, sqlx::Postgres> {
-    async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<i64>> {
+    async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<Enqueued>> {
         store.enqueue_on_postgres(self, p).await
     }
     async fn read_tasks(&mut self, store: &dyn Store) -> Result<Vec<TaskDefaults>> {
@@ -46,7 +47,7 @@ impl AppConnection for &mut sqlx::Transaction<'_, sqlx::Postgres> {
 #[cfg(feature = "postgres")]
 #[async_trait]
 impl AppConnection for &mut sqlx::pool::PoolConnection<sqlx::Postgres> {
-    async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<i64>> {
+    async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<Enqueued>> {
         store.enqueue_on_postgres(self, p).await
     }
     async fn read_tasks(&mut self, store: &dyn Store) -> Result<Vec<TaskDefaults>> {
@@ -57,7 +58,7 @@ impl AppConnection for &mut sqlx::pool::PoolConnection<sqlx::Postgres> {
 #[cfg(feature = "sqlite")]
 #[async_trait]
 impl AppConnection for &mut sqlx::SqliteConnection {
-    async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<i64>> {
+    async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<Enqueued>> {
         store.enqueue_on_sqlite(self, p).await
     }
     async fn read_tasks(&mut self, store: &dyn Store) -> Result<Vec<TaskDefaults>> {
@@ -68,7 +69,7 @@ impl AppConnection for &mut sqlx::SqliteConnection {
 #[cfg(feature = "sqlite")]
 #[async_trait]
 impl AppConnection for &mut sqlx::Transaction<'_, sqlx::Sqlite> {
-    async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<i64>> {
+    async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<Enqueued>> {
         store.enqueue_on_sqlite(self, p).await
     }
     async fn read_tasks(&mut self, store: &dyn Store) -> Result<Vec<TaskDefaults>> {
@@ -79,7 +80,7 @@ impl AppConnection for &mut sqlx::Transaction<'_, sqlx::Sqlite> {
 #[cfg(feature = "sqlite")]
 #[async_trait]
 impl AppConnection for &mut sqlx::pool::PoolConnection<sqlx::Sqlite> {
-    async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<i64>> {
+    async fn enqueue(self, store: &dyn Store, p: Enqueue<'_>) -> Result<Vec<Enqueued>> {
         store.enqueue_on_sqlite(self, p).await
     }
     async fn read_tasks(&mut self, store: &dyn Store) -> Result<Vec<TaskDefaults>> {

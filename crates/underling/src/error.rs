@@ -147,10 +147,24 @@ pub enum Error {
     /// Notes must be a JSON object.
     #[error("invalid notes: {0}")]
     InvalidNotes(String),
+    /// A duration could not be understood (it names the field, e.g. `delay: …`).
+    #[error("invalid duration: {0}")]
+    InvalidDuration(String),
     /// A parent job given as a dependency does not exist.
     #[error("parent job {0} does not exist")]
     ParentNotFound(i64),
-    /// The job does not exist.
+    /// A live job holds the unique key of a job enqueued with [`crate::OnConflict::Error`];
+    /// nothing was written.
+    #[error(
+        "a job with the unique key {key:?} exists already: job {existing} (the enqueue's conflict policy is error; use existing to get its id, or replace to update it)"
+    )]
+    UniqueConflict {
+        /// The unique key.
+        key: String,
+        /// The live job that holds it.
+        existing: i64,
+    },
+    /// No job with this id exists.
     #[error("job {0} not found")]
     JobNotFound(i64),
     /// The job is running and cannot be changed that way.

@@ -30,6 +30,9 @@ pub enum JobEventKind {
     Failed,
     /// It went back to the queue: a failed attempt with tries left, or a retry by hand.
     Retried,
+    /// Its task snoozed it: it runs again after a delay, without using an attempt (its
+    /// `snoozes` went up by one).
+    Snoozed,
     /// Its worker went away and repair failed its attempt (retried where tries are left: the
     /// record's state says which).
     Rescued,
@@ -41,13 +44,14 @@ pub enum JobEventKind {
 
 impl JobEventKind {
     /// Every kind, in the order of a job's life.
-    pub const ALL: [JobEventKind; 8] = [
+    pub const ALL: [JobEventKind; 9] = [
         JobEventKind::Enqueued,
         JobEventKind::Started,
         JobEventKind::Noted,
         JobEventKind::Finished,
         JobEventKind::Failed,
         JobEventKind::Retried,
+        JobEventKind::Snoozed,
         JobEventKind::Rescued,
         JobEventKind::Removed,
     ];
@@ -60,6 +64,7 @@ impl JobEventKind {
             JobEventKind::Finished => "finished",
             JobEventKind::Failed => "failed",
             JobEventKind::Retried => "retried",
+            JobEventKind::Snoozed => "snoozed",
             JobEventKind::Rescued => "rescued",
             JobEventKind::Noted => "noted",
             JobEventKind::Removed => "removed",
@@ -83,7 +88,7 @@ impl FromStr for JobEventKind {
             .ok_or_else(|| {
                 Error::InvalidOption(format!(
                     "unknown event {s:?}: expected one of enqueued, started, noted, finished, \
-                     failed, retried, rescued, removed"
+                     failed, retried, snoozed, rescued, removed"
                 ))
             })
     }

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::model::TaskDefaults;
+use crate::unique::{ResolvedUnique, Unique, UniqueScope};
 
 /// The queue a job goes to when none is given.
 pub const DEFAULT_QUEUE: &str = "default";
@@ -168,6 +169,26 @@ pub struct Job {
     /// Ids of the jobs that wait for this job. Filled by [`crate::Queue::job`]; empty on claimed jobs.
     #[serde(default)]
     pub children: Vec<i64>,
+    /// The unique key the job was enqueued with (see [`crate::Unique`]), while it keeps it: a
+    /// job that left its scope gives its key up when a new job with that key is enqueued.
+    /// Filled by [`crate::Queue::job`] and listings; none on claimed jobs.
+    #[serde(default)]
+    pub unique_key: Option<String>,
+    /// The job's own timeout in milliseconds (see [`EnqueueOptions::timeout`]); none: its
+    /// task's.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// How many times the job was snoozed ([`crate::JobContext::snooze`]). Each snooze was a
+    /// new attempt that used none: it counts in `retries` and added one to `attempts`.
+    #[serde(default)]
+    pub snoozes: i32,
+}
+
+impl Job {
+    /// The job's own timeout, if it was enqueued with one.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout_ms.map(Duration::from_millis)
+    }
 }
 
 /// How to enqueue a job. Build it with the chainable setters:
@@ -208,6 +229,11 @@ pub struct EnqueueOptions {
     pub expire: Option<Duration>,
     /// Initial notes; must be a JSON object.
     pub notes: Option<Value>,
+    /// At most one live job per unique key (see [`Unique`]).
+    pub unique: Option<Unique>,
+    /// A job running longer than this is stopped and failed (overrides the task's
+    /// [`crate::TaskOptions::timeout`]; repair fails it when it runs on past this plus a grace).
+    pub timeout: Option<Duration>,
 }
 
 impl EnqueueOptions {
@@ -265,6 +291,16 @@ impl EnqueueOptions {
         self.notes = Some(notes);
         self
     }
+    /// Makes the job unique (see [`Unique`]).
+    pub fn unique(mut self, unique: Unique) -> Self {
+        self.unique = Some(unique);
+        self
+    }
+    /// Sets the job's timeout (overrides the task's).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
 }
 
 /// A job ready to be written: a task name, JSON arguments and options, validated by
@@ -313,6 +349,12 @@ impl NewJob {
         options.parents.dedup();
         check_duration("delay", options.delay)?;
         check_duration("expire", options.expire)?;
+        if let Some(timeout) = options.timeout {
+            check_timeout(timeout)?;
+        }
+        if let Some(unique) = &options.unique {
+            unique.validate()?;
+        }
         validate_task(task)?;
         if let Some(queue) = &options.queue {
             validate_queue(queue)?;
@@ -400,6 +442,43 @@ impl NewJob {
     pub fn notes(&self) -> &Map<String, Value> {
         &self.notes
     }
+    /// The job's uniqueness, if any.
+    pub fn unique(&self) -> Option<&Unique> {
+        self.options.unique.as_ref()
+    }
+    /// The job's own timeout, if any (else its task's applies).
+    pub fn timeout(&self) -> Option<Duration> {
+        self.options.timeout
+    }
+    /// The timeout in whole milliseconds, as stores keep it.
+    pub(crate) fn timeout_ms(&self) -> Option<i64> {
+        self.options
+            .timeout
+            .map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX))
+    }
+    /// The unique key as a store writes it: derived keys use the queue the job goes to (so
+    /// call this after the task's defaults were applied).
+    pub(crate) fn resolved_unique(&self) -> Option<ResolvedUnique> {
+        self.options.unique.as_ref().map(|u| ResolvedUnique {
+            key: u.resolve(&self.task, &self.args, self.queue()),
+            scope: u.scope.as_str(),
+            period: match u.scope {
+                UniqueScope::Period(d) => Some(d),
+                _ => None,
+            },
+            on_conflict: u.on_conflict,
+        })
+    }
+}
+
+/// Checks a job's timeout: longer than zero and storable.
+pub(crate) fn check_timeout(timeout: Duration) -> Result<()> {
+    if timeout.is_zero() {
+        return Err(Error::InvalidOption(
+            "timeout must be longer than zero".into(),
+        ));
+    }
+    check_duration("timeout", Some(timeout))
 }
 
 /// Checks a number of attempts (at least 1).
@@ -616,6 +695,12 @@ pub enum Outcome {
         /// The backoff before the next try.
         retry_delay: Duration,
     },
+    /// The task asked to run again after `delay` without using an attempt
+    /// ([`crate::JobContext::snooze`]).
+    Snoozed {
+        /// When to run again.
+        delay: Duration,
+    },
 }
 
 /// One settlement of an attempt (for [`crate::Store::cycle`]): the attempt is identified by the
@@ -640,6 +725,8 @@ pub enum Settled {
     Failed,
     /// The job failed and will be retried.
     Retried,
+    /// The job was snoozed: it runs again after its delay, without using an attempt.
+    Snoozed,
     /// Nothing changed: the attempt was no longer current (the job was retried, rescued or removed).
     Stale,
 }

@@ -28,8 +28,10 @@ mod events;
 mod job;
 mod model;
 mod queue;
+mod spec;
 pub mod store;
 pub mod task;
+mod unique;
 mod url;
 pub mod worker;
 
@@ -50,10 +52,12 @@ pub use model::{
 pub use queue::{
     ConnectOptions, DEFAULT_DATABASE_URL, Queue, WAIT_POLL_POSTGRES, WAIT_POLL_SQLITE, parse_args,
 };
+pub use spec::{DurationSpec, JobSpec, UniqueBy};
 pub use store::{BackendKind, Pool, Store};
 pub use task::{
     DynTask, JobContext, Registry, Task, TaskError, TaskOptions, TaskRegistration, TaskResult,
 };
+pub use unique::{Enqueued, MAX_UNIQUE_KEY, OnConflict, Unique, UniqueKey, UniqueScope};
 pub use url::mask_password;
 pub use worker::{
     DrainOptions, DrainReport, FetchAhead, ForegroundRun, Worker, WorkerControl, WorkerOptions,

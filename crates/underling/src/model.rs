@@ -138,6 +138,11 @@ pub struct RepairOptions {
     /// 1). Each batch is its own short statement, so that a repair after a long outage never
     /// holds many row locks or one long transaction.
     pub batch: u64,
+    /// An active job that has run longer than its timeout (its own, else its task's) plus
+    /// this is failed, and retried where tries are left, even though its worker still
+    /// heartbeats (default 30 s): the backstop for a task that hangs past its timeout and its
+    /// stop grace. Keep it above the longest stop grace of the tasks.
+    pub timeout_grace: Duration,
 }
 
 impl Default for RepairOptions {
@@ -147,6 +152,7 @@ impl Default for RepairOptions {
             remove_after: Duration::from_secs(2 * 24 * 3600),
             stuck_after: Duration::from_secs(2 * 24 * 3600),
             batch: 1000,
+            timeout_grace: Duration::from_secs(30),
         }
     }
 }
@@ -164,6 +170,10 @@ pub struct RepairReport {
     pub expired_jobs: u64,
     /// Jobs failed as stuck in queue.
     pub stuck_jobs: u64,
+    /// Active jobs failed (and retried where tries were left) for running past their timeout
+    /// plus [`RepairOptions::timeout_grace`].
+    #[serde(default)]
+    pub timed_out_jobs: u64,
 }
 
 /// Which jobs a worker can claim.

@@ -21,6 +21,7 @@ use crate::model::{
 };
 use crate::store::{self, BackendKind, Pool, Store};
 use crate::task::Registry;
+use crate::unique::Enqueued;
 
 /// How often [`Queue::wait`] reads the job again on PostgreSQL when no notification came (a
 /// notification sent while the listener reconnects is lost).
@@ -184,23 +185,55 @@ impl Queue {
         self.store.check_migrated().await
     }
 
-    /// Enqueues one job and returns its id.
+    /// Enqueues one job and returns its id: for a unique job (see [`crate::Unique`]) whose
+    /// key a live job holds, that job's id ([`Queue::submit`] also says which it was).
     pub async fn enqueue(
         &self,
         task: &str,
         args: impl Serialize,
         opts: EnqueueOptions,
     ) -> Result<i64> {
-        let job = NewJob::new(task, args, opts)?;
-        let ids = self.enqueue_batch(std::slice::from_ref(&job)).await?;
-        single(ids)
+        Ok(self.submit(task, args, opts).await?.id)
     }
 
     /// Enqueues many jobs in one round trip; returns their ids in input order. Either every
     /// job is written or none is.
     pub async fn enqueue_batch(&self, jobs: &[NewJob]) -> Result<Vec<i64>> {
+        Ok(ids(self.submit_batch(jobs).await?))
+    }
+
+    /// Enqueues one job like [`Queue::enqueue`] and says whether it was a duplicate of a live
+    /// unique job (and whether that job was updated, see [`crate::OnConflict::Replace`]).
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use underling::{EnqueueOptions, Queue, Unique};
+    ///
+    /// let queue = Queue::connect_and_migrate("sqlite::memory:").await?;
+    /// let opts = EnqueueOptions::new().unique(Unique::key("nightly"));
+    /// let first = queue.submit("report.build", serde_json::json!({}), opts.clone()).await?;
+    /// let again = queue.submit("report.build", serde_json::json!({}), opts).await?;
+    /// assert_eq!((again.id, first.duplicate, again.duplicate), (first.id, false, true));
+    /// # Ok::<(), underling::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn submit(
+        &self,
+        task: &str,
+        args: impl Serialize,
+        opts: EnqueueOptions,
+    ) -> Result<Enqueued> {
+        let job = NewJob::new(task, args, opts)?;
+        single(self.submit_batch(std::slice::from_ref(&job)).await?)
+    }
+
+    /// Enqueues many jobs like [`Queue::enqueue_batch`] and says, in input order, what became
+    /// of each: a batch holding two jobs with one unique key inserts the first, and the
+    /// second is a duplicate of it.
+    pub async fn submit_batch(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>> {
         let store = &*self.store;
         let jobs = self.defaults.apply(jobs, || store.tasks()).await?;
+        check_batch_keys(&jobs)?;
         self.store
             .enqueue(store::Enqueue {
                 jobs: &jobs,
@@ -221,11 +254,7 @@ impl Queue {
         args: impl Serialize,
         opts: EnqueueOptions,
     ) -> Result<i64> {
-        let job = NewJob::new(task, args, opts)?;
-        single(
-            self.enqueue_batch_in(conn, std::slice::from_ref(&job))
-                .await?,
-        )
+        Ok(self.submit_in(conn, task, args, opts).await?.id)
     }
 
     /// Enqueues many jobs inside the application's own transaction (see
@@ -235,9 +264,37 @@ impl Queue {
         conn: impl crate::AppConnection,
         jobs: &[NewJob],
     ) -> Result<Vec<i64>> {
+        Ok(ids(self.submit_batch_in(conn, jobs).await?))
+    }
+
+    /// [`Queue::enqueue_in`], saying whether the job was a duplicate (see [`Queue::submit`]).
+    /// On PostgreSQL a [`crate::OnConflict::Error`] conflict aborts the transaction, as any
+    /// failed statement does: roll it back.
+    pub async fn submit_in(
+        &self,
+        conn: impl crate::AppConnection,
+        task: &str,
+        args: impl Serialize,
+        opts: EnqueueOptions,
+    ) -> Result<Enqueued> {
+        let job = NewJob::new(task, args, opts)?;
+        single(
+            self.submit_batch_in(conn, std::slice::from_ref(&job))
+                .await?,
+        )
+    }
+
+    /// [`Queue::enqueue_batch_in`], saying what became of each job (see
+    /// [`Queue::submit_batch`]).
+    pub async fn submit_batch_in(
+        &self,
+        conn: impl crate::AppConnection,
+        jobs: &[NewJob],
+    ) -> Result<Vec<Enqueued>> {
         let mut conn = conn;
         let store = &*self.store;
         let jobs = self.defaults.apply(jobs, || conn.read_tasks(store)).await?;
+        check_batch_keys(&jobs)?;
         conn.enqueue(
             &*self.store,
             store::Enqueue {
@@ -688,10 +745,42 @@ impl Queue {
     }
 }
 
-/// The one id of a one-job enqueue.
-fn single(ids: Vec<i64>) -> Result<i64> {
-    match ids.as_slice() {
-        [id] => Ok(*id),
+/// Refuses a batch in which a job with the conflict policy `error` has the unique key of an
+/// earlier job of the same batch: the batch would conflict with itself.
+fn check_batch_keys(jobs: &[NewJob]) -> Result<()> {
+    if jobs
+        .iter()
+        .filter(|j| j.unique().is_some())
+        .nth(1)
+        .is_none()
+    {
+        return Ok(());
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, job) in jobs.iter().enumerate() {
+        if let Some(unique) = job.resolved_unique()
+            && !seen.insert(unique.key.clone())
+            && unique.on_conflict == crate::OnConflict::Error
+        {
+            return Err(Error::InvalidOption(format!(
+                "job [{i}] of the batch has the unique key {:?} of an earlier job of the same \
+                 batch and the conflict policy error: drop one of them",
+                unique.key
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The ids of enqueued jobs.
+fn ids(enqueued: Vec<Enqueued>) -> Vec<i64> {
+    enqueued.into_iter().map(|e| e.id).collect()
+}
+
+/// What became of the one job of a one-job enqueue.
+fn single(enqueued: Vec<Enqueued>) -> Result<Enqueued> {
+    match enqueued.as_slice() {
+        [one] => Ok(*one),
         other => Err(Error::Invariant(format!(
             "one job was enqueued but {} ids came back",
             other.len()

@@ -99,8 +99,16 @@ pub struct TaskOptions {
     /// `missing_after` (see [`crate::WorkerOptions::heartbeat_interval`]).
     pub stop_grace: Duration,
     /// The delay before retry number `retries + 1` (default: [`crate::default_backoff`]).
+    /// Snoozes do not count: it is given the number of failed attempts so far.
     pub backoff: fn(i32) -> Duration,
+    /// How many times a job may be snoozed ([`JobContext::snooze`]; default
+    /// [`DEFAULT_MAX_SNOOZES`]). A snooze beyond that fails the attempt instead, with an error
+    /// that says so (retried, like any failed attempt, where tries are left).
+    pub max_snoozes: i32,
 }
+
+/// How many times a job may be snoozed, unless its task says otherwise.
+pub const DEFAULT_MAX_SNOOZES: i32 = 100;
 
 impl Default for TaskOptions {
     fn default() -> Self {
@@ -111,6 +119,7 @@ impl Default for TaskOptions {
             timeout: None,
             stop_grace: DEFAULT_STOP_GRACE,
             backoff: crate::job::default_backoff,
+            max_snoozes: DEFAULT_MAX_SNOOZES,
         }
     }
 }
@@ -123,6 +132,7 @@ impl fmt::Debug for TaskOptions {
             .field("attempts", &self.attempts)
             .field("timeout", &self.timeout)
             .field("stop_grace", &self.stop_grace)
+            .field("max_snoozes", &self.max_snoozes)
             .finish_non_exhaustive()
     }
 }
@@ -324,6 +334,8 @@ pub struct JobContext {
     job: Arc<Job>,
     queue: Queue,
     cancel: CancellationToken,
+    /// The delay the task asked to be snoozed for, if it did.
+    snooze: Arc<std::sync::Mutex<Option<Duration>>>,
 }
 
 impl JobContext {
@@ -333,6 +345,7 @@ impl JobContext {
             job: Arc::new(job),
             queue,
             cancel,
+            snooze: Arc::default(),
         }
     }
 
@@ -384,6 +397,23 @@ impl JobContext {
     /// Completes when the worker asks this job to stop; use it in `tokio::select!`.
     pub async fn cancelled(&self) {
         self.cancel.cancelled().await
+    }
+
+    /// Snoozes the job: once the task returns, the job goes back to the queue and runs again
+    /// after `delay`, without using an attempt (River's `JobSnooze`). Return what it returns:
+    /// `return ctx.snooze(Duration::from_secs(30));`. The job's `snoozes` counts them; past
+    /// its task's [`TaskOptions::max_snoozes`] the attempt fails instead. A job that is stopped
+    /// or times out is not snoozed.
+    pub fn snooze(&self, delay: Duration) -> TaskResult {
+        if let Ok(mut slot) = self.snooze.lock() {
+            *slot = Some(delay);
+        }
+        Ok(Value::Null)
+    }
+
+    /// The delay the task asked to be snoozed for, if it did.
+    pub(crate) fn snoozed(&self) -> Option<Duration> {
+        self.snooze.lock().ok().and_then(|slot| *slot)
     }
 }
 

@@ -1,90 +1,15 @@
 //! `underling job enqueue-batch FILE.jsonl`: many jobs from JSON Lines, checked before any is
 //! written, then written 1,000 per statement.
 
+use anyhow::{anyhow, bail};
 use std::collections::{BTreeSet, HashMap};
 use std::io::IsTerminal;
-use std::time::Duration;
+use underling::{JobFilter, JobSpec, NewJob, Queue};
 
-use anyhow::{anyhow, bail};
-use serde::Deserialize;
-use serde_json::Value;
-use underling::{EnqueueOptions, JobFilter, NewJob, Queue};
-
-use crate::cli::{parse_duration, parse_time};
 use crate::output;
 
 /// How many jobs one statement writes.
 pub const BATCH: usize = 1000;
-
-/// One line: the fields of `job enqueue`'s flags.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Line {
-    task: String,
-    args: Option<Value>,
-    queue: Option<String>,
-    priority: Option<i32>,
-    attempts: Option<i32>,
-    delay: Option<DurationField>,
-    run_at: Option<String>,
-    #[serde(default)]
-    parents: Vec<i64>,
-    #[serde(default)]
-    lax: bool,
-    expire: Option<DurationField>,
-    notes: Option<Value>,
-}
-
-/// A duration as the flags take it (`"90s"`, `"5m"`), or a number of seconds.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum DurationField {
-    Seconds(f64),
-    Text(String),
-}
-
-impl DurationField {
-    fn parse(&self, field: &str) -> anyhow::Result<Duration> {
-        match self {
-            DurationField::Text(text) => parse_duration(text).map_err(|e| anyhow!("{field}: {e}")),
-            DurationField::Seconds(secs) => Duration::try_from_secs_f64(*secs)
-                .map_err(|_| anyhow!("{field}: {secs} is not a number of seconds >= 0")),
-        }
-    }
-}
-
-impl Line {
-    /// The job this line asks for, validated as `job enqueue` validates its flags.
-    fn into_job(self) -> anyhow::Result<NewJob> {
-        // What a line leaves unset comes from the task's published defaults.
-        let mut opts = EnqueueOptions {
-            queue: self.queue,
-            priority: self.priority,
-            attempts: self.attempts,
-            ..EnqueueOptions::new()
-        }
-        .parents(self.parents)
-        .lax(self.lax);
-        match (&self.delay, &self.run_at) {
-            (Some(_), Some(_)) => bail!("give delay or run_at, not both"),
-            (Some(delay), None) => opts = opts.delay(delay.parse("delay")?),
-            (None, Some(at)) => {
-                opts = opts.run_at(parse_time(at).map_err(|e| anyhow!("run_at: {e}"))?)
-            }
-            (None, None) => {}
-        }
-        if let Some(expire) = &self.expire {
-            opts = opts.expire(expire.parse("expire")?);
-        }
-        if let Some(notes) = self.notes {
-            opts = opts.notes(notes);
-        }
-        let args = self
-            .args
-            .unwrap_or_else(|| Value::Object(Default::default()));
-        Ok(NewJob::new(&self.task, args, opts)?)
-    }
-}
 
 /// Reads the whole input: a file, or standard input for `-`.
 fn read_input(file: &str) -> anyhow::Result<String> {
@@ -106,7 +31,9 @@ fn parse_lines(text: &str) -> anyhow::Result<Vec<(usize, NewJob)>> {
         if line.trim().is_empty() {
             continue;
         }
-        let parsed: Line = serde_json::from_str(line).map_err(|e| anyhow!("line {number}: {e}"))?;
+        // One line: the fields of `job enqueue`'s flags, read as the HTTP API reads a body.
+        let parsed: JobSpec =
+            serde_json::from_str(line).map_err(|e| anyhow!("line {number}: {e}"))?;
         let job = parsed
             .into_job()
             .map_err(|e| anyhow!("line {number}: {e}"))?;
@@ -152,7 +79,7 @@ pub async fn enqueue_batch(queue: &Queue, file: &str, json: bool) -> anyhow::Res
     let text = read_input(file)?;
     let jobs = parse_lines(&text)?;
     check_parents(queue, &jobs).await?;
-    let jobs: Vec<NewJob> = jobs.into_iter().map(|(_, job)| job).collect();
+    let (lines, jobs): (Vec<usize>, Vec<NewJob>) = jobs.into_iter().unzip();
     let progress = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(jobs.len() as u64);
         if let Ok(style) = indicatif::ProgressStyle::with_template(
@@ -165,9 +92,17 @@ pub async fn enqueue_batch(queue: &Queue, file: &str, json: bool) -> anyhow::Res
         indicatif::ProgressBar::hidden()
     };
     let mut ids = Vec::with_capacity(jobs.len());
+    let mut duplicates = Vec::new();
     for chunk in jobs.chunks(BATCH) {
-        match queue.enqueue_batch(chunk).await {
-            Ok(written) => ids.extend(written),
+        match queue.submit_batch(chunk).await {
+            Ok(written) => {
+                for e in written {
+                    if e.duplicate {
+                        duplicates.push((lines[ids.len()], e.id));
+                    }
+                    ids.push(e.id);
+                }
+            }
             Err(e) => {
                 progress.abandon();
                 bail!(
@@ -184,6 +119,22 @@ pub async fn enqueue_batch(queue: &Queue, file: &str, json: bool) -> anyhow::Res
         progress.inc(chunk.len() as u64);
     }
     progress.finish_and_clear();
+    if !duplicates.is_empty() {
+        // The ids printed for these lines are those of the live jobs that hold their keys.
+        let shown: Vec<String> = duplicates
+            .iter()
+            .take(10)
+            .map(|(line, id)| format!("line {line}: job {id}"))
+            .collect();
+        eprintln!(
+            "{} of {} jobs were duplicates of live unique jobs, and nothing was enqueued for \
+             them ({}{})",
+            duplicates.len(),
+            jobs.len(),
+            shown.join(", "),
+            if duplicates.len() > 10 { ", …" } else { "" }
+        );
+    }
     if json {
         output::json(&ids)
     } else {
@@ -193,6 +144,8 @@ pub async fn enqueue_batch(queue: &Queue, file: &str, json: bool) -> anyhow::Res
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -234,6 +187,9 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert_eq!(error, "line 1: give delay or run_at, not both");
+        assert_eq!(
+            error,
+            "line 1: invalid option: give delay or run_at, not both"
+        );
     }
 }

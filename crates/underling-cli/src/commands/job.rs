@@ -7,9 +7,7 @@ use std::collections::{HashMap, HashSet};
 use anyhow::{anyhow, bail};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
-use underling::{
-    EnqueueOptions, Error, InactiveState, Job, JobFilter, JobState, Queue, RetryOptions,
-};
+use underling::{Error, InactiveState, Job, JobFilter, JobState, Queue, RetryOptions};
 
 use super::progress::{Progress, Update};
 use super::{batch, parse_json};
@@ -37,29 +35,55 @@ async fn enqueue(queue: &Queue, a: EnqueueArgs, json: bool) -> anyhow::Result<St
         Some(text) => parse_json("--args", text)?,
         None => json!({}),
     };
-    let mut opts = EnqueueOptions {
+    let secs = |d: std::time::Duration| underling::DurationSpec::Seconds(d.as_secs_f64());
+    let spec = underling::JobSpec {
+        task: a.task,
+        args: Some(args),
         queue: a.queue,
         priority: a.priority,
         attempts: a.attempts,
-        ..EnqueueOptions::new()
+        delay: a.delay.map(secs),
+        run_at: a.run_at,
+        parents: a.parents,
+        lax: a.lax,
+        expire: a.expire.map(secs),
+        notes: a
+            .notes
+            .as_deref()
+            .map(|text| parse_json("--notes", text))
+            .transpose()?,
+        unique_key: a.unique_key,
+        unique_by: a.unique_by,
+        unique_scope: a.unique_scope,
+        unique_for: a.unique_for.map(secs),
+        on_conflict: a.on_conflict,
+        timeout: a.timeout.map(secs),
+    };
+    let job = spec.into_job()?;
+    let enqueued = match queue.submit_batch(std::slice::from_ref(&job)).await?[..] {
+        [one] => one,
+        _ => anyhow::bail!("the enqueue returned no id"),
+    };
+    let id = enqueued.id;
+    if enqueued.duplicate {
+        eprintln!(
+            "job {id} holds the unique key already: nothing was enqueued{}",
+            if enqueued.replaced {
+                " (its args, priority and delay were replaced)"
+            } else {
+                ""
+            }
+        );
     }
-    .parents(a.parents)
-    .lax(a.lax);
-    if let Some(delay) = a.delay {
-        opts = opts.delay(delay);
-    }
-    if let Some(at) = a.run_at {
-        opts = opts.run_at(at);
-    }
-    if let Some(expire) = a.expire {
-        opts = opts.expire(expire);
-    }
-    if let Some(text) = &a.notes {
-        opts = opts.notes(parse_json("--notes", text)?);
-    }
-    let id = queue.enqueue(&a.task, args, opts).await?;
     if json {
-        output::json(&existing(queue, id).await?)
+        let mut shown = serde_json::to_value(existing(queue, id).await?)?;
+        if let Some(map) = shown.as_object_mut()
+            && enqueued.duplicate
+        {
+            map.insert("duplicate".into(), json!(true));
+            map.insert("replaced".into(), json!(enqueued.replaced));
+        }
+        output::json(&shown)
     } else {
         Ok(format!("{id}\n"))
     }

@@ -18,6 +18,7 @@ pub async fn run(queue: &Queue, a: RepairArgs, json: bool) -> anyhow::Result<Str
         remove_after: a.remove_after.unwrap_or(defaults.remove_after),
         stuck_after: a.stuck_after.unwrap_or(defaults.stuck_after),
         batch: a.batch,
+        timeout_grace: a.timeout_grace.unwrap_or(defaults.timeout_grace),
     };
     let progress = Mutex::new(Progress::new(
         json,
@@ -55,5 +56,6 @@ pub async fn run(queue: &Queue, a: RepairArgs, json: bool) -> anyhow::Result<Str
         ("removed jobs", report.removed_jobs.to_string()),
         ("expired jobs", report.expired_jobs.to_string()),
         ("stuck jobs", report.stuck_jobs.to_string()),
+        ("timed out jobs", report.timed_out_jobs.to_string()),
     ]))
 }

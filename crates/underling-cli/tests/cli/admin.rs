@@ -225,7 +225,7 @@ on_both! {
         assert_eq!(run.stderr, "");
         assert_eq!(
             run.ok(),
-            "missing workers: 0\nabandoned jobs:  0\nremoved jobs:    0\nexpired jobs:    0\nstuck jobs:      0\n"
+            "missing workers: 0\nabandoned jobs:  0\nremoved jobs:    0\nexpired jobs:    0\nstuck jobs:      0\ntimed out jobs:  0\n"
         );
         assert_eq!(db.job_count().await, 2);
     }
@@ -241,7 +241,7 @@ on_both! {
         let stderr = run.stderr.clone();
         assert_eq!(
             run.json(),
-            json!({"missing_workers": 0, "abandoned_jobs": 0, "removed_jobs": 5, "expired_jobs": 2, "stuck_jobs": 0})
+            json!({"missing_workers": 0, "abandoned_jobs": 0, "removed_jobs": 5, "expired_jobs": 2, "stuck_jobs": 0, "timed_out_jobs": 0})
         );
         let lines: Vec<serde_json::Value> = stderr
             .lines()

@@ -61,7 +61,7 @@ on_both! {
     async fn events_refuses_an_unknown_event_name(db: migrated) {
         assert_eq!(
             db.run(&["events", "--event", "exploded"]).error(),
-            "invalid option: unknown event \"exploded\": expected one of enqueued, started, noted, finished, failed, retried, rescued, removed"
+            "invalid option: unknown event \"exploded\": expected one of enqueued, started, noted, finished, failed, retried, snoozed, rescued, removed"
         );
     }
 }

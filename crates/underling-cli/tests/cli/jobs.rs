@@ -1,4 +1,7 @@
 //! `underling migrate` and `underling job …`, end to end on both backends.
+//!
+//! Long because `job` has many subcommands and each behaviour is one test; they share the
+//! helpers of `support/`.
 
 use std::time::Duration;
 
@@ -139,6 +142,49 @@ on_both! {
         assert_eq!(job["state"], "inactive");
         let id = job["id"].as_i64().expect("id");
         assert_eq!(db.job(id).await.task, "mail.send");
+    }
+
+    async fn enqueue_with_a_live_unique_key_prints_the_existing_id_and_says_so_on_stderr(db: migrated) {
+        let first = db.ok(&["job", "enqueue", "report.build", "--unique-key", "nightly", "--timeout", "10m"]);
+        let id: i64 = first.trim_end().parse().expect("an id");
+        let again = db.run(&["job", "enqueue", "report.build", "--unique-key", "nightly"]);
+        assert_eq!(again.stderr, format!("job {id} holds the unique key already: nothing was enqueued\n"));
+        assert_eq!(again.ok(), format!("{id}\n"));
+        let job = db.json(&["job", "enqueue", "report.build", "--unique-key", "nightly"]);
+        assert_eq!((job["id"].as_i64(), job["duplicate"].clone()), (Some(id), json!(true)));
+        assert_eq!((job["unique_key"].clone(), job["timeout_ms"].clone()), (json!("nightly"), json!(600_000)));
+        assert_eq!(db.job_count().await, 1);
+    }
+
+    async fn enqueue_with_on_conflict_replace_updates_the_waiting_job(db: migrated) {
+        let id = db.ok(&["job", "enqueue", "t", "--unique-by", "args-and-queue", "--args", "[1]"]);
+        let id: i64 = id.trim_end().parse().expect("an id");
+        let run = db.run(&["job", "enqueue", "t", "--unique-by", "args-and-queue", "--args", "[1]",
+            "--on-conflict", "replace", "--priority", "9"]);
+        assert_eq!(run.stderr, format!("job {id} holds the unique key already: nothing was enqueued (its args, priority and delay were replaced)\n"));
+        assert_eq!(db.job(id).await.priority, 9);
+    }
+
+    async fn enqueue_with_on_conflict_error_fails_naming_the_key_and_the_job(db: migrated) {
+        let id = db.ok(&["job", "enqueue", "t", "--unique-key", "k", "--unique-for", "1h"]);
+        let message = db.run(&["job", "enqueue", "t", "--unique-key", "k", "--on-conflict", "error"]).error();
+        assert_eq!(message, format!("a job with the unique key \"k\" exists already: job {} (the enqueue's conflict policy is error; use existing to get its id, or replace to update it)", id.trim_end()));
+        assert_eq!(db.job_count().await, 1);
+    }
+
+    async fn enqueue_rejects_the_period_scope_without_a_period(db: migrated) {
+        let message = db.run(&["job", "enqueue", "t", "--unique-key", "k", "--unique-scope", "period"]).error();
+        assert_eq!(message, "invalid option: the unique scope period needs a duration: give unique_for (--unique-for), e.g. 1h");
+        assert_eq!(db.job_count().await, 0);
+    }
+
+    async fn enqueue_batch_reports_the_lines_that_were_duplicates(db: migrated) {
+        let text = b"{\"task\": \"a\", \"unique_key\": \"k\"}\n{\"task\": \"b\"}\n{\"task\": \"a\", \"unique_key\": \"k\", \"timeout\": 5}\n";
+        let run = db.run_with_stdin(&["job", "enqueue-batch", "-"], text);
+        assert_eq!(run.stderr, format!("1 of 3 jobs were duplicates of live unique jobs, and nothing was enqueued for them (line 3: job {})\n", run.stdout.lines().next().unwrap_or_default()));
+        let ids: Vec<i64> = run.ok().lines().map(|l| l.parse().expect("an id")).collect();
+        assert_eq!(ids[2], ids[0]);
+        assert_eq!(db.job_count().await, 2);
     }
 
     async fn enqueue_rejects_malformed_args_json_naming_the_flag(db: migrated) {
@@ -476,7 +522,7 @@ on_both! {
             ("{\"task\": \"a\"}\n{\"task\": \"b\", \"queue\": \"\"}\n", "line 2: invalid queue name"),
             ("{\"task\": \"a\"}\n{\"task\": \"b\"\n", "line 2: EOF while parsing an object"),
             ("{\"task\": \"a\", \"attempts\": 0}\n", "line 1: invalid option: attempts must be at least 1, got 0"),
-            ("{\"task\": \"a\", \"delay\": \"soon\"}\n", "line 1: delay: "),
+            ("{\"task\": \"a\", \"delay\": \"soon\"}\n", "line 1: invalid duration: delay: "),
             ("{\"task\": \"a\", \"prio\": 1}\n", "line 1: unknown field `prio`"),
             ("{\"task\": \"a\"}\n\n{\"task\": \"b\", \"parents\": [424242]}\n", "line 3: parent job 424242 does not exist"),
         ];

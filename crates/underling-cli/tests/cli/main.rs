@@ -113,6 +113,9 @@ pub(crate) const JOB_FIELDS: &[&str] = &[
     "notes",
     "parents",
     "children",
+    "unique_key",
+    "timeout_ms",
+    "snoozes",
 ];
 
 mod admin;

@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use underling::{EnqueueOptions, Error, Job, JobFilter, JobState, NewJob, RetryOptions};
+use underling::{Error, Job, JobFilter, JobSpec, JobState, NewJob, RetryOptions};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -53,114 +53,83 @@ pub const DEFAULT_LIMIT: u64 = 100;
 pub const MAX_LIMIT: u64 = 1000;
 
 /// One job to enqueue: the fields of `underling job enqueue`'s flags (and of a line of
-/// `job enqueue-batch`). Only `task` is required.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EnqueueRequest {
-    /// The task name.
-    pub task: String,
-    /// The job's arguments, any JSON (default `{}`).
-    #[serde(default)]
-    pub args: Option<Value>,
-    /// The queue (default: the task's, as its workers published it, else `default`).
-    pub queue: Option<String>,
-    /// Higher runs first (default: the task's, else 0).
-    pub priority: Option<i32>,
-    /// How many times the job may be tried in all, at least 1 (default: the task's, else 1).
-    pub attempts: Option<i32>,
-    /// Run no earlier than this long from now (`"90s"`, `"5m"` or seconds).
-    pub delay: Option<DurationField>,
-    /// Run no earlier than this time (RFC 3339); not with `delay`.
-    pub run_at: Option<DateTime<Utc>>,
-    /// Jobs that must finish first.
-    #[serde(default)]
-    pub parents: Vec<i64>,
-    /// Also run when a parent failed.
-    #[serde(default)]
-    pub lax: bool,
-    /// Remove the job if it has not started this long after it was enqueued.
-    pub expire: Option<DurationField>,
-    /// Initial notes, a JSON object.
-    pub notes: Option<Value>,
-}
+/// `job enqueue-batch`), as the core library reads them ([`JobSpec`]). Only `task` is required.
+pub type EnqueueRequest = JobSpec;
 
-impl EnqueueRequest {
-    /// The validated job (nothing is written).
-    fn into_job(self) -> ApiResult<NewJob> {
-        check_name("task name", &self.task)?;
-        if let Some(queue) = &self.queue {
-            check_name("queue name", queue)?;
-        }
-        let mut opts = EnqueueOptions {
-            queue: self.queue,
-            priority: self.priority,
-            attempts: self.attempts,
-            ..EnqueueOptions::new()
-        }
-        .parents(self.parents)
-        .lax(self.lax);
-        match (&self.delay, self.run_at) {
-            (Some(_), Some(_)) => {
-                return Err(ApiError::invalid(
-                    "invalid_option",
-                    "give delay or run_at, not both",
-                ));
-            }
-            (Some(delay), None) => opts = opts.delay(delay.parse("delay")?),
-            (None, Some(at)) => opts = opts.run_at(at),
-            (None, None) => {}
-        }
-        if let Some(expire) = &self.expire {
-            opts = opts.expire(expire.parse("expire")?);
-        }
-        if let Some(notes) = self.notes {
-            if let Some(key) = notes
-                .as_object()
-                .and_then(|m| m.keys().find(|k| k.len() > super::MAX_NAME))
-            {
-                check_name("note key", key)?;
-            }
-            opts = opts.notes(notes);
-        }
-        let args = self
-            .args
-            .unwrap_or_else(|| Value::Object(Default::default()));
-        Ok(NewJob::new(&self.task, args, opts)?)
+/// The validated job (nothing is written): the API's limits on names, then the library's
+/// checks.
+fn into_job(request: EnqueueRequest) -> ApiResult<NewJob> {
+    check_name("task name", &request.task)?;
+    if let Some(queue) = &request.queue {
+        check_name("queue name", queue)?;
     }
+    if let Some(key) = request
+        .notes
+        .as_ref()
+        .and_then(Value::as_object)
+        .and_then(|m| m.keys().find(|k| k.len() > super::MAX_NAME))
+    {
+        check_name("note key", key)?;
+    }
+    Ok(request.into_job()?)
 }
 
 /// The id of an enqueued job.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Enqueued {
-    /// The new job's id.
+    /// The new job's id, or for a duplicate the id of the live job that holds its unique key.
     pub id: i64,
+    /// Whether a live job held the job's unique key, so that nothing was inserted (only
+    /// present when true).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+    /// Whether that live job took this request's args, priority and due time
+    /// (`on_conflict: replace` on a job that was still inactive; only present when true).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub replaced: bool,
+}
+
+impl From<underling::Enqueued> for Enqueued {
+    fn from(e: underling::Enqueued) -> Self {
+        Enqueued {
+            id: e.id,
+            duplicate: e.duplicate,
+            replaced: e.replaced,
+        }
+    }
 }
 
 /// The ids of a batch, in input order.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EnqueuedBatch {
-    /// The new jobs' ids, in the order given.
+    /// The jobs' ids, in the order given (for a duplicate, the id of the live job that holds
+    /// its unique key).
     pub ids: Vec<i64>,
+    /// The indexes (from 0) of the jobs that were duplicates (nothing was inserted for them;
+    /// only present when there are some).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub duplicates: Vec<usize>,
 }
 
 /// Enqueue one job.
 #[utoipa::path(post, path = "/jobs", tag = "jobs", request_body = EnqueueRequest,
     responses(
         (status = 201, description = "Enqueued", body = Enqueued),
+        (status = 200, description = "A duplicate: a live job holds the unique key (its id)", body = Enqueued),
         (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 409, description = "A live job holds the unique key and on_conflict is error", body = ErrorBody),
         (status = 422, description = "A field is invalid, or a parent does not exist", body = ErrorBody),
     ))]
 async fn enqueue(
     State(state): State<AppState>,
     Json(request): Json<EnqueueRequest>,
 ) -> ApiResult<(StatusCode, Json<Enqueued>)> {
-    let job = request.into_job()?;
-    let ids = state
-        .queue
-        .enqueue_batch(std::slice::from_ref(&job))
-        .await?;
-    match ids.as_slice() {
-        [id] => Ok((StatusCode::CREATED, Json(Enqueued { id: *id }))),
+    let job = into_job(request)?;
+    let enqueued = state.queue.submit_batch(std::slice::from_ref(&job)).await?;
+    match enqueued.as_slice() {
+        // A duplicate created nothing: 200 with the live job's id.
+        [one] if one.duplicate => Ok((StatusCode::OK, Json(Enqueued::from(*one)))),
+        [one] => Ok((StatusCode::CREATED, Json(Enqueued::from(*one)))),
         _ => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -173,8 +142,9 @@ async fn enqueue(
 /// transaction, or none.
 #[utoipa::path(post, path = "/jobs/batch", tag = "jobs", request_body = Vec<EnqueueRequest>,
     responses(
-        (status = 201, description = "All enqueued", body = EnqueuedBatch),
+        (status = 201, description = "All enqueued (duplicates of live unique jobs are listed)", body = EnqueuedBatch),
         (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 409, description = "A live job holds a unique key whose on_conflict is error; nothing was written", body = ErrorBody),
         (status = 422, description = "A job is invalid (its index is named); nothing was written", body = ErrorBody),
     ))]
 async fn enqueue_batch(
@@ -183,13 +153,20 @@ async fn enqueue_batch(
 ) -> ApiResult<(StatusCode, Json<EnqueuedBatch>)> {
     let mut jobs = Vec::with_capacity(requests.len());
     for (i, request) in requests.into_iter().enumerate() {
-        jobs.push(request.into_job().map_err(|e| ApiError {
+        jobs.push(into_job(request).map_err(|e| ApiError {
             message: format!("job [{i}]: {}", e.message),
             ..e
         })?);
     }
-    let ids = state.queue.enqueue_batch(&jobs).await?;
-    Ok((StatusCode::CREATED, Json(EnqueuedBatch { ids })))
+    let enqueued = state.queue.submit_batch(&jobs).await?;
+    let duplicates = enqueued
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.duplicate)
+        .map(|(i, _)| i)
+        .collect();
+    let ids = enqueued.into_iter().map(|e| e.id).collect();
+    Ok((StatusCode::CREATED, Json(EnqueuedBatch { ids, duplicates })))
 }
 
 /// The job with this id, or a 404.

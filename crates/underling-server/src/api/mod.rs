@@ -180,6 +180,12 @@ pub struct JobView {
     pub parents: Vec<i64>,
     /// Ids of the jobs that wait for this job.
     pub children: Vec<i64>,
+    /// The unique key the job holds, if any.
+    pub unique_key: Option<String>,
+    /// The job's own timeout in milliseconds (none: its task's).
+    pub timeout_ms: Option<u64>,
+    /// How many times the job was snoozed (each a retry that used no attempt).
+    pub snoozes: i32,
 }
 
 impl JobView {
@@ -226,6 +232,9 @@ impl JobView {
             notes: job.notes,
             parents: job.parents,
             children: job.children,
+            unique_key: job.unique_key,
+            timeout_ms: job.timeout_ms,
+            snoozes: job.snoozes,
         }
     }
 

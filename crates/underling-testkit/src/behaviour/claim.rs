@@ -296,7 +296,7 @@ behaviours! {
                 .delay(Duration::from_secs(3600 * delay_hours));
             let job = NewJob::new("add", json!({}), opts).unwrap();
             let enqueued = t.store.enqueue(Enqueue { jobs: std::slice::from_ref(&job), now: Some(t0) });
-            ids.push(enqueued.await.unwrap()[0]);
+            ids.push(enqueued.await.unwrap()[0].id);
         }
         let w = worker(t).await;
         let claim_at = |now, limit| {

@@ -30,7 +30,7 @@ behaviours! {
     async fn a_job_is_there_until_its_expiry_time(t) {
         let t0 = Utc::now();
         let job = NewJob::new("add", json!({}), EnqueueOptions::new().expire(Duration::from_secs(60))).unwrap();
-        let id = t.store.enqueue(Enqueue { jobs: &[job], now: Some(t0) }).await.unwrap()[0];
+        let id = t.store.enqueue(Enqueue { jobs: &[job], now: Some(t0) }).await.unwrap()[0].id;
         let before = t0 + chrono::Duration::seconds(59);
         let after = t0 + chrono::Duration::seconds(60);
         assert_eq!(t.store.job(id, Some(before)).await.unwrap().map(|j| j.state), Some(JobState::Inactive));

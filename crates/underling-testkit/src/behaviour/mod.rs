@@ -22,9 +22,12 @@ pub mod repair;
 pub mod retry;
 pub mod settle;
 pub mod smoke;
+pub mod snooze;
 pub mod stats;
 pub mod task_defaults;
+pub mod timeouts;
 pub mod transactions;
+pub mod unique;
 pub mod wait;
 pub mod workers;
 
@@ -52,9 +55,12 @@ pub fn all() -> Vec<crate::Behaviour> {
         retry::all(),
         settle::all(),
         smoke::all(),
+        snooze::all(),
         stats::all(),
         task_defaults::all(),
+        timeouts::all(),
         transactions::all(),
+        unique::all(),
         wait::all(),
         workers::all(),
     ]

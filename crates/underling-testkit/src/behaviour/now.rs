@@ -28,7 +28,7 @@ async fn enqueue_at(t: &TestStore, now: DateTime<Utc>, opts: EnqueueOptions) -> 
         .await
         .unwrap();
     assert_eq!(ids.len(), 1);
-    ids[0]
+    ids[0].id
 }
 
 /// Claims up to 10 jobs of the default queue at `now`.

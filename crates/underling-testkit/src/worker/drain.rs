@@ -21,7 +21,7 @@ behaviours! {
             .await
             .unwrap();
         let report = drain_jobs(&queue, &tasks::simple(), DrainOptions::default()).await.unwrap();
-        assert_eq!(report, DrainReport { runs: 4, finished: 1, failed: 3 });
+        assert_eq!(report, DrainReport { runs: 4, finished: 1, failed: 3, snoozed: 0 });
         let delayed = job(&queue, delayed).await;
         assert_eq!(delayed.state, JobState::Finished);
         assert_eq!(delayed.result, Some(json!({"doubled": 8})));
@@ -44,7 +44,7 @@ behaviours! {
             .unwrap();
         let options = DrainOptions { with_scheduled: false, ..DrainOptions::default() };
         let report = drain_jobs(&queue, &tasks::simple(), options).await.unwrap();
-        assert_eq!(report, DrainReport { runs: 2, finished: 1, failed: 1 });
+        assert_eq!(report, DrainReport { runs: 2, finished: 1, failed: 1, snoozed: 0 });
         assert_eq!(state(&queue, ready).await, JobState::Finished);
         assert_eq!(state(&queue, delayed).await, JobState::Inactive);
         let failing = job(&queue, failing).await;

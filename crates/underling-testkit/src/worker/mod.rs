@@ -13,6 +13,7 @@ pub mod outcomes;
 pub mod rescue;
 pub mod retries;
 pub mod shutdown;
+pub mod snoozing;
 pub mod stopping;
 pub mod wakeups;
 
@@ -31,6 +32,7 @@ pub fn all() -> Vec<crate::Behaviour> {
         rescue::all(),
         retries::all(),
         shutdown::all(),
+        snoozing::all(),
         stopping::all(),
         wakeups::all(),
     ]

@@ -71,6 +71,27 @@ behaviours! {
         assert_eq!(cleanups.cleaned(), 1);
     }
 
+    async fn a_jobs_own_timeout_stops_it_like_a_tasks_timeout(t) {
+        let queue = t.queue.clone();
+        let (registry, cleanups) = tasks::cooperative();
+        let opts = EnqueueOptions::new().timeout(Duration::from_millis(150));
+        let id = queue.enqueue("test.cooperative", json!({}), opts).await.unwrap();
+        let summary = run_burst(&queue, registry, 1).await;
+        assert_eq!((summary.performed, summary.failed), (1, 1));
+        let job = job(&queue, id).await;
+        assert_eq!((job.state, job.result), (JobState::Failed, Some(json!("Job timed out after 150ms"))));
+        assert_eq!(cleanups.cleaned(), 1);
+    }
+
+    async fn a_jobs_own_timeout_overrides_its_tasks(t) {
+        let queue = t.queue.clone();
+        let (registry, _cleanups) = tasks::cooperative();
+        let opts = EnqueueOptions::new().timeout(Duration::from_millis(400));
+        let id = queue.enqueue("test.cooperative_timeout", json!({}), opts).await.unwrap();
+        run_burst(&queue, registry, 1).await;
+        assert_eq!(job(&queue, id).await.result, Some(json!("Job timed out after 400ms")));
+    }
+
     async fn a_task_that_ignores_a_stop_is_dropped_after_its_stop_grace(t) {
         let queue = t.queue.clone();
         let (registry, _gate, in_flight) = tasks::gated();

@@ -21,6 +21,7 @@ use crate::job::{Job, JobList};
 use crate::model::{AppliedMigration, Command, HistoryPoint, LockInfo, QueueInfo, RepairReport};
 use crate::model::{QueueDue, Stats, TaskDefaults, WorkerInfo};
 use crate::queue::ConnectOptions;
+use crate::unique::Enqueued;
 
 pub(crate) mod events;
 pub(crate) mod migrate;
@@ -110,8 +111,10 @@ pub trait Store: Send + Sync + 'static {
     /// Fails with [`Error::NotMigrated`] unless every migration is applied.
     async fn check_migrated(&self) -> Result<()>;
 
-    /// Inserts jobs in one round trip and returns their ids in input order.
-    async fn enqueue(&self, p: Enqueue<'_>) -> Result<Vec<i64>>;
+    /// Inserts jobs in one round trip and says, in input order, what happened to each: its
+    /// new id, or for a job whose unique key a live job holds, that job's id (see
+    /// [`crate::Unique`]; a [`crate::OnConflict::Error`] conflict writes nothing).
+    async fn enqueue(&self, p: Enqueue<'_>) -> Result<Vec<Enqueued>>;
     /// Inserts jobs on the caller's PostgreSQL connection or transaction: they exist if and
     /// only if it commits. Every statement names the store's schema.
     #[cfg(feature = "postgres")]
@@ -119,7 +122,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         _conn: &mut sqlx::PgConnection,
         _p: Enqueue<'_>,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<Vec<Enqueued>> {
         Err(Error::WrongBackend {
             expected: BackendKind::Postgres,
             found: self.kind(),
@@ -132,7 +135,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         _conn: &mut sqlx::SqliteConnection,
         _p: Enqueue<'_>,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<Vec<Enqueued>> {
         Err(Error::WrongBackend {
             expected: BackendKind::Sqlite,
             found: self.kind(),

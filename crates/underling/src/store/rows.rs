@@ -95,6 +95,12 @@ pub(crate) struct JobRow<T, J, L: Default> {
     parents: L,
     #[sqlx(default)]
     children: L,
+    #[sqlx(default)]
+    unique_key: Option<String>,
+    #[sqlx(default)]
+    timeout_ms: Option<i64>,
+    #[sqlx(default)]
+    snoozes: i32,
 }
 
 impl<T: StoredTime, J: StoredJson, L: StoredIds + Default> JobRow<T, J, L> {
@@ -124,6 +130,9 @@ impl<T: StoredTime, J: StoredJson, L: StoredIds + Default> JobRow<T, J, L> {
             },
             parents: self.parents.into_ids()?,
             children: self.children.into_ids()?,
+            unique_key: self.unique_key,
+            timeout_ms: self.timeout_ms.and_then(|ms| u64::try_from(ms).ok()),
+            snoozes: self.snoozes,
         })
     }
 }
@@ -156,7 +165,11 @@ pub(crate) fn settled(settles: &[Settle], changed: &[(i64, String)]) -> Result<V
     }
     Ok(settles
         .iter()
-        .map(|s| by_id.get(&s.id).copied().unwrap_or(Settled::Stale))
+        .map(|s| match (by_id.get(&s.id).copied(), &s.outcome) {
+            // A snooze leaves the job inactive, as a retry does.
+            (Some(Settled::Retried), crate::job::Outcome::Snoozed { .. }) => Settled::Snoozed,
+            (outcome, _) => outcome.unwrap_or(Settled::Stale),
+        })
         .collect())
 }
 
@@ -234,6 +247,36 @@ pub(crate) fn rescue_settles(
                 error: Value::String("Worker went away".into()),
                 retry_delay: backoff(task, *retries),
             },
+        })
+        .collect()
+}
+
+/// An active job past its timeout, as repair finds it: id, task, retries and the timeout (ms).
+pub(crate) type TimedOutRow = (i64, String, i32, i64);
+
+/// The settles that fail the attempts of jobs past their timeout plus `grace` (retried after
+/// their task's backoff where tries are left).
+pub(crate) fn timed_out_settles(
+    timed_out: &[TimedOutRow],
+    grace: std::time::Duration,
+    backoff: super::RescueBackoff<'_>,
+) -> Vec<Settle> {
+    timed_out
+        .iter()
+        .map(|(id, task, retries, timeout_ms)| {
+            let timeout = std::time::Duration::from_millis(u64::try_from(*timeout_ms).unwrap_or(0));
+            Settle {
+                id: *id,
+                retries: *retries,
+                outcome: crate::job::Outcome::Failed {
+                    error: Value::String(format!(
+                        "Job ran past its timeout of {} and the repair grace of {}; failed by repair",
+                        humantime::format_duration(timeout),
+                        humantime::format_duration(grace)
+                    )),
+                    retry_delay: backoff(task, *retries),
+                },
+            }
         })
         .collect()
 }

@@ -41,6 +41,8 @@ pub struct DrainReport {
     pub finished: u64,
     /// Of those, how many failed (the job was retried, or failed for good).
     pub failed: u64,
+    /// Of those, how many were snoozed (the job runs again without using an attempt).
+    pub snoozed: u64,
 }
 
 /// Runs jobs in this process, one at a time in claim order (priority, then id), until none
@@ -111,6 +113,7 @@ pub async fn drain_jobs(
                     match run.settled {
                         Settled::Finished => report.finished += 1,
                         Settled::Failed | Settled::Retried => report.failed += 1,
+                        Settled::Snoozed => report.snoozed += 1,
                         Settled::Stale => {}
                     }
                     ran = true;

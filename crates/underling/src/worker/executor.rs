@@ -185,7 +185,11 @@ pub(super) async fn perform(
         };
     };
     let options = task.options();
-    let retries = job.retries;
+    // The backoff counts failed attempts: snoozes are retries that used none.
+    let retries = job.retries - job.snoozes;
+    let snoozes = job.snoozes;
+    // The job's own timeout wins over its task's.
+    let time_limit = job.timeout().or(options.timeout);
     let current = *lease.borrow();
     if !current.covers(owner, tokio::time::Instant::now()) {
         let reason = match current.until {
@@ -199,7 +203,7 @@ pub(super) async fn perform(
     let ctx = JobContext::new(job, queue, cancel.clone());
     let mut run = std::pin::pin!(AssertUnwindSafe(task.run_json(&ctx, args)).catch_unwind());
     let timeout = async {
-        match options.timeout {
+        match time_limit {
             Some(limit) => {
                 tokio::time::sleep(limit).await;
                 format!("Job timed out after {}", humanize(limit))
@@ -221,6 +225,8 @@ pub(super) async fn perform(
             Ending::Kill(reason) => return failed(reason, started, options.backoff, retries),
         },
     };
+    // Only a task that returned by itself may snooze.
+    let returned = stopped.is_err();
     let result: std::result::Result<Value, TaskError> = match stopped {
         Err(outcome) => task_result(outcome),
         Ok(reason) => {
@@ -252,6 +258,27 @@ pub(super) async fn perform(
         }
     };
     let elapsed = started.elapsed();
+    if let Some(delay) = ctx.snoozed().filter(|_| returned) {
+        if snoozes >= options.max_snoozes {
+            let error = format!(
+                "Job asked to snooze again after {snoozes} snoozes, the most its task allows \
+                 (TaskOptions::max_snoozes)"
+            );
+            tracing::info!(elapsed_ms = elapsed.as_millis() as u64, error = %error, "job failed");
+            return Outcome::Failed {
+                error: Value::String(error),
+                retry_delay: (options.backoff)(retries),
+            };
+        }
+        tracing::info!(
+            elapsed_ms = elapsed.as_millis() as u64,
+            delay_ms = delay.as_millis() as u64,
+            "job snoozed"
+        );
+        return Outcome::Snoozed {
+            delay: delay.min(crate::job::MAX_DURATION),
+        };
+    }
     match result {
         Ok(value) => {
             tracing::info!(elapsed_ms = elapsed.as_millis() as u64, "job finished");

@@ -1,6 +1,9 @@
 //! The worker runtime: claims jobs in batches sized to its free slots, runs their tasks
 //! concurrently, settles results in batches, heartbeats, obeys remote commands and repairs.
 //!
+//! Long because the run loop and its state (the ledger, the summary, remote commands) are one
+//! struct; each role lives in its own module.
+//!
 //! ```no_run
 //! # async fn run() -> underling::Result<()> {
 //! use underling::{Queue, Registry, Worker, WorkerOptions};
@@ -108,6 +111,8 @@ pub struct WorkerSummary {
     pub finished: u64,
     /// Of those, how many failed (including ones that will be retried).
     pub failed: u64,
+    /// Of those, how many were snoozed (they run again without using an attempt).
+    pub snoozed: u64,
 }
 
 /// The outcome of running one job in the foreground.
@@ -536,6 +541,7 @@ impl Dispatch<'_> {
         match done.settle.outcome {
             Outcome::Finished(_) => self.summary.finished += 1,
             Outcome::Failed { .. } => self.summary.failed += 1,
+            Outcome::Snoozed { .. } => self.summary.snoozed += 1,
         }
         self.completer.put(done.settle);
     }

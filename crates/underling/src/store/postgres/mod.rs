@@ -33,7 +33,8 @@ use crate::store::events::{AUDIT_PRUNE_BATCH, AUDIT_TRIGGERS, EventSource, subsc
 use crate::store::notify::{Coalescer, RetryWake, SendWake, Wakeups};
 use crate::store::rows::{self, JobRow};
 use crate::store::{self, BackendKind, Pool, Store, statement};
-use columns::{BatchColumns, SettleColumns};
+use crate::unique::Enqueued;
+use columns::{BatchColumns, SettleColumns, UniqueColumns};
 
 /// A job row as PostgreSQL returns it.
 type PgJobRow = JobRow<DateTime<Utc>, Value, Vec<i64>>;
@@ -76,6 +77,7 @@ pub struct PostgresStore {
 struct NamedStatements {
     missing_parent: String,
     enqueue_jobs: String,
+    enqueue_unique: String,
     tasks: String,
 }
 
@@ -87,6 +89,7 @@ impl NamedStatements {
         NamedStatements {
             missing_parent: named(statement!("missing_parent")),
             enqueue_jobs: named(statement!("enqueue_jobs")),
+            enqueue_unique: named(statement!("enqueue_unique")),
             tasks: named(statement!("tasks")),
         }
     }
@@ -119,7 +122,11 @@ impl PostgresStore {
 
     /// Inserts jobs on one connection (the pool's or the caller's): the parent check, then one
     /// statement, both naming the schema.
-    async fn insert(&self, conn: &mut PgConnection, p: store::Enqueue<'_>) -> Result<Vec<i64>> {
+    async fn insert(
+        &self,
+        conn: &mut PgConnection,
+        p: store::Enqueue<'_>,
+    ) -> Result<Vec<Enqueued>> {
         let jobs = p.jobs;
         if jobs.is_empty() {
             return Ok(Vec::new());
@@ -141,14 +148,50 @@ impl PostgresStore {
             }
         }
         let columns = BatchColumns::new(jobs);
+        if jobs.iter().any(|j| j.unique().is_some()) {
+            return self.insert_unique(conn, p, &columns).await;
+        }
         let query = sqlx::query_scalar(sqlx::AssertSqlSafe(self.named.enqueue_jobs.clone()));
         let ids: Vec<i64> = columns
             .bind(query)
             .bind(&self.channel)
             .bind(p.now)
+            .bind(columns.timeouts())
             .fetch_all(&mut *conn)
             .await?;
-        Ok(ids)
+        Ok(ids.into_iter().map(Enqueued::inserted).collect())
+    }
+
+    /// Inserts jobs of which some have unique keys: one statement, the jobs one by one inside
+    /// it (see `underling_enqueue_unique`).
+    async fn insert_unique(
+        &self,
+        conn: &mut PgConnection,
+        p: store::Enqueue<'_>,
+        columns: &BatchColumns<'_>,
+    ) -> Result<Vec<Enqueued>> {
+        let unique = UniqueColumns::new(p.jobs);
+        let query = sqlx::query_as(sqlx::AssertSqlSafe(self.named.enqueue_unique.clone()));
+        let query = columns.bind_as(query).bind(&self.channel).bind(p.now);
+        let rows: Vec<(i64, String)> = unique
+            .bind(query)
+            .bind(columns.timeouts())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(unique_conflict)?;
+        rows.into_iter()
+            .map(|(id, outcome)| match outcome.as_str() {
+                "inserted" => Ok(Enqueued::inserted(id)),
+                "existing" | "replaced" => Ok(Enqueued {
+                    id,
+                    duplicate: true,
+                    replaced: outcome == "replaced",
+                }),
+                other => Err(Error::Invariant(format!(
+                    "the unique enqueue of job {id} reported {other:?}"
+                ))),
+            })
+            .collect()
     }
 
     /// The published task defaults, read on `conn` (the pool's or the caller's).
@@ -196,8 +239,25 @@ impl PostgresStore {
         } else {
             query.bind(now)
         };
+        let query = query.bind(job.timeout_ms());
         Ok(query.fetch_one(&self.pool).await?)
     }
+}
+
+/// `underling_enqueue_unique`'s refusal of a job whose key a live job holds (SQLSTATE
+/// UL001, the key as message, the holder's id as detail) as [`Error::UniqueConflict`].
+fn unique_conflict(e: sqlx::Error) -> Error {
+    if let sqlx::Error::Database(db) = &e
+        && db.code().as_deref() == Some("UL001")
+        && let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        && let Some(existing) = pg.detail().and_then(|d| d.parse().ok())
+    {
+        return Error::UniqueConflict {
+            key: pg.message().to_string(),
+            existing,
+        };
+    }
+    Error::from(e)
 }
 
 /// The longest channel name PostgreSQL takes (`NAMEDATALEN - 1` bytes).
@@ -262,6 +322,7 @@ async fn run_cycle(
         .bind(&columns.ids)
         .bind(&columns.retries)
         .bind(&columns.oks)
+        .bind(&columns.snoozes)
         .bind(&columns.results)
         .bind(&columns.delays)
         .bind(channel)
@@ -324,20 +385,23 @@ impl Store for PostgresStore {
         )
     }
 
-    async fn enqueue(&self, p: store::Enqueue<'_>) -> Result<Vec<i64>> {
+    async fn enqueue(&self, p: store::Enqueue<'_>) -> Result<Vec<Enqueued>> {
         if let [job] = p.jobs
             && job.parents().is_empty()
+            && job.unique().is_none()
         {
             // A single job in its own transaction: its wake-up may be coalesced.
             if self
                 .coalescer
                 .notify_now(job.queue(), std::time::Instant::now())
             {
-                return Ok(vec![self.insert_one(job, true, p.now).await?]);
+                return Ok(vec![Enqueued::inserted(
+                    self.insert_one(job, true, p.now).await?,
+                )]);
             }
             let id = self.insert_one(job, false, p.now).await?;
             self.coalescer.catch_up(job.queue(), &self.send_wake);
-            return Ok(vec![id]);
+            return Ok(vec![Enqueued::inserted(id)]);
         }
         if p.jobs.iter().all(|j| j.parents().is_empty()) {
             // One statement: atomic on its own, one round trip.
@@ -355,14 +419,18 @@ impl Store for PostgresStore {
         &self,
         conn: &mut PgConnection,
         p: store::Enqueue<'_>,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<Vec<Enqueued>> {
         self.insert(conn, p).await
     }
 
     async fn cycle(&self, p: store::Cycle<'_>) -> Result<store::CycleReply> {
         let mut conn = self.pool.acquire().await?;
         let reply = run_cycle(&mut conn, &self.channel, p).await?;
-        if reply.settled.contains(&Settled::Retried) {
+        if reply
+            .settled
+            .iter()
+            .any(|s| matches!(s, Settled::Retried | Settled::Snoozed))
+        {
             self.retry_wake.wake(&self.send_wake);
         }
         Ok(reply)

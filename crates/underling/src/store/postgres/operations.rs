@@ -201,6 +201,7 @@ impl PostgresStore {
     pub(super) async fn run_repair(&self, p: store::Repair<'_>) -> Result<RepairReport> {
         let opts = p.options;
         let mut report = self.run_rescue(p).await?;
+        report.timed_out_jobs = self.fail_timed_out(p).await?;
         self.remove_old(p, &mut report).await?;
         self.remove_expired(p, &mut report).await?;
         let stuck: i64 = sqlx::query_scalar(statement!("repair_stuck"))
@@ -217,6 +218,32 @@ impl PostgresStore {
         super::events::give_back(&self.pool, None).await?;
         self.compact_counts().await?;
         Ok(report)
+    }
+
+    /// Fails the attempts of active jobs past their timeout plus the grace, in one transaction
+    /// that holds their rows from the moment they are found, through the retry transition.
+    async fn fail_timed_out(&self, p: store::Repair<'_>) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let timed_out: Vec<rows::TimedOutRow> = sqlx::query_as(statement!("repair_timed_out"))
+            .bind(secs(p.options.timeout_grace))
+            .bind(p.now)
+            .fetch_all(&mut *tx)
+            .await?;
+        if timed_out.is_empty() {
+            return Ok(0);
+        }
+        let settles = rows::timed_out_settles(&timed_out, p.options.timeout_grace, p.backoff);
+        let cycle = store::Cycle {
+            settles: &settles,
+            claim: None,
+            now: p.now,
+        };
+        let reply = run_cycle(&mut tx, &self.channel, cycle).await?;
+        tx.commit().await?;
+        if reply.settled.contains(&Settled::Retried) {
+            self.retry_wake.wake(&self.send_wake);
+        }
+        Ok(rows::applied(&reply.settled))
     }
 
     /// Removes old finished jobs, a batch per statement, walking the index of finished jobs

@@ -13,6 +13,7 @@
 mod connect;
 mod events;
 mod operations;
+mod unique;
 mod wake;
 
 use operations::{count_history, read_tasks};
@@ -36,6 +37,7 @@ use crate::store::events::{AUDIT_PRUNE_BATCH, AUDIT_TRIGGERS, EventSource, subsc
 use crate::store::notify::{ANY_JOB, Wakeups};
 use crate::store::rows::{self, JobRow, StoredTime};
 use crate::store::{self, BackendKind, Pool, Store, statement};
+use crate::unique::Enqueued;
 
 /// A job row as SQLite returns it.
 type SqliteJobRow = JobRow<i64, String, Option<String>>;
@@ -99,9 +101,21 @@ impl SqliteStore {
         let input: Vec<Value> = settles
             .iter()
             .map(|s| match &s.outcome {
-                Outcome::Finished(result) => json!([s.id, s.retries, true, result.to_string(), 0]),
+                Outcome::Finished(result) => {
+                    json!([s.id, s.retries, true, result.to_string(), 0, false])
+                }
                 Outcome::Failed { error, retry_delay } => {
-                    json!([s.id, s.retries, false, error.to_string(), ms(*retry_delay)])
+                    json!([
+                        s.id,
+                        s.retries,
+                        false,
+                        error.to_string(),
+                        ms(*retry_delay),
+                        false
+                    ])
+                }
+                Outcome::Snoozed { delay } => {
+                    json!([s.id, s.retries, false, "null", ms(*delay), true])
                 }
             })
             .collect();
@@ -111,16 +125,21 @@ impl SqliteStore {
             .fetch_all(&mut *conn)
             .await?;
         if !changed.is_empty() {
-            // History: what these settles did this hour (every change but a finish is a failed
-            // attempt).
+            // History: what these settles did this hour (every change but a finish or a snooze
+            // is a failed attempt).
             let finished = changed.iter().filter(|(_, s)| s == "finished").count();
             let failed = changed.iter().filter(|(_, s)| s == "failed").count();
+            let snoozed = settles
+                .iter()
+                .filter(|s| matches!(s.outcome, Outcome::Snoozed { .. }))
+                .filter(|s| changed.iter().any(|(id, _)| *id == s.id))
+                .count();
             count_history(
                 &mut *conn,
                 millis(now),
                 finished,
                 failed,
-                changed.len() - finished,
+                changed.len() - finished - snoozed,
             )
             .await?;
         }
@@ -147,7 +166,7 @@ impl SqliteStore {
 
 /// Inserts jobs on one connection (the caller's, or a pool's): the parent check, the jobs in
 /// one statement, then their dependencies.
-async fn insert_jobs(conn: &mut SqliteConnection, p: store::Enqueue<'_>) -> Result<Vec<i64>> {
+async fn insert_jobs(conn: &mut SqliteConnection, p: store::Enqueue<'_>) -> Result<Vec<Enqueued>> {
     let jobs = p.jobs;
     if jobs.is_empty() {
         return Ok(Vec::new());
@@ -168,37 +187,53 @@ async fn insert_jobs(conn: &mut SqliteConnection, p: store::Enqueue<'_>) -> Resu
         }
     }
     let now = millis(p.now);
-    let rows: Vec<Value> = jobs
-        .iter()
-        .map(|j| {
-            let delayed = match (j.run_at(), j.delay()) {
-                (Some(at), _) => at.timestamp_millis(),
-                (None, Some(d)) => now.saturating_add(ms(d)),
-                (None, None) => now,
-            };
-            json!([
-                j.task(),
-                j.args().to_string(),
-                j.queue(),
-                j.priority(),
-                j.attempts(),
-                delayed,
-                j.expire().map(|e| now.saturating_add(ms(e))),
-                j.lax(),
-                !j.parents().is_empty(),
-                Value::Object(j.notes().clone()).to_string(),
-            ])
-        })
-        .collect();
+    if jobs.iter().any(|j| j.unique().is_some()) {
+        return unique::insert(conn, jobs, now).await;
+    }
+    let rows: Vec<Value> = jobs.iter().map(|j| Value::Array(job_row(j, now))).collect();
     let mut ids: Vec<i64> = sqlx::query_scalar(statement!("enqueue"))
         .bind(Value::Array(rows).to_string())
         .bind(now)
         .fetch_all(&mut *conn)
         .await?;
     ids.sort_unstable();
-    let deps: Vec<(i64, i64)> = jobs
-        .iter()
-        .zip(&ids)
+    insert_deps(conn, jobs.iter().zip(&ids)).await?;
+    Ok(ids.into_iter().map(Enqueued::inserted).collect())
+}
+
+/// When a job enqueued at `now` (ms) falls due, in ms.
+fn due(job: &NewJob, now: i64) -> i64 {
+    match (job.run_at(), job.delay()) {
+        (Some(at), _) => at.timestamp_millis(),
+        (None, Some(d)) => now.saturating_add(ms(d)),
+        (None, None) => now,
+    }
+}
+
+/// A job as the row `sql/enqueue.sql` takes: [task, args, queue, priority, attempts, delayed,
+/// expires, lax, has_parents, notes, timeout_ms].
+fn job_row(j: &NewJob, now: i64) -> Vec<Value> {
+    vec![
+        json!(j.task()),
+        json!(j.args().to_string()),
+        json!(j.queue()),
+        json!(j.priority()),
+        json!(j.attempts()),
+        json!(due(j, now)),
+        json!(j.expire().map(|e| now.saturating_add(ms(e)))),
+        json!(j.lax()),
+        json!(!j.parents().is_empty()),
+        json!(Value::Object(j.notes().clone()).to_string()),
+        json!(j.timeout_ms()),
+    ]
+}
+
+/// Writes the dependencies of newly inserted jobs (job, its id).
+async fn insert_deps<'a>(
+    conn: &mut SqliteConnection,
+    inserted: impl Iterator<Item = (&'a NewJob, &'a i64)>,
+) -> Result<()> {
+    let deps: Vec<(i64, i64)> = inserted
         .flat_map(|(j, id)| j.parents().iter().map(move |p| (*id, *p)))
         .collect();
     if !deps.is_empty() {
@@ -207,7 +242,7 @@ async fn insert_jobs(conn: &mut SqliteConnection, p: store::Enqueue<'_>) -> Resu
             .execute(&mut *conn)
             .await?;
     }
-    Ok(ids)
+    Ok(())
 }
 
 #[async_trait]
@@ -232,10 +267,15 @@ impl Store for SqliteStore {
         )
     }
 
-    async fn enqueue(&self, p: store::Enqueue<'_>) -> Result<Vec<i64>> {
+    async fn enqueue(&self, p: store::Enqueue<'_>) -> Result<Vec<Enqueued>> {
         let writer = self.writer.lock().await;
-        let ids = if p.jobs.iter().any(|j| !j.parents().is_empty()) {
-            // The parent check, the insert and the dependencies commit together.
+        let ids = if p
+            .jobs
+            .iter()
+            .any(|j| !j.parents().is_empty() || j.unique().is_some())
+        {
+            // The parent check (or the unique keys' holders), the insert and the
+            // dependencies commit together.
             let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
             let ids = insert_jobs(&mut tx, p).await?;
             tx.commit().await?;
@@ -254,13 +294,21 @@ impl Store for SqliteStore {
         &self,
         conn: &mut SqliteConnection,
         p: store::Enqueue<'_>,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<Vec<Enqueued>> {
         // Workers in this process are woken once the caller's transaction commits (other
         // processes poll). The hooks go on before the insert: on a connection outside any
         // transaction the insert commits by itself and fires them.
         let queues = ready_queues(p.jobs);
         if !queues.is_empty() {
             wake_after_commit(conn, queues, self.wakeups.clone()).await?;
+        }
+        if p.jobs.iter().any(|j| j.unique().is_some()) {
+            // A savepoint inside the caller's transaction (or a transaction of its own): a
+            // conflict under OnConflict::Error undoes what the batch wrote before it.
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let enqueued = insert_jobs(&mut tx, p).await?;
+            tx.commit().await?;
+            return Ok(enqueued);
         }
         insert_jobs(conn, p).await
     }

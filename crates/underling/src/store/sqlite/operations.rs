@@ -261,6 +261,7 @@ impl SqliteStore {
         // Missing workers go, and their attempts are settled as failed through the one retry
         // transition (`sql/settle.sql`), each with its task's backoff, in one write transaction.
         let mut report = self.run_rescue(p).await?;
+        report.timed_out_jobs = self.fail_timed_out(p, now).await?;
         // Then old and expired jobs, a batch per statement, each taking the writer on its own,
         // so that claims and settles get in between.
         self.remove_old(p, now, &mut report).await?;
@@ -286,6 +287,27 @@ impl SqliteStore {
         // Event triggers whose subscribers all died without giving their leases back.
         super::events::give_back(&self.pool, None).await?;
         Ok(report)
+    }
+
+    /// Fails the attempts of active jobs past their timeout plus the grace, through the retry
+    /// transition, in one write transaction.
+    async fn fail_timed_out(&self, p: store::Repair<'_>, now: i64) -> Result<u64> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let timed_out: Vec<rows::TimedOutRow> = sqlx::query_as(statement!("repair_timed_out"))
+            .bind(now)
+            .bind(ms(p.options.timeout_grace))
+            .fetch_all(&mut *tx)
+            .await?;
+        if timed_out.is_empty() {
+            return Ok(0);
+        }
+        let settles = rows::timed_out_settles(&timed_out, p.options.timeout_grace, p.backoff);
+        let settled = self
+            .settle_on(&mut tx, &settles, Some(now.into_time()))
+            .await?;
+        tx.commit().await?;
+        Ok(rows::applied(&settled))
     }
 
     /// Removes old finished jobs, a batch per statement, walking the index of finished jobs

@@ -27,6 +27,9 @@ fn job(id: i64, priority: i32) -> Job {
         notes: Default::default(),
         parents: vec![],
         children: vec![],
+        unique_key: None,
+        timeout_ms: None,
+        snoozes: 0,
     }
 }
 

@@ -1,9 +1,10 @@
 -- Many jobs in one statement; ids are handed out in input (`key`) order. ?1 a JSON array of
--- rows [task, args, queue, priority, attempts, delayed, expires, lax, has_parents, notes],
--- ?2 now (ms).
+-- rows [task, args, queue, priority, attempts, delayed, expires, lax, has_parents, notes,
+-- timeout_ms], ?2 now (ms).
 INSERT INTO underling_jobs
-    (task, args, queue, priority, attempts, created, delayed, expires, lax, has_parents, notes)
+    (task, args, queue, priority, attempts, created, delayed, expires, lax, has_parents, notes,
+     timeout_ms)
 SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4, ?2,
-       r.value ->> 5, r.value ->> 6, r.value ->> 7, r.value ->> 8, r.value ->> 9
+       r.value ->> 5, r.value ->> 6, r.value ->> 7, r.value ->> 8, r.value ->> 9, r.value ->> 10
 FROM json_each(?1) r ORDER BY r.key
 RETURNING id

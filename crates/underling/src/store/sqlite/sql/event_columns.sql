@@ -1,2 +1,2 @@
 seq, at, event, id, task, queue, args, state, priority, attempts, retries, created, delayed,
-started, finished, retried, expires, lax, worker_id, result, notes, parents
+started, finished, retried, expires, lax, worker_id, result, notes, parents, unique_key, timeout_ms, snoozes
