@@ -40,7 +40,9 @@ pub(crate) async fn check(t: &TestStore) -> Result<(), String> {
         *rows
             .entry((job.queue.clone(), job.state.as_str()))
             .or_default() += 1;
-        if job.state == JobState::Inactive && job.delayed > at {
+        // Due later than now, and queued for later than its creation: a job that behaviours
+        // enqueue with a `now` in the future is due at its creation, not delayed.
+        if job.state == JobState::Inactive && job.delayed > at && job.delayed > job.created {
             delayed += 1;
         }
     }
