@@ -48,10 +48,7 @@ impl Db {
 
     /// `SELECT "schema".underling_enqueue(<call>)` as this test's SQL.
     fn call(&self, arguments: &str) -> String {
-        format!(
-            "SELECT \"{}\".underling_enqueue({arguments})",
-            self.schema
-        )
+        format!("SELECT \"{}\".underling_enqueue({arguments})", self.schema)
     }
 
     async fn cleanup(self) {
@@ -111,7 +108,10 @@ async fn psql_enqueues_a_job_with_the_options_given() {
         (job.task.as_str(), &job.args, job.queue.as_str()),
         ("mail.send", &json!({"a": 1}), "q")
     );
-    assert_eq!((job.priority, job.attempts, job.state), (5, 3, JobState::Inactive));
+    assert_eq!(
+        (job.priority, job.attempts, job.state),
+        (5, 3, JobState::Inactive)
+    );
     assert_eq!(job.delayed - job.created, chrono::Duration::minutes(5));
     db.cleanup().await;
 }
@@ -145,7 +145,11 @@ async fn a_rolled_back_transaction_leaves_no_job() {
     let id = enqueue_on(&mut tx, &db, "'test.double', '{\"n\": 2}'")
         .await
         .unwrap();
-    assert_eq!(db.queue.job(id).await.unwrap(), None, "invisible before commit");
+    assert_eq!(
+        db.queue.job(id).await.unwrap(),
+        None,
+        "invisible before commit"
+    );
     tx.rollback().await.unwrap();
     assert_eq!(db.queue.job(id).await.unwrap(), None);
     assert_eq!(job_count(&db.queue).await, 0);
@@ -205,16 +209,23 @@ async fn unset_options_take_the_published_task_defaults() {
     db.queue.publish_tasks(&registry).await.unwrap();
     let mut conn = db.pool().acquire().await.unwrap();
     let defaults = enqueue_on(&mut conn, &db, "'test.mail'").await.unwrap();
-    let given = enqueue_on(&mut conn, &db, "'test.mail', queue => 'q', priority => 1, attempts => 1")
-        .await
-        .unwrap();
+    let given = enqueue_on(
+        &mut conn,
+        &db,
+        "'test.mail', queue => 'q', priority => 1, attempts => 1",
+    )
+    .await
+    .unwrap();
     let unknown = enqueue_on(&mut conn, &db, "'test.other'").await.unwrap();
     let fields = |j: underling::Job| (j.queue, j.priority, j.attempts, j.args);
     assert_eq!(
         fields(job(&db.queue, defaults).await),
         ("mail".into(), 5, 3, json!({}))
     );
-    assert_eq!(fields(job(&db.queue, given).await), ("q".into(), 1, 1, json!({})));
+    assert_eq!(
+        fields(job(&db.queue, given).await),
+        ("q".into(), 1, 1, json!({}))
+    );
     assert_eq!(
         fields(job(&db.queue, unknown).await),
         ("default".into(), 0, 1, json!({}))

@@ -9,6 +9,7 @@ pub mod dependencies;
 pub mod enqueue;
 pub mod events;
 pub mod expiry;
+pub mod leases;
 pub mod list;
 pub mod locks;
 pub mod notes;
@@ -38,6 +39,7 @@ pub fn all() -> Vec<crate::Behaviour> {
         enqueue::all(),
         events::all(),
         expiry::all(),
+        leases::all(),
         list::all(),
         locks::all(),
         notes::all(),
