@@ -1,6 +1,10 @@
 //! `underling serve` end to end: the built binary on a free port over a SQLite file, driven
-//! over HTTP; the refusal to listen unprotected; and the README's curl examples, run as they
-//! are written so that they cannot rot.
+//! over HTTP; the refusal to listen unprotected; the README's curl examples, run as they
+//! are written so that they cannot rot; and the examples that use the API (the shell pull
+//! worker, and the Python enqueue over PostgreSQL, see `examples.rs`).
+
+#[path = "serve/examples.rs"]
+mod examples;
 
 mod support;
 
@@ -24,8 +28,15 @@ impl Serving {
     fn start(dir: &TempDir, extra: &[&str]) -> Serving {
         let database = format!("sqlite://{}", dir.path().join("jobs.db").display());
         run_in(dir.path(), &["--database", &database, "migrate"], &[]).ok();
+        Self::start_on(dir, &["--database", &database], extra)
+    }
+
+    /// Starts `underling serve` on a free port with the global flags `database` (a migrated
+    /// database) and the serve flags `extra`.
+    fn start_on(dir: &TempDir, database: &[&str], extra: &[&str]) -> Serving {
         let mut child = Command::new(env!("CARGO_BIN_EXE_underling"))
-            .args(["--database", &database, "serve", "--listen", "127.0.0.1:0"])
+            .args(database)
+            .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .current_dir(dir.path())
             .env_remove("UNDERLING_TOKEN")
@@ -175,12 +186,17 @@ fn serve_refuses_to_listen_beyond_loopback_without_a_token() {
 
 /// The README's block between `<!-- serve-example:start -->` and `<!-- serve-example:end -->`.
 fn readme_example() -> String {
+    readme_block("serve-example")
+}
+
+/// The README's `sh` block between `<!-- NAME:start -->` and `<!-- NAME:end -->`.
+fn readme_block(name: &str) -> String {
     let readme = include_str!("../../../README.md");
     let start = readme
-        .find("<!-- serve-example:start -->")
+        .find(&format!("<!-- {name}:start -->"))
         .expect("start marker");
     let end = readme
-        .find("<!-- serve-example:end -->")
+        .find(&format!("<!-- {name}:end -->"))
         .expect("end marker");
     let block = &readme[start..end];
     let code = block.split_once("```sh\n").expect("a sh block").1;

@@ -118,6 +118,8 @@ impl From<underling::Error> for ApiError {
             }
             E::InvalidCommand(_) => ApiError::invalid("invalid_command", message),
             E::UnknownState(_) => ApiError::invalid("unknown_state", message),
+            E::InvalidLease { .. } => ApiError::invalid("invalid_lease", message),
+            E::LeaseLost { .. } => ApiError::new(StatusCode::CONFLICT, "lease_lost", message),
             E::JobActive(_) => ApiError::new(StatusCode::CONFLICT, "job_active", message),
             E::JobNotActive { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "job_not_active", message)

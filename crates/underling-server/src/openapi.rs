@@ -19,6 +19,7 @@ use crate::error::ErrorBody;
     ),
     tags(
         (name = "jobs", description = "Enqueue, inspect, wait for, retry, stop and remove jobs"),
+        (name = "leases", description = "Pull workers: claim jobs with a lease, then ack, reject or extend it"),
         (name = "queues", description = "List, pause and resume queues"),
         (name = "workers", description = "Workers and their remote commands"),
         (name = "locks", description = "Named locks"),

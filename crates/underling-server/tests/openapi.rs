@@ -14,7 +14,7 @@ use underling_testkit::support as kit;
 use support::{Kind, TestServer, send};
 
 /// Every route the API serves, as `METHOD /path`.
-const ROUTES: [&str; 32] = [
+const ROUTES: [&str; 36] = [
     "GET /healthz",
     "GET /readyz",
     "GET /metrics",
@@ -34,6 +34,10 @@ const ROUTES: [&str; 32] = [
     "POST /api/v1/jobs/{id}/notes",
     "POST /api/v1/jobs/retry",
     "POST /api/v1/jobs/remove",
+    "POST /api/v1/claims",
+    "POST /api/v1/jobs/{id}/ack",
+    "POST /api/v1/jobs/{id}/reject",
+    "POST /api/v1/jobs/{id}/extend",
     "GET /api/v1/stats",
     "GET /api/v1/history",
     "GET /api/v1/tasks",

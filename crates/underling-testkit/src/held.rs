@@ -216,6 +216,24 @@ impl Store for HeldStore {
     async fn active_attempts(&self, worker_id: i64) -> Result<Vec<underling::store::Attempt>> {
         self.inner.active_attempts(worker_id).await
     }
+    async fn claim_leased(
+        &self,
+        p: underling::store::ClaimLeased<'_>,
+    ) -> Result<Vec<underling::LeasedJob>> {
+        self.inner.claim_leased(p).await
+    }
+    async fn settle_leased(
+        &self,
+        p: underling::store::SettleLeased<'_>,
+    ) -> Result<underling::Settled> {
+        self.inner.settle_leased(p).await
+    }
+    async fn extend_lease(&self, p: underling::store::ExtendLease) -> Result<DateTime<Utc>> {
+        self.inner.extend_lease(p).await
+    }
+    async fn expire_leases(&self, p: underling::store::ExpireLeases<'_>) -> Result<u64> {
+        self.inner.expire_leases(p).await
+    }
     async fn claim_by_id(&self, p: ClaimById) -> Result<Option<Job>> {
         self.inner.claim_by_id(p).await
     }

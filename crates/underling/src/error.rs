@@ -178,6 +178,27 @@ pub enum Error {
         /// Its state.
         state: crate::job::JobState,
     },
+    /// A lease token that is not one this job could have been given (malformed, or another
+    /// job's); nothing was changed.
+    #[error("invalid lease token {token:?} for job {id}: {reason}")]
+    InvalidLease {
+        /// The job.
+        id: i64,
+        /// The token as given.
+        token: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The lease of a pull worker no longer holds: it ran out, or the job was settled or
+    /// handed out again. Nothing was changed; the work done under the lease must not be
+    /// reported as the job's.
+    #[error("job {id}: the lease is lost: {reason}")]
+    LeaseLost {
+        /// The job.
+        id: i64,
+        /// Why.
+        reason: String,
+    },
     /// The worker does not exist.
     #[error("worker {0} not found")]
     WorkerNotFound(i64),

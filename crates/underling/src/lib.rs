@@ -26,6 +26,7 @@ mod defaults;
 mod error;
 mod events;
 mod job;
+mod lease;
 mod model;
 mod queue;
 mod spec;
@@ -45,6 +46,7 @@ pub use job::{
     DEFAULT_QUEUE, EnqueueOptions, InactiveState, Job, JobFilter, JobList, JobState, NewJob,
     Outcome, RetryOptions, Settle, Settled, default_backoff,
 };
+pub use lease::{Lease, LeaseOptions, LeasedJob, MAX_LEASED_CLAIM, MIN_LEASE, Rejection};
 pub use model::{
     AppliedMigration, ClaimSpec, Command, HistoryPoint, LockInfo, QueueDue, QueueInfo,
     RepairOptions, RepairReport, Stats, TaskDefaults, WorkerInfo,

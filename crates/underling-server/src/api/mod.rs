@@ -21,6 +21,7 @@ use crate::state::AppState;
 
 pub mod events;
 pub mod jobs;
+pub mod leases;
 pub mod locks;
 pub mod queues;
 pub mod stats;
@@ -32,6 +33,7 @@ pub mod workers;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(jobs::routes())
+        .merge(leases::routes())
         .merge(queues::routes())
         .merge(workers::routes())
         .merge(locks::routes())

@@ -10,6 +10,7 @@ pub mod dependencies;
 pub mod enqueue;
 pub mod events;
 pub mod expiry;
+pub mod leases;
 pub mod list;
 pub mod locks;
 pub mod notes;
@@ -43,6 +44,7 @@ pub fn all() -> Vec<crate::Behaviour> {
         enqueue::all(),
         events::all(),
         expiry::all(),
+        leases::all(),
         list::all(),
         locks::all(),
         notes::all(),

@@ -174,6 +174,17 @@ pub trait Store: Send + Sync + 'static {
     async fn release(&self, p: Release<'_>) -> Result<u64>;
     /// The attempts active under a worker, by job id: what the store thinks it runs.
     async fn active_attempts(&self, worker_id: i64) -> Result<Vec<Attempt>>;
+    /// Claims ready jobs with a lease each, for a pull worker: active under no worker until
+    /// the lease runs out (the same readiness rule and claim order as [`Store::cycle`]).
+    async fn claim_leased(&self, p: ClaimLeased<'_>) -> Result<Vec<crate::LeasedJob>>;
+    /// Settles a leased attempt if its lease still holds (checked with [`LeaseRow::check`]
+    /// on the job's row, locked until the settle commits); says what the settle did.
+    async fn settle_leased(&self, p: SettleLeased<'_>) -> Result<crate::Settled>;
+    /// Renews a lease that still holds; returns when it now runs out.
+    async fn extend_lease(&self, p: ExtendLease) -> Result<DateTime<Utc>>;
+    /// Rescues the jobs whose lease ran out (failed, and retried after the backoff where
+    /// tries are left, as one settle); returns how many changed.
+    async fn expire_leases(&self, p: ExpireLeases<'_>) -> Result<u64>;
     /// When the next delayed inactive job of the queues falls due, if any.
     async fn next_due(&self, p: NextDue<'_>) -> Result<Option<DateTime<Utc>>>;
 

@@ -304,3 +304,107 @@ impl std::fmt::Debug for Repair<'_> {
             .finish_non_exhaustive()
     }
 }
+
+/// [`super::Store::claim_leased`]: jobs for a pull worker, each with a lease.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimLeased<'a> {
+    /// Which queues (not empty) and tasks.
+    pub spec: &'a ClaimSpec,
+    /// At most this many jobs.
+    pub limit: usize,
+    /// How long each lease lasts from `now`.
+    pub lease: Duration,
+    /// The time of the claim.
+    pub now: Now,
+}
+
+/// [`super::Store::settle_leased`]: ends a leased attempt, if its lease still holds.
+#[derive(Debug, Clone, Copy)]
+pub struct SettleLeased<'a> {
+    /// The attempt the lease was given for.
+    pub attempt: Attempt,
+    /// What happened.
+    pub outcome: &'a crate::job::Outcome,
+    /// With a failure: no retry, whatever tries are left (the job's attempts are lowered to
+    /// the tries it used).
+    pub give_up: bool,
+    /// The time of the settle.
+    pub now: Now,
+}
+
+/// [`super::Store::extend_lease`]: renews a lease.
+#[derive(Debug, Clone, Copy)]
+pub struct ExtendLease {
+    /// The attempt the lease was given for.
+    pub attempt: Attempt,
+    /// The new lease lasts this long from `now`.
+    pub lease: Duration,
+    /// The time of the renewal.
+    pub now: Now,
+}
+
+/// [`super::Store::expire_leases`]: rescues the jobs whose lease ran out.
+#[derive(Clone, Copy)]
+pub struct ExpireLeases<'a> {
+    /// The backoff of each rescued job that has tries left.
+    pub backoff: RescueBackoff<'a>,
+    /// The time that leases are compared with.
+    pub now: Now,
+}
+
+impl std::fmt::Debug for ExpireLeases<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExpireLeases")
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a job stands with respect to a lease, as a store reads it (locked) before it settles
+/// or renews a leased attempt; [`LeaseRow::check`] says whether the lease still holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaseRow {
+    /// The job's state.
+    pub state: crate::job::JobState,
+    /// Its retry count now.
+    pub retries: i32,
+    /// Whether it is active under a lease (no worker).
+    pub leased: bool,
+    /// When its last lease runs out (or ran out).
+    pub lease_expires: Option<DateTime<Utc>>,
+    /// The store's `now` for this check.
+    pub now: DateTime<Utc>,
+}
+
+impl LeaseRow {
+    /// `Ok` when the lease of `attempt` still holds; otherwise [`crate::Error::LeaseLost`]
+    /// saying why (a missing job is [`crate::Error::JobNotFound`]).
+    pub fn check(row: Option<&LeaseRow>, attempt: Attempt) -> crate::Result<()> {
+        let id = attempt.id;
+        let Some(row) = row else {
+            return Err(crate::Error::JobNotFound(id));
+        };
+        let lost = |reason: String| Err(crate::Error::LeaseLost { id, reason });
+        if row.retries != attempt.retries {
+            return lost(format!(
+                "the lease was for attempt {}, and the job is at attempt {} now (the lease ran out, or the job was retried)",
+                attempt.retries + 1,
+                row.retries + 1
+            ));
+        }
+        if row.state != crate::job::JobState::Active {
+            return lost(format!("the job is {} already", row.state));
+        }
+        if !row.leased {
+            return lost("the job is not leased: a worker runs it".into());
+        }
+        match row.lease_expires {
+            Some(expires) if expires > row.now => Ok(()),
+            Some(expires) => lost(format!(
+                "the lease ran out at {} (extend it before then); the job will be retried or failed",
+                expires.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            )),
+            None => lost("the job is not leased".into()),
+        }
+    }
+}

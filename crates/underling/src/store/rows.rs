@@ -232,11 +232,18 @@ pub(crate) fn queue_info(
 /// A row of `sql/repair_abandoned.sql`: an attempt whose worker is gone (id, task, retries).
 pub(crate) type AbandonedRow = (i64, String, i32);
 
-/// The settles that rescue abandoned attempts: each fails with `Worker went away`, and is
-/// retried after its task's backoff where tries are left.
+/// The error of an attempt whose worker went away.
+pub(crate) const WENT_AWAY: &str = "Worker went away";
+
+/// The error of an attempt whose lease ran out.
+pub(crate) const LEASE_EXPIRED: &str = "Lease expired";
+
+/// The settles that rescue abandoned attempts: each fails with `error` (`Worker went away`,
+/// `Lease expired`), and is retried after its task's backoff where tries are left.
 pub(crate) fn rescue_settles(
     abandoned: &[AbandonedRow],
     backoff: super::RescueBackoff<'_>,
+    error: &str,
 ) -> Vec<Settle> {
     abandoned
         .iter()
@@ -244,7 +251,7 @@ pub(crate) fn rescue_settles(
             id: *id,
             retries: *retries,
             outcome: crate::job::Outcome::Failed {
-                error: Value::String("Worker went away".into()),
+                error: Value::String(error.into()),
                 retry_delay: backoff(task, *retries),
             },
         })

@@ -352,6 +352,7 @@ async fn run_cycle(
 }
 
 mod events;
+mod leases;
 mod operations;
 
 impl Drop for PostgresStore {
@@ -460,6 +461,22 @@ impl Store for PostgresStore {
             .fetch_one(&self.pool)
             .await?;
         Ok(u64::try_from(released).unwrap_or(0))
+    }
+
+    async fn claim_leased(&self, p: store::ClaimLeased<'_>) -> Result<Vec<crate::LeasedJob>> {
+        self.claim_with_lease(p).await
+    }
+
+    async fn settle_leased(&self, p: store::SettleLeased<'_>) -> Result<Settled> {
+        self.settle_with_lease(p).await
+    }
+
+    async fn extend_lease(&self, p: store::ExtendLease) -> Result<DateTime<Utc>> {
+        self.extend_with_lease(p).await
+    }
+
+    async fn expire_leases(&self, p: store::ExpireLeases<'_>) -> Result<u64> {
+        self.expire(p).await
     }
 
     async fn active_attempts(&self, worker_id: i64) -> Result<Vec<store::Attempt>> {

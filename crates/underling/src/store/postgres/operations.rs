@@ -7,7 +7,7 @@ use super::{PgJobRow, PostgresStore, run_cycle, secs};
 use crate::error::Result;
 use crate::job::{JobFilter, JobList, Settled};
 use crate::model::{HistoryPoint, QueueInfo, RepairReport, Stats, WorkerInfo};
-use crate::store::rows::{self, AbandonedRow, QueueRow, StatsRow, count};
+use crate::store::rows::{self, AbandonedRow, QueueRow, StatsRow, WENT_AWAY, count};
 use crate::store::{self, Store, statement};
 
 /// How many batches of expired jobs one read of their ids covers: each read walks every
@@ -202,6 +202,13 @@ impl PostgresStore {
         let opts = p.options;
         let mut report = self.run_rescue(p).await?;
         report.timed_out_jobs = self.fail_timed_out(p).await?;
+        // Leases that ran out count as abandoned attempts too.
+        report.abandoned_jobs += self
+            .expire(store::ExpireLeases {
+                backoff: p.backoff,
+                now: p.now,
+            })
+            .await?;
         self.remove_old(p, &mut report).await?;
         self.remove_expired(p, &mut report).await?;
         let stuck: i64 = sqlx::query_scalar(statement!("repair_stuck"))
@@ -328,7 +335,7 @@ impl PostgresStore {
         let abandoned: Vec<AbandonedRow> = sqlx::query_as(statement!("repair_abandoned"))
             .fetch_all(&mut *tx)
             .await?;
-        let settles = rows::rescue_settles(&abandoned, p.backoff);
+        let settles = rows::rescue_settles(&abandoned, p.backoff, WENT_AWAY);
         let cycle = store::Cycle {
             settles: &settles,
             claim: None,

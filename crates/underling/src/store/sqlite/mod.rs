@@ -12,6 +12,7 @@
 
 mod connect;
 mod events;
+mod leases;
 mod operations;
 mod unique;
 mod wake;
@@ -382,6 +383,22 @@ impl Store for SqliteStore {
         drop(writer);
         self.wakeups.wake_all(queues.iter().map(String::as_str));
         Ok(queues.len() as u64)
+    }
+
+    async fn claim_leased(&self, p: store::ClaimLeased<'_>) -> Result<Vec<crate::LeasedJob>> {
+        self.claim_with_lease(p).await
+    }
+
+    async fn settle_leased(&self, p: store::SettleLeased<'_>) -> Result<Settled> {
+        self.settle_with_lease(p).await
+    }
+
+    async fn extend_lease(&self, p: store::ExtendLease) -> Result<DateTime<Utc>> {
+        self.extend_with_lease(p).await
+    }
+
+    async fn expire_leases(&self, p: store::ExpireLeases<'_>) -> Result<u64> {
+        self.expire(p).await
     }
 
     async fn active_attempts(&self, worker_id: i64) -> Result<Vec<store::Attempt>> {

@@ -9,7 +9,7 @@ use crate::job::JobFilter;
 use crate::job::JobList;
 use crate::model::{HistoryPoint, QueueInfo, RepairReport, Stats, TaskDefaults, WorkerInfo};
 use crate::store::rows::{
-    self, AbandonedRow, QueueRow, StatsRow, StoredIds, StoredJson, StoredTime, count,
+    self, AbandonedRow, QueueRow, StatsRow, StoredIds, StoredJson, StoredTime, WENT_AWAY, count,
 };
 use crate::store::{self, statement};
 
@@ -262,6 +262,13 @@ impl SqliteStore {
         // transition (`sql/settle.sql`), each with its task's backoff, in one write transaction.
         let mut report = self.run_rescue(p).await?;
         report.timed_out_jobs = self.fail_timed_out(p, now).await?;
+        // Leases that ran out count as abandoned attempts too.
+        report.abandoned_jobs += self
+            .expire(store::ExpireLeases {
+                backoff: p.backoff,
+                now: p.now,
+            })
+            .await?;
         // Then old and expired jobs, a batch per statement, each taking the writer on its own,
         // so that claims and settles get in between.
         self.remove_old(p, now, &mut report).await?;
@@ -404,7 +411,7 @@ impl SqliteStore {
         let abandoned: Vec<AbandonedRow> = sqlx::query_as(statement!("repair_abandoned"))
             .fetch_all(&mut *conn)
             .await?;
-        let settles = rows::rescue_settles(&abandoned, p.backoff);
+        let settles = rows::rescue_settles(&abandoned, p.backoff, WENT_AWAY);
         let settled = self.settle_on(&mut *conn, &settles, at).await?;
         Ok(RepairReport {
             missing_workers,

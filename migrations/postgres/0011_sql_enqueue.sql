@@ -1,0 +1,105 @@
+-- underling_enqueue: enqueue one job from SQL, in the caller's transaction (the job exists iff
+-- it commits), for applications in any language:
+--
+--   SELECT underling_enqueue('mail.send', '{"to": "a@example.com"}', queue => 'mail',
+--                            priority => 5, delay => '5 min', attempts => 3);
+--
+-- It applies the library's rules with the library's messages (SQLSTATE 22023
+-- invalid_parameter_value, or 23503 foreign_key_violation for a parent that does not exist),
+-- takes what it leaves unset from the defaults the task's workers published (underling_tasks),
+-- then the built-in ones, and inserts through underling_enqueue_jobs: the same row, the same
+-- dependencies and the same wake-up of listening workers (sent at commit) as the library.
+-- NUL characters need no check here: PostgreSQL's text and jsonb cannot hold them.
+--
+-- The wake-up channel is the library's, 'underling.' and the schema: the schema the function
+-- lives in (search_path FROM CURRENT pins it to the one the migration ran in).
+CREATE OR REPLACE FUNCTION underling_enqueue(
+    task     TEXT,
+    args     JSONB       DEFAULT '{}',
+    queue    TEXT        DEFAULT NULL,
+    priority INTEGER     DEFAULT NULL,
+    delay    INTERVAL    DEFAULT NULL,
+    attempts INTEGER     DEFAULT NULL,
+    parents  BIGINT[]    DEFAULT NULL,
+    run_at   TIMESTAMPTZ DEFAULT NULL,
+    expire   INTERVAL    DEFAULT NULL,
+    lax      BOOLEAN     DEFAULT false,
+    notes    JSONB       DEFAULT NULL)
+RETURNS BIGINT AS $$
+DECLARE
+    t underling_tasks%ROWTYPE;
+    q TEXT;
+    delay_secs DOUBLE PRECISION;
+    expire_secs DOUBLE PRECISION;
+    deps BIGINT[];
+    missing BIGINT;
+    new_id BIGINT;
+    -- The library's longest delay or expiry (MAX_DURATION): 100 years of 366 days.
+    max_secs CONSTANT DOUBLE PRECISION := 100.0 * 366 * 24 * 3600;
+BEGIN
+    IF task IS NULL OR task = '' OR task ~ '^[[:space:]]|[[:space:]]$' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('invalid task name %s: a task name must be a non-empty string without surrounding spaces or NUL characters',
+                             COALESCE(to_json(task)::text, 'NULL'));
+    END IF;
+    IF args IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'invalid job arguments: args is SQL NULL',
+            HINT = 'Pass JSON (''{}''::jsonb, or ''null''::jsonb for a JSON null), or leave args out for {}.';
+    END IF;
+    IF queue IS NOT NULL AND (queue = '' OR queue ~ '^[[:space:]]|[[:space:]]$') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('invalid queue name %s: a queue name must be a non-empty string without surrounding spaces or NUL characters',
+                             to_json(queue)::text);
+    END IF;
+    IF attempts IS NOT NULL AND attempts < 1 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('invalid option: attempts must be at least 1, got %s', attempts);
+    END IF;
+    delay_secs := extract(epoch FROM delay);
+    expire_secs := extract(epoch FROM expire);
+    IF delay_secs < 0 OR expire_secs < 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('invalid option: %s must not be negative, got %s',
+                             CASE WHEN delay_secs < 0 THEN 'delay' ELSE 'expire' END,
+                             CASE WHEN delay_secs < 0 THEN delay ELSE expire END);
+    END IF;
+    IF delay_secs > max_secs OR expire_secs > max_secs THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('invalid option: %s must be at most 100 years, got %s days',
+                             CASE WHEN delay_secs > max_secs THEN 'delay' ELSE 'expire' END,
+                             floor(CASE WHEN delay_secs > max_secs THEN delay_secs ELSE expire_secs END / 86400));
+    END IF;
+    IF notes IS NOT NULL AND jsonb_typeof(notes) <> 'object' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('invalid notes: notes must be a JSON object, got %s',
+                             CASE jsonb_typeof(notes) WHEN 'null' THEN 'null' WHEN 'boolean' THEN 'a boolean'
+                                  WHEN 'number' THEN 'a number' WHEN 'string' THEN 'a string'
+                                  ELSE 'an array' END);
+    END IF;
+    deps := ARRAY(SELECT DISTINCT p FROM unnest(COALESCE(parents, '{}')) AS p
+                  WHERE p IS NOT NULL ORDER BY p);
+    IF array_position(parents, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'invalid option: parents must not contain NULL';
+    END IF;
+    IF cardinality(deps) > 0 THEN
+        missing := underling_missing_parent(deps);
+        IF missing IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
+                MESSAGE = format('parent job %s does not exist', missing);
+        END IF;
+    END IF;
+    -- What the enqueue leaves unset comes from the task's published defaults, then the
+    -- built-in ones (queue default, priority 0, one attempt), as in the library.
+    SELECT * INTO t FROM underling_tasks WHERE name = task;
+    q := COALESCE(queue, t.queue, 'default');
+    SELECT e.id INTO new_id FROM underling_enqueue_jobs(
+        ARRAY[task], ARRAY[args], ARRAY[q], ARRAY[COALESCE(priority, t.priority, 0)],
+        ARRAY[COALESCE(attempts, t.attempts, 1)], ARRAY[delay_secs], ARRAY[run_at],
+        ARRAY[expire_secs], ARRAY[COALESCE(lax, false)], ARRAY[cardinality(deps) > 0],
+        ARRAY[COALESCE(notes, '{}')], array_fill(1::bigint, ARRAY[cardinality(deps)]), deps,
+        'underling.' || current_schema(), now()) AS e;
+    RETURN new_id;
+END;
+$$ LANGUAGE plpgsql SET search_path FROM CURRENT;
