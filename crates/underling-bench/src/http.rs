@@ -43,6 +43,8 @@ where
         enqueue_over_http(&server, queue, sizes, rec, library).await?;
         reset().await?;
         events_to_sse_clients(&server, queue, sizes.process_n, rec, plain).await?;
+        reset().await?;
+        pull_over_http(&server, queue, sizes, rec, plain, reset).await?;
         reset().await
     }
     .await;
@@ -207,6 +209,99 @@ async fn enqueue_over_http(
         )));
     }
     Ok(())
+}
+
+/// How many clients pull at once in the concurrent pull figure.
+const PULL_CLIENTS: usize = 4;
+/// Jobs per claim in the concurrent pull figure.
+const PULL_CLAIM: usize = 100;
+
+/// Pull workers over HTTP (`POST /claims` with a lease, one `POST /jobs/{id}/ack` per job):
+/// one client claiming one job at a time, and `PULL_CLIENTS` clients claiming `PULL_CLAIM` at a
+/// time, each as a ratio to `plain` (processing by a native worker at its defaults).
+async fn pull_over_http<F, Fut>(
+    server: &InProcess,
+    queue: &Queue,
+    sizes: &Sizes,
+    rec: &mut Recorder<'_>,
+    plain: f64,
+    reset: &F,
+) -> Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let n = (sizes.process_n / 10).max(1000);
+    for (clients, limit) in [(1, 1), (PULL_CLIENTS, PULL_CLAIM)] {
+        reset().await?;
+        let jobs = noop_jobs(n)?;
+        for chunk in jobs.chunks(BATCH) {
+            queue.enqueue_batch(chunk).await?;
+        }
+        let claim =
+            serde_json::json!({"queues": [BENCH_QUEUE], "limit": limit, "lease": "5m"}).to_string();
+        let start = Instant::now();
+        let mut handles = Vec::with_capacity(clients);
+        for _ in 0..clients {
+            let (client, base, claim) = (server.client.clone(), server.base.clone(), claim.clone());
+            handles.push(tokio::spawn(async move {
+                let mut acked = 0_usize;
+                loop {
+                    let claimed =
+                        post_json(&client, &format!("{base}/api/v1/claims"), claim.clone()).await?;
+                    let jobs = claimed["jobs"].as_array().cloned().unwrap_or_default();
+                    if jobs.is_empty() {
+                        return Ok::<usize, BenchError>(acked);
+                    }
+                    for job in jobs {
+                        let id = job["id"].as_i64().unwrap_or_default();
+                        let ack =
+                            serde_json::json!({"token": job["token"], "result": null}).to_string();
+                        post_json(&client, &format!("{base}/api/v1/jobs/{id}/ack"), ack).await?;
+                        acked += 1;
+                    }
+                }
+            }));
+        }
+        let mut acked = 0;
+        for h in handles {
+            acked += h.await??;
+        }
+        let elapsed = start.elapsed();
+        if acked != n {
+            return Err(BenchError::Check(format!(
+                "{acked} jobs acked over HTTP of {n}"
+            )));
+        }
+        let name = if limit == 1 {
+            "pull over HTTP (claim 1 + ack), 1 client".to_string()
+        } else {
+            format!("pull over HTTP (claims of {limit} + acks), {clients} clients")
+        };
+        rec.rate("http", &name, n, elapsed, "jobs/s");
+        rec.compare_last("processing, 1 worker at defaults (no server)", plain);
+    }
+    Ok(())
+}
+
+/// `POST url` with a JSON `body`; the answer's JSON, anything but `200 OK` an error.
+async fn post_json(client: &reqwest::Client, url: &str, body: String) -> Result<serde_json::Value> {
+    let response = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| BenchError::Http(format!("POST {url}: {e}")))?;
+    let status = response.status();
+    let text = response
+        .text()
+        .await
+        .map_err(|e| BenchError::Http(format!("POST {url}: {e}")))?;
+    if status != StatusCode::OK {
+        return Err(BenchError::Http(format!("POST {url}: {status}: {text}")));
+    }
+    serde_json::from_str(&text).map_err(|e| BenchError::Http(format!("POST {url}: {e}")))
 }
 
 /// What one SSE client received.
