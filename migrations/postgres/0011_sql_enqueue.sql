@@ -5,7 +5,8 @@
 --                            priority => 5, delay => '5 min', attempts => 3);
 --
 -- It applies the library's rules with the library's messages (SQLSTATE 22023
--- invalid_parameter_value, or 23503 foreign_key_violation for a parent that does not exist),
+-- invalid_parameter_value, 23503 foreign_key_violation for a parent that does not exist, or
+-- 23505 unique_violation when a live job holds the unique key under on_conflict => 'error'),
 -- takes what it leaves unset from the defaults the task's workers published (underling_tasks),
 -- then the built-in ones, and inserts through underling_enqueue_jobs: the same row, the same
 -- dependencies and the same wake-up of listening workers (sent at commit) as the library.
@@ -24,7 +25,12 @@ CREATE OR REPLACE FUNCTION underling_enqueue(
     run_at   TIMESTAMPTZ DEFAULT NULL,
     expire   INTERVAL    DEFAULT NULL,
     lax      BOOLEAN     DEFAULT false,
-    notes    JSONB       DEFAULT NULL)
+    notes    JSONB       DEFAULT NULL,
+    unique_key   TEXT     DEFAULT NULL,
+    unique_scope TEXT     DEFAULT NULL,
+    unique_for   INTERVAL DEFAULT NULL,
+    on_conflict  TEXT     DEFAULT 'existing',
+    timeout      INTERVAL DEFAULT NULL)
 RETURNS BIGINT AS $$
 DECLARE
     t underling_tasks%ROWTYPE;
@@ -34,6 +40,9 @@ DECLARE
     deps BIGINT[];
     missing BIGINT;
     new_id BIGINT;
+    unique_for_secs DOUBLE PRECISION;
+    timeout_secs DOUBLE PRECISION;
+    scope TEXT;
     -- The library's longest delay or expiry (MAX_DURATION): 100 years of 366 days.
     max_secs CONSTANT DOUBLE PRECISION := 100.0 * 366 * 24 * 3600;
 BEGIN
@@ -77,6 +86,48 @@ BEGIN
                                   WHEN 'number' THEN 'a number' WHEN 'string' THEN 'a string'
                                   ELSE 'an array' END);
     END IF;
+    -- Unique jobs (0010) with an explicit key, with the library's rules for keys, scopes and
+    -- policies: a period without a scope means the period scope, neither means active.
+    unique_for_secs := extract(epoch FROM unique_for);
+    IF unique_key IS NULL AND (unique_scope IS NOT NULL OR unique_for IS NOT NULL) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'invalid option: unique_scope and unique_for need a unique_key';
+    END IF;
+    IF unique_key IS NOT NULL THEN
+        IF octet_length(unique_key) = 0 OR octet_length(unique_key) > 512 THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('invalid option: a unique key must be 1 to 512 bytes, got %s (hash longer keys)',
+                                 octet_length(unique_key));
+        END IF;
+        scope := COALESCE(unique_scope, CASE WHEN unique_for IS NULL THEN 'active' ELSE 'period' END);
+        IF scope NOT IN ('inactive', 'active', 'period') THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('invalid option: unknown unique scope %s: expected inactive, active or period',
+                                 to_json(scope)::text);
+        END IF;
+        IF scope = 'period' AND unique_for IS NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'invalid option: the unique scope period needs a duration: give unique_for (--unique-for), e.g. 1h';
+        END IF;
+        IF scope <> 'period' AND unique_for IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('invalid option: unique_for (--unique-for) only goes with the unique scope period, not %s', scope);
+        END IF;
+        IF unique_for_secs <= 0 OR unique_for_secs > max_secs THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('invalid option: unique_for must be longer than zero and at most 100 years, got %s', unique_for);
+        END IF;
+        IF on_conflict IS NULL OR on_conflict NOT IN ('existing', 'replace', 'error') THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('invalid option: unknown conflict policy %s: expected existing, replace or error',
+                                 COALESCE(to_json(on_conflict)::text, 'NULL'));
+        END IF;
+    END IF;
+    timeout_secs := extract(epoch FROM timeout);
+    IF timeout_secs <= 0 OR timeout_secs > max_secs THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('invalid option: timeout must be longer than zero and at most 100 years, got %s', timeout);
+    END IF;
     deps := ARRAY(SELECT DISTINCT p FROM unnest(COALESCE(parents, '{}')) AS p
                   WHERE p IS NOT NULL ORDER BY p);
     IF array_position(parents, NULL) IS NOT NULL THEN
@@ -94,6 +145,28 @@ BEGIN
     -- built-in ones (queue default, priority 0, one attempt), as in the library.
     SELECT * INTO t FROM underling_tasks WHERE name = task;
     q := COALESCE(queue, t.queue, 'default');
+    IF unique_key IS NOT NULL OR timeout IS NOT NULL THEN
+        -- The unique enqueue of 0010: the id of the live holder of the key when there is one
+        -- (or the replaced job), SQLSTATE UL001 under the policy error.
+        BEGIN
+            SELECT e.id INTO new_id FROM underling_enqueue_unique(
+                ARRAY[task], ARRAY[args], ARRAY[q], ARRAY[COALESCE(priority, t.priority, 0)],
+                ARRAY[COALESCE(attempts, t.attempts, 1)], ARRAY[delay_secs], ARRAY[run_at],
+                ARRAY[expire_secs], ARRAY[COALESCE(lax, false)], ARRAY[cardinality(deps) > 0],
+                ARRAY[COALESCE(notes, '{}')], array_fill(1::bigint, ARRAY[cardinality(deps)]), deps,
+                'underling.' || current_schema(), now(), ARRAY[unique_key], ARRAY[scope],
+                ARRAY[unique_for_secs], ARRAY[on_conflict], ARRAY[round(timeout_secs * 1000)::bigint]) AS e;
+        EXCEPTION WHEN SQLSTATE 'UL001' THEN
+            -- The library's words for the policy error (UL001 carries the key and the holder).
+            DECLARE holder TEXT; BEGIN
+                GET STACKED DIAGNOSTICS holder = PG_EXCEPTION_DETAIL;
+                RAISE EXCEPTION USING ERRCODE = 'unique_violation', DETAIL = holder,
+                    MESSAGE = format('a job with the unique key %s exists already: job %s (the enqueue''s conflict policy is error; use existing to get its id, or replace to update it)',
+                                     to_json(unique_key)::text, holder);
+            END;
+        END;
+        RETURN new_id;
+    END IF;
     SELECT e.id INTO new_id FROM underling_enqueue_jobs(
         ARRAY[task], ARRAY[args], ARRAY[q], ARRAY[COALESCE(priority, t.priority, 0)],
         ARRAY[COALESCE(attempts, t.attempts, 1)], ARRAY[delay_secs], ARRAY[run_at],

@@ -317,3 +317,129 @@ async fn bad_input_is_refused_with_the_library_message_and_writes_nothing() {
     drop(conn);
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_unique_key_returns_the_live_holder_and_inserts_nothing() {
+    let Some(db) = Db::open().await else { return };
+    let mut conn = db.pool().acquire().await.unwrap();
+    let first = enqueue_on(&mut conn, &db, "'t', unique_key => 'nightly'")
+        .await
+        .unwrap();
+    let second = enqueue_on(&mut conn, &db, "'t', '{\"v\": 2}', unique_key => 'nightly'")
+        .await
+        .unwrap();
+    assert_eq!(second, first);
+    assert_eq!(job_count(&db.queue).await, 1);
+    assert_eq!(job(&db.queue, first).await.args, json!({}));
+    drop(conn);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_unique_key_with_replace_updates_the_holder_and_with_error_fails() {
+    let Some(db) = Db::open().await else { return };
+    let mut conn = db.pool().acquire().await.unwrap();
+    let first = enqueue_on(&mut conn, &db, "'t', unique_key => 'k'")
+        .await
+        .unwrap();
+    let replaced = enqueue_on(
+        &mut conn,
+        &db,
+        "'t', '{\"v\": 2}', priority => 7, unique_key => 'k', on_conflict => 'replace'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(replaced, first);
+    let stored = job(&db.queue, first).await;
+    assert_eq!((stored.args, stored.priority), (json!({"v": 2}), 7));
+    let refused = enqueue_on(
+        &mut conn,
+        &db,
+        "'t', unique_key => 'k', on_conflict => 'error'",
+    )
+    .await;
+    assert_eq!(
+        refused,
+        Err(Error::UniqueConflict {
+            key: "k".into(),
+            existing: first
+        }
+        .to_string())
+    );
+    assert_eq!(job_count(&db.queue).await, 1);
+    drop(conn);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_unique_key_and_a_timeout_are_stored_like_the_library_does() {
+    let Some(db) = Db::open().await else { return };
+    let mut conn = db.pool().acquire().await.unwrap();
+    let id = enqueue_on(
+        &mut conn,
+        &db,
+        "'t', unique_key => 'daily', unique_for => '1 hour', timeout => '90 s'",
+    )
+    .await
+    .unwrap();
+    let stored = job(&db.queue, id).await;
+    assert_eq!(stored.timeout(), Some(Duration::from_secs(90)));
+    // The library sees the key the function stored: a library enqueue is a duplicate.
+    let unique = underling::Unique::key("daily")
+        .scope(underling::UniqueScope::Period(Duration::from_secs(3600)));
+    let again = db
+        .queue
+        .submit("t", json!({}), EnqueueOptions::new().unique(unique))
+        .await
+        .unwrap();
+    assert_eq!((again.id, again.duplicate), (id, true));
+    drop(conn);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn bad_unique_options_and_timeouts_are_refused_and_write_nothing() {
+    let Some(db) = Db::open().await else { return };
+    let cases: Vec<(&str, &str)> = vec![
+        (
+            "'t', unique_key => ''",
+            "invalid option: a unique key must be 1 to 512 bytes, got 0 (hash longer keys)",
+        ),
+        (
+            "'t', unique_scope => 'active'",
+            "invalid option: unique_scope and unique_for need a unique_key",
+        ),
+        (
+            "'t', unique_key => 'k', unique_scope => 'forever'",
+            "invalid option: unknown unique scope \"forever\": expected inactive, active or period",
+        ),
+        (
+            "'t', unique_key => 'k', unique_scope => 'period'",
+            "invalid option: the unique scope period needs a duration: give unique_for (--unique-for), e.g. 1h",
+        ),
+        (
+            "'t', unique_key => 'k', unique_scope => 'inactive', unique_for => '1 hour'",
+            "invalid option: unique_for (--unique-for) only goes with the unique scope period, not inactive",
+        ),
+        (
+            "'t', unique_key => 'k', on_conflict => 'ignore'",
+            "invalid option: unknown conflict policy \"ignore\": expected existing, replace or error",
+        ),
+        (
+            "'t', timeout => '0 s'",
+            "invalid option: timeout must be longer than zero and at most 100 years, got 00:00:00",
+        ),
+    ];
+    let mut conn = db.pool().acquire().await.unwrap();
+    for (arguments, expected) in cases {
+        let refused = enqueue_on(&mut conn, &db, arguments).await;
+        assert_eq!(
+            refused,
+            Err(expected.to_string()),
+            "underling_enqueue({arguments})"
+        );
+    }
+    assert_eq!(job_count(&db.queue).await, 0);
+    drop(conn);
+    db.cleanup().await;
+}
