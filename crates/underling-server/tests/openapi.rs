@@ -14,7 +14,7 @@ use underling_testkit::support as kit;
 use support::{Kind, TestServer, send};
 
 /// Every route the API serves, as `METHOD /path`.
-const ROUTES: [&str; 32] = [
+const ROUTES: [&str; 33] = [
     "GET /healthz",
     "GET /readyz",
     "GET /metrics",
@@ -38,6 +38,7 @@ const ROUTES: [&str; 32] = [
     "GET /api/v1/history",
     "GET /api/v1/tasks",
     "GET /api/v1/queues",
+    "GET /api/v1/queues/due",
     "POST /api/v1/queues/{name}/pause",
     "POST /api/v1/queues/{name}/resume",
     "GET /api/v1/workers",
@@ -150,7 +151,7 @@ on_both_backends! {
             check(&doc, &url, &body, schema);
             checked += 1;
         }
-        assert_eq!(checked, 13);
+        assert_eq!(checked, 14);
     }
 }
 
