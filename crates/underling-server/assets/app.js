@@ -484,6 +484,11 @@
     render();
   }
 
+  // A page left for another (kept in the back/forward cache) gives its event stream up, so that
+  // it holds no connection of the browser's few per server; it takes it again when shown.
+  window.addEventListener('pagehide', () => { if (stream) { stream.close(); stream = null; } });
+  window.addEventListener('pageshow', (e) => { if (e.persisted && session.access) { connectEvents(); render(); } });
+
   logoutButton.addEventListener('click', async () => {
     await fetch('/ui/logout', { method: 'POST', headers: { 'X-Underling-CSRF': '1' }, credentials: 'same-origin' });
     location.href = '/';

@@ -109,11 +109,7 @@ async fn browser() -> Result<(Client, Killed), String> {
             "binary": chromium,
             // Root in a container: no sandbox; small /dev/shm: use /tmp.
             "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--window-size=1280,900", "--disable-extensions", "--no-first-run",
-                     // Every load here is a new history entry; pages kept in the back/forward
-                     // cache with their event streams stalled later requests (seen once a few
-                     // pages were cached).
-                     "--disable-features=BackForwardCache"],
+                     "--window-size=1280,900", "--disable-extensions", "--no-first-run"],
         }),
     );
     let webdriver = format!("http://127.0.0.1:{port}");
