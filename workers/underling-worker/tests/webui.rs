@@ -152,9 +152,10 @@ impl Env {
         };
         // The server's own connections, as `underling serve` (a process of its own) has them:
         // its pool at the default size, beside the test's small one.
-        let served = Queue::connect_with(underling::ConnectOptions::new(&db.url).schema(&db.schema))
-            .await
-            .expect("connect the server");
+        let served =
+            Queue::connect_with(underling::ConnectOptions::new(&db.url).schema(&db.schema))
+                .await
+                .expect("connect the server");
         let server = Server::bind(served, options).await.expect("bind");
         let url = format!("http://{}", server.local_addr().expect("an address"));
         tokio::spawn(server.run(std::future::pending()));

@@ -55,7 +55,9 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
             (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             (header::X_FRAME_OPTIONS, "DENY"),
-            (header::REFERRER_POLICY, "no-referrer"),
+            // Not `no-referrer`: with it, Chromium sends `Origin: null` on the UI's own POSTs,
+            // which the CSRF check must refuse.
+            (header::REFERRER_POLICY, "same-origin"),
             // A new binary may bring a new app.js: always ask (the files are small).
             (header::CACHE_CONTROL, "no-cache"),
         ],
