@@ -26,6 +26,7 @@ mod scale;
 mod sqlite;
 
 pub use error::{BenchError, Result};
+pub use scale::fill_big_store;
 
 /// The task the benchmark runs. Worker processes know it as the built-in `underling.noop`.
 const NOOP: &str = "underling.noop";

@@ -438,6 +438,35 @@ async fn claim(
     Ok(reply.claimed.len())
 }
 
+/// Fills the (PostgreSQL) store of `queue` with the big store of `bench --scale`, at the sizes
+/// given: `finished` jobs (1 % failed) over the last 36 hours in 100 queues `scale-N`, a due
+/// `backlog` spread over them, and `delayed` jobs due tomorrow in the benchmark's queue; then
+/// vacuums and analyzes. For measurements of what a big store costs elsewhere (the web UI's
+/// page loads: `workers/underling-worker/tests/webui.rs`).
+pub async fn fill_big_store(
+    queue: &Queue,
+    finished: i64,
+    backlog: i64,
+    delayed: i64,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<()> {
+    let Pool::Postgres(pool) = queue.pool() else {
+        return Err(BenchError::Usage("the big store needs PostgreSQL".into()));
+    };
+    let sizes = ScaleSizes {
+        finished,
+        backlog,
+        delayed,
+        process: 0,
+        samples: 0,
+        repeats: 0,
+        purge: 0,
+    };
+    let origin = Utc::now() - chrono::Duration::hours(SPAN_HOURS);
+    let step_ms = (SPAN_HOURS * 3_600_000 / finished.max(1)).max(1);
+    build_big_store(&pool, &sizes, origin, step_ms, progress).await
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }

@@ -1,9 +1,11 @@
 //! Bearer tokens: with a token set, every route but `/healthz` and `/readyz` needs
 //! `Authorization: Bearer <token>`; a read-only token may only `GET` (and `HEAD`).
-//! Tokens are compared in constant time.
+//! Tokens are compared in constant time. The web UI's session cookie stands for the token it
+//! was opened with; requests that a browser sends by itself (by cookie, or to a server without
+//! a token) may change something only from this server's own pages (see [`CSRF_HEADER`]).
 
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
@@ -100,23 +102,114 @@ fn unauthorized(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
 }
 
-/// The middleware that enforces [`Auth`] on the routes it wraps.
+/// How a request proved its access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// `Authorization: Bearer` (scripts, the CLI): a browser never adds it by itself, so it
+    /// needs no CSRF check.
+    Bearer,
+    /// The web UI's session cookie ([`crate::ui::session`]): a browser sends it by itself.
+    Cookie,
+    /// Nothing: the server has no token (it listens on loopback only).
+    Open,
+}
+
+/// The header the web UI sends with every request that changes something. A page of another
+/// origin cannot send a custom header without a CORS preflight, which this server does not
+/// grant (unless `--cors-origin` says so), so its presence proves the request came from the
+/// UI's own pages.
+pub const CSRF_HEADER: &str = "x-underling-csrf";
+
+/// What a request may do, and how it proved it.
+pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(Access, Via), ApiError> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        return state
+            .auth
+            .check(Some(value.as_bytes()))
+            .map(|access| (access, Via::Bearer));
+    }
+    if !state.auth.enabled() {
+        return Ok((Access::Full, Via::Open));
+    }
+    let session = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(crate::ui::session::from_cookie_header);
+    if let Some(id) = session {
+        return match state.sessions.access(id) {
+            Some(access) => Ok((access, Via::Cookie)),
+            None => Err(unauthorized(
+                "the session has expired or was ended: log in again",
+            )),
+        };
+    }
+    state.auth.check(None).map(|access| (access, Via::Bearer))
+}
+
+/// Whether a request that a browser may have sent by itself (cookie-authenticated, or to a
+/// server without a token) may change something: it must come from this server's own pages
+/// (an `Origin`, when the browser sends one, of this host or of a `--cors-origin`), and a
+/// cookie-authenticated one must also carry [`CSRF_HEADER`].
+fn cross_site(state: &AppState, headers: &HeaderMap, via: Via) -> Option<ApiError> {
+    if via == Via::Bearer {
+        return None;
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let own = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            .is_some_and(|rest| !host.is_empty() && rest == host);
+        let allowed = state
+            .options
+            .cors_origins
+            .iter()
+            .any(|o| o == "*" || o == origin);
+        if !own && !allowed {
+            return Some(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "cross_site",
+                format!(
+                    "a request from the page of another origin ({origin}) may not change anything here"
+                ),
+            ));
+        }
+    }
+    if via == Via::Cookie && !headers.contains_key(CSRF_HEADER) {
+        return Some(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            "a request authenticated by the session cookie must send the header X-Underling-CSRF: 1 to change anything",
+        ));
+    }
+    None
+}
+
+/// The middleware that enforces [`Auth`] (or a UI session) on the routes it wraps.
 pub async fn require(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let header = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(|v| v.as_bytes());
-    match state.auth.check(header) {
-        Ok(Access::Full) => next.run(request).await,
-        Ok(Access::ReadOnly) if matches!(*request.method(), Method::GET | Method::HEAD) => {
+    let safe = matches!(*request.method(), Method::GET | Method::HEAD);
+    match authenticate(&state, request.headers()) {
+        Ok((access, via)) => {
+            if !safe {
+                if let Some(error) = cross_site(&state, request.headers(), via) {
+                    return error.into_response();
+                }
+                if access == Access::ReadOnly {
+                    return ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "forbidden",
+                        "the read-only token may only read (GET): use the full token to change anything",
+                    )
+                    .into_response();
+                }
+            }
             next.run(request).await
         }
-        Ok(Access::ReadOnly) => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "the read-only token may only read (GET): use the full token to change anything",
-        )
-        .into_response(),
         Err(error) => {
             let mut response = error.into_response();
             response.headers_mut().insert(

@@ -9,6 +9,7 @@
 //! - `/healthz` and `/readyz` ([`health`]), never behind a token.
 //! - Bearer tokens ([`auth`]): a full one, and optionally a read-only one (GET only).
 //!   Binding an address other than loopback without a token is refused.
+//! - The web UI for operators at `/` ([`ui`]), over this same API.
 //! - The OpenAPI 3.1 document at `/api/v1/openapi.json` ([`openapi`]), built from the same
 //!   registrations as the router.
 //!
@@ -49,6 +50,7 @@ pub mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod state;
+pub mod ui;
 
 pub use error::{ApiError, ErrorBody};
 pub use state::AppState;
@@ -192,7 +194,7 @@ pub enum ServerError {
 }
 
 /// The whole application: the API under `/api/v1` behind the token check, the health probes,
-/// and the layers (request logs, CORS, body limit, timeouts, JSON errors for everything).
+/// the web UI, and the layers (request logs, CORS, body limit, timeouts, JSON errors for everything).
 pub fn router(state: AppState) -> Router {
     let options = state.options.clone();
     let (protected, _) = OpenApiRouter::new()
@@ -204,6 +206,7 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), auth::require));
     let (health, _) = health::routes().split_for_parts();
     let mut app = health
+        .merge(ui::routes())
         .merge(protected)
         .layer(DefaultBodyLimit::max(options.body_limit))
         .layer(from_fn(json_errors))

@@ -8,6 +8,7 @@ use crate::ServerOptions;
 use crate::auth::Auth;
 use crate::events::EventHub;
 use crate::metrics::Metrics;
+use crate::ui::session::Sessions;
 
 /// The state every handler gets: cheap to clone (the queue and the rest sit behind `Arc`s).
 ///
@@ -25,6 +26,8 @@ pub struct AppState {
     pub events: Arc<EventHub>,
     /// The Prometheus metrics ([`Metrics`]).
     pub metrics: Arc<Metrics>,
+    /// The web UI's login sessions ([`Sessions`]).
+    pub sessions: Arc<Sessions>,
 }
 
 impl AppState {
@@ -35,6 +38,7 @@ impl AppState {
         AppState {
             events: EventHub::start(queue.clone(), metrics.clone(), options.events),
             metrics,
+            sessions: Arc::new(Sessions::default()),
             queue,
             auth: Arc::new(Auth::new(
                 options.token.as_deref(),

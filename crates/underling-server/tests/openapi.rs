@@ -14,7 +14,7 @@ use underling_testkit::support as kit;
 use support::{Kind, TestServer, send};
 
 /// Every route the API serves, as `METHOD /path`.
-const ROUTES: [&str; 36] = [
+const ROUTES: [&str; 37] = [
     "GET /healthz",
     "GET /readyz",
     "GET /metrics",
@@ -42,6 +42,7 @@ const ROUTES: [&str; 36] = [
     "GET /api/v1/history",
     "GET /api/v1/tasks",
     "GET /api/v1/queues",
+    "GET /api/v1/queues/due",
     "POST /api/v1/queues/{name}/pause",
     "POST /api/v1/queues/{name}/resume",
     "GET /api/v1/workers",
@@ -154,7 +155,7 @@ on_both_backends! {
             check(&doc, &url, &body, schema);
             checked += 1;
         }
-        assert_eq!(checked, 13);
+        assert_eq!(checked, 14);
     }
 }
 

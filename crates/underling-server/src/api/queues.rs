@@ -1,8 +1,9 @@
-//! `/queues`: list, pause and resume queues.
+//! `/queues`: list, pause and resume queues, and the age of their backlogs.
 
 use axum::extract::State;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
-use underling::QueueInfo;
+use underling::{QueueDue, QueueInfo};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -16,6 +17,7 @@ use crate::state::AppState;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list))
+        .routes(routes!(oldest_due))
         .routes(routes!(pause))
         .routes(routes!(resume))
 }
@@ -39,6 +41,17 @@ pub struct QueueDoc {
     finished: u64,
 }
 
+/// How long a queue's backlog has waited (`Queue::oldest_due`).
+#[derive(Debug, ToSchema)]
+#[schema(as = QueueDue)]
+#[allow(dead_code)]
+pub struct QueueDueDoc {
+    /// The queue.
+    queue: String,
+    /// When its longest-waiting inactive job that is due fell due.
+    oldest_due: DateTime<Utc>,
+}
+
 /// A queue's pause flag after a change.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Paused {
@@ -53,6 +66,14 @@ pub struct Paused {
     responses((status = 200, description = "The queues", body = Vec<QueueDoc>)))]
 async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<QueueInfo>>> {
     Ok(Json(state.queue.queues().await?))
+}
+
+/// For each queue with due inactive jobs, when the longest-waiting of them fell due (the age
+/// of its backlog): index ranges only on PostgreSQL, however deep the backlog.
+#[utoipa::path(get, path = "/queues/due", tag = "queues",
+    responses((status = 200, description = "One entry per queue with due jobs", body = Vec<QueueDueDoc>)))]
+async fn oldest_due(State(state): State<AppState>) -> ApiResult<Json<Vec<QueueDue>>> {
+    Ok(Json(state.queue.oldest_due().await?))
 }
 
 /// Sets a queue's pause flag.
