@@ -394,6 +394,7 @@ where
         reset().await?;
     }
     unique_figure(queue, sizes.process_n, rec, plain, &reset).await?;
+    limited_figure(queue, sizes.process_n, rec, plain, &reset).await?;
     observed_figures(queue, sizes.process_n, rec, plain, target, &reset).await?;
     let (url, schema) = target;
     if let Some(binary) = processes {
@@ -442,6 +443,48 @@ where
         "jobs/s",
     );
     rec.compare_last("the same without keys", plain);
+    reset().await?;
+    Ok(())
+}
+
+/// Processing at the default concurrency of jobs spread over 100 keys (`args.tenant`) under a
+/// limit of 2 running jobs per key, as a ratio to the same processing without the limit
+/// (`plain`): what the limited claim costs (its turn, the count of active jobs per group).
+async fn limited_figure<F, Fut>(
+    queue: &Queue,
+    n: usize,
+    rec: &mut Recorder<'_>,
+    plain: f64,
+    reset: &F,
+) -> Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let concurrency = WorkerOptions::default().concurrency;
+    let jobs: underling::Result<Vec<NewJob>> = (0..n)
+        .map(|i| {
+            let opts = EnqueueOptions::new().queue(BENCH_QUEUE);
+            NewJob::new(NOOP, serde_json::json!({ "tenant": i % 100 }), opts)
+        })
+        .collect();
+    queue.enqueue_batch(&jobs?).await?;
+    let scope = underling::LimitScope::Args("tenant".into());
+    queue
+        .set_limit(&underling::Limit::concurrency(scope.clone(), 2))
+        .await?;
+    let drained = drain_in_process(queue, concurrency).await;
+    queue.remove_limit(&scope).await?;
+    let t = drained?;
+    check_all_finished(queue, n).await?;
+    rec.rate(
+        "process",
+        &format!("1 worker, concurrency {concurrency}, a limit of 2 per key over 100 keys"),
+        n,
+        t,
+        "jobs/s",
+    );
+    rec.compare_last("the same without a limit", plain);
     reset().await?;
     Ok(())
 }

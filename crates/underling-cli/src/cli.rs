@@ -91,6 +91,10 @@ pub enum Command {
     /// List and release named locks.
     #[command(subcommand)]
     Lock(LockCommand),
+    /// Set, list and remove exact concurrency and rate limits (per queue, task or key),
+    /// enforced inside every claim across all workers.
+    #[command(subcommand)]
+    Limit(LimitCommand),
     /// List the tasks' enqueue defaults, as workers published them.
     #[command(subcommand)]
     Task(TaskCommand),
@@ -490,6 +494,81 @@ pub enum QueueCommand {
         /// The queue name.
         queue: String,
     },
+}
+
+/// `underling limit …`
+#[derive(Debug, Subcommand)]
+pub enum LimitCommand {
+    /// Set a limit (replacing the one of the same scope): a concurrency, a rate or both.
+    #[command(after_help = "Examples:\n  \
+        underling limit set --queue mail --concurrency 3\n  \
+        underling limit set --task image.resize --rate 100/1m\n  \
+        underling limit set --key-from args.tenant --concurrency 2\n\
+        A key limit makes each value of the key a group of its own (one per tenant); jobs \
+        without the key are not limited by it.")]
+    Set {
+        /// Which jobs it counts.
+        #[command(flatten)]
+        scope: LimitScopeArgs,
+        /// At most this many jobs of the group active at once.
+        #[arg(long, value_name = "N")]
+        concurrency: Option<u32>,
+        /// At most COUNT starts of the group in any window of PERIOD (100/1m, 5/s, 1000/1h).
+        #[arg(long, value_name = "COUNT/PERIOD", value_parser = parse_rate)]
+        rate: Option<underling::Rate>,
+    },
+    /// List the limits.
+    List,
+    /// Remove a limit.
+    Remove {
+        /// Which limit.
+        #[command(flatten)]
+        scope: LimitScopeArgs,
+    },
+}
+
+/// The scope of a limit: exactly one of `--queue`, `--task`, `--key-from`.
+#[derive(Debug, Clone, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct LimitScopeArgs {
+    /// The jobs of this queue.
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// The jobs of this task, in any queue.
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Each value of this key of the jobs' arguments or notes: args.PATH or notes.PATH
+    /// (args.tenant, args.customer.id).
+    #[arg(long, value_name = "args.PATH|notes.PATH")]
+    pub key_from: Option<String>,
+}
+
+impl LimitScopeArgs {
+    /// The scope, checked.
+    pub fn scope(&self) -> Result<underling::LimitScope, underling::Error> {
+        use underling::LimitScope;
+        let scope = match (&self.queue, &self.task, &self.key_from) {
+            (Some(q), _, _) => LimitScope::Queue(q.clone()),
+            (_, Some(t), _) => LimitScope::Task(t.clone()),
+            (_, _, Some(k)) => return LimitScope::key_from(k),
+            // clap requires one of the three.
+            _ => {
+                return Err(underling::Error::InvalidLimit(
+                    "give --queue, --task or --key-from".into(),
+                ));
+            }
+        };
+        scope.validate()?;
+        Ok(scope)
+    }
+}
+
+/// A `--rate` value.
+fn parse_rate(text: &str) -> Result<underling::Rate, String> {
+    text.parse::<underling::Rate>().map_err(|e| match e {
+        underling::Error::InvalidLimit(why) => why,
+        other => other.to_string(),
+    })
 }
 
 /// `underling worker …`

@@ -112,6 +112,7 @@ impl From<underling::Error> for ApiError {
             E::InvalidArgs(_) => ApiError::invalid("invalid_args", message),
             E::InvalidNotes(_) => ApiError::invalid("invalid_notes", message),
             E::InvalidOption(_) => ApiError::invalid("invalid_option", message),
+            E::InvalidLimit(_) => ApiError::invalid("invalid_limit", message),
             E::InvalidDuration(_) => ApiError::invalid("invalid_duration", message),
             E::UniqueConflict { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "unique_conflict", message)

@@ -21,6 +21,7 @@ use crate::error::ErrorBody;
         (name = "jobs", description = "Enqueue, inspect, wait for, retry, stop and remove jobs"),
         (name = "leases", description = "Pull workers: claim jobs with a lease, then ack, reject or extend it"),
         (name = "queues", description = "List, pause and resume queues"),
+        (name = "limits", description = "Exact concurrency and rate limits per queue, task or key"),
         (name = "workers", description = "Workers and their remote commands"),
         (name = "locks", description = "Named locks"),
         (name = "stats", description = "Counts, history and tasks"),

@@ -346,6 +346,33 @@ on_both_backends! {
         assert_eq!(s.get_ok("/queues").await[0]["paused"], false);
     }
 
+    async fn limits_set_list_and_remove(s) {
+        let body = json!({"scope": {"kind": "args", "name": "tenant"}, "concurrency": 2, "rate": "100/1m"});
+        assert_eq!(s.post("/limits", body).await, (StatusCode::OK, json!({"scope": {"kind": "args", "name": "tenant"}, "concurrency": 2, "rate": "100/1m"})));
+        let body = json!({"scope": {"kind": "queue", "name": "mail"}, "concurrency": 3});
+        assert_eq!(s.post("/limits", body).await.0, StatusCode::OK);
+        assert_eq!(s.get_ok("/limits").await, serde_json::to_value(s.queue().limits().await.unwrap()).unwrap());
+        assert_eq!(s.delete("/limits/queue/mail").await, (StatusCode::OK, json!({"removed": true})));
+        let (status, body) = s.delete("/limits/queue/mail").await;
+        assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+        assert_eq!(body["error"]["message"], "there is no limit on queue mail");
+        assert_eq!(s.queue().limits().await.unwrap().len(), 1);
+    }
+
+    async fn a_malformed_limit_is_a_422_that_changes_nothing(s) {
+        for (body, code, message) in [
+            (json!({"scope": {"kind": "queue", "name": "mail"}, "concurrency": 0}), "invalid_limit", "invalid limit: queue mail: concurrency must be at least 1 (to stop a queue, pause it)"),
+            (json!({"scope": {"kind": "queue", "name": "mail"}}), "invalid_limit", "invalid limit: queue mail: give a concurrency, a rate or both"),
+            (json!({"scope": {"kind": "tenant", "name": "x"}, "concurrency": 1}), "invalid_limit", "unknown limit kind \"tenant\": expected queue, task, args or notes"),
+            (json!({"scope": {"kind": "task", "name": "t"}, "rate": "7 per day"}), "invalid_limit", "invalid limit: rate \"7 per day\": no /; write COUNT/PERIOD, like 100/1m, 5/s or 1000/1h"),
+        ] {
+            let (status, reply) = s.post("/limits", body).await;
+            assert_error(status, &reply, StatusCode::UNPROCESSABLE_ENTITY, code);
+            assert_eq!(reply["error"]["message"], message);
+        }
+        assert_eq!(s.queue().limits().await.unwrap(), vec![]);
+    }
+
     async fn workers_list_show_and_commands(s) {
         let w = kit::worker(&s.store).await;
         let listed = s.get_ok("/workers").await;

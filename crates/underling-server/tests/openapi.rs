@@ -14,7 +14,7 @@ use underling_testkit::support as kit;
 use support::{Kind, TestServer, send};
 
 /// Every route the API serves, as `METHOD /path`.
-const ROUTES: [&str; 37] = [
+const ROUTES: [&str; 40] = [
     "GET /healthz",
     "GET /readyz",
     "GET /metrics",
@@ -45,6 +45,9 @@ const ROUTES: [&str; 37] = [
     "GET /api/v1/queues/due",
     "POST /api/v1/queues/{name}/pause",
     "POST /api/v1/queues/{name}/resume",
+    "GET /api/v1/limits",
+    "POST /api/v1/limits",
+    "DELETE /api/v1/limits/{kind}/{name}",
     "GET /api/v1/workers",
     "GET /api/v1/workers/{id}",
     "POST /api/v1/workers/{id}/commands",

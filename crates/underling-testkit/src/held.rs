@@ -313,6 +313,15 @@ impl Store for HeldStore {
     async fn set_queue_paused(&self, p: PauseQueue<'_>) -> Result<()> {
         self.inner.set_queue_paused(p).await
     }
+    async fn set_limit(&self, limit: &underling::Limit) -> Result<()> {
+        self.inner.set_limit(limit).await
+    }
+    async fn limits(&self) -> Result<Vec<underling::Limit>> {
+        self.inner.limits().await
+    }
+    async fn remove_limit(&self, scope: &underling::LimitScope) -> Result<bool> {
+        self.inner.remove_limit(scope).await
+    }
     async fn queues(&self, now: Now) -> Result<Vec<QueueInfo>> {
         self.inner.queues(now).await
     }

@@ -144,6 +144,9 @@ pub enum Error {
     /// An option value was out of range or malformed.
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    /// A concurrency or rate limit was malformed (see [`crate::Limit`]).
+    #[error("invalid limit: {0}")]
+    InvalidLimit(String),
     /// Notes must be a JSON object.
     #[error("invalid notes: {0}")]
     InvalidNotes(String),

@@ -27,6 +27,7 @@ mod error;
 mod events;
 mod job;
 mod lease;
+mod limits;
 mod model;
 mod queue;
 mod spec;
@@ -47,6 +48,7 @@ pub use job::{
     Outcome, RetryOptions, Settle, Settled, default_backoff,
 };
 pub use lease::{Lease, LeaseOptions, LeasedJob, MAX_LEASED_CLAIM, MIN_LEASE, Rejection};
+pub use limits::{Limit, LimitScope, MAX_RATE_COUNT, Rate};
 pub use model::{
     AppliedMigration, ClaimSpec, Command, HistoryPoint, LockInfo, QueueDue, QueueInfo,
     RepairOptions, RepairReport, Stats, TaskDefaults, WorkerInfo,

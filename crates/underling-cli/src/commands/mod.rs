@@ -11,6 +11,7 @@ mod audit;
 mod batch;
 mod bench;
 mod job;
+mod limit;
 mod lock;
 mod migrate;
 mod progress;
@@ -55,6 +56,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<String> {
         }
         Command::Lock(command) => {
             with_queue(&target, async |q| lock::run(q, command, json).await).await
+        }
+        Command::Limit(command) => {
+            with_queue(&target, async |q| limit::run(q, command, json).await).await
         }
         Command::Task(command) => {
             with_queue(&target, async |q| task::run(q, command, json).await).await

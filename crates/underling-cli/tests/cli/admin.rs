@@ -48,6 +48,77 @@ on_both! {
         );
     }
 
+    // -- limits ---------------------------------------------------------------------------------
+
+    async fn limit_set_list_and_remove_manage_limits(db: migrated) {
+        assert_eq!(db.ok(&["limit", "list"]), "no limits\n");
+        assert_eq!(
+            db.ok(&["limit", "set", "--queue", "mail", "--concurrency", "3"]),
+            "set limit on queue mail: concurrency 3\n"
+        );
+        assert_eq!(
+            db.ok(&["limit", "set", "--task", "image.resize", "--rate", "100/1m"]),
+            "set limit on task image.resize: rate 100/1m\n"
+        );
+        assert_eq!(
+            db.ok(&["limit", "set", "--key-from", "args.tenant", "--concurrency", "2", "--rate", "5/s"]),
+            "set limit on args.tenant: concurrency 2, rate 5/1s\n"
+        );
+        let lines: Vec<String> = db
+            .ok(&["limit", "list"])
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "SCOPE CONCURRENCY RATE",
+                "args.tenant 2 5/1s",
+                "queue mail 3 -",
+                "task image.resize - 100/1m",
+            ]
+        );
+        assert_eq!(
+            db.json(&["limit", "list"])[1],
+            json!({"scope": {"kind": "queue", "name": "mail"}, "concurrency": 3, "rate": null})
+        );
+        assert_eq!(db.ok(&["limit", "remove", "--queue", "mail"]), "removed the limit on queue mail\n");
+        assert_eq!(
+            db.json(&["limit", "remove", "--key-from", "args.tenant"]),
+            json!({"scope": {"kind": "args", "name": "tenant"}, "removed": true})
+        );
+        assert_eq!(db.queue().limits().await.expect("limits").len(), 1);
+    }
+
+    async fn limit_errors_say_what_was_wrong_and_change_nothing(db: migrated) {
+        assert_eq!(
+            db.run(&["limit", "set", "--queue", "mail", "--concurrency", "0"]).error(),
+            "invalid limit: queue mail: concurrency must be at least 1 (to stop a queue, pause it)"
+        );
+        assert_eq!(
+            db.run(&["limit", "set", "--queue", "mail"]).error(),
+            "invalid limit: queue mail: give a concurrency, a rate or both"
+        );
+        assert_eq!(
+            db.run(&["limit", "set", "--key-from", "tenant", "--concurrency", "1"]).error(),
+            "invalid limit: key \"tenant\" must start with args. or notes., like args.tenant"
+        );
+        assert_eq!(
+            db.run(&["limit", "remove", "--task", "nope"]).error(),
+            "there is no limit on task nope (`underling limit list` shows them)"
+        );
+        let usage = db.run(&["limit", "set", "--queue", "q", "--rate", "lots"]).usage_error();
+        assert!(
+            usage.contains("rate \"lots\": no /; write COUNT/PERIOD, like 100/1m, 5/s or 1000/1h"),
+            "{usage}"
+        );
+        let usage = db
+            .run(&["limit", "set", "--queue", "q", "--task", "t", "--concurrency", "1"])
+            .usage_error();
+        assert!(usage.contains("cannot be used with"), "{usage}");
+        assert_eq!(db.queue().limits().await.expect("limits"), vec![]);
+    }
+
     // -- workers --------------------------------------------------------------------------------
 
     async fn worker_list_shows_host_pid_times_jobs_and_queues(db: migrated) {

@@ -22,6 +22,7 @@ use crate::state::AppState;
 pub mod events;
 pub mod jobs;
 pub mod leases;
+pub mod limits;
 pub mod locks;
 pub mod queues;
 pub mod stats;
@@ -35,6 +36,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(jobs::routes())
         .merge(leases::routes())
         .merge(queues::routes())
+        .merge(limits::routes())
         .merge(workers::routes())
         .merge(locks::routes())
         .merge(stats::routes())

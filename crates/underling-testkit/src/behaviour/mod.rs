@@ -11,6 +11,7 @@ pub mod enqueue;
 pub mod events;
 pub mod expiry;
 pub mod leases;
+pub mod limits;
 pub mod list;
 pub mod locks;
 pub mod notes;
@@ -45,6 +46,7 @@ pub fn all() -> Vec<crate::Behaviour> {
         events::all(),
         expiry::all(),
         leases::all(),
+        limits::all(),
         list::all(),
         locks::all(),
         notes::all(),

@@ -237,6 +237,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Pauses or resumes a queue.
     async fn set_queue_paused(&self, p: PauseQueue<'_>) -> Result<()>;
+    /// Sets a concurrency or rate limit (replacing the one of the same scope), and wakes the
+    /// workers. Claims obey it from then on (see [`crate::Limit`]).
+    async fn set_limit(&self, limit: &crate::Limit) -> Result<()>;
+    /// Every limit, by kind and name.
+    async fn limits(&self) -> Result<Vec<crate::Limit>>;
+    /// Removes the limit of a scope, waking the workers; `false` if there was none.
+    async fn remove_limit(&self, scope: &crate::LimitScope) -> Result<bool>;
     /// Every queue that has jobs or a pause flag, with counts (without the jobs that are gone).
     async fn queues(&self, now: Now) -> Result<Vec<QueueInfo>>;
 

@@ -687,6 +687,42 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn set_limit(&self, limit: &crate::Limit) -> Result<()> {
+        let (kind, name, concurrency, count, period) = crate::limits::stored_columns(limit);
+        sqlx::query(statement!("set_limit"))
+            .bind(kind)
+            .bind(name)
+            .bind(concurrency)
+            .bind(count)
+            .bind(period)
+            .bind(&self.channel)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn limits(&self) -> Result<Vec<crate::Limit>> {
+        let rows: Vec<(String, String, Option<i32>, Option<i32>, Option<i64>)> =
+            sqlx::query_as(statement!("limits"))
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(kind, name, c, n, ms)| {
+                crate::limits::from_stored(kind, name, c.map(i64::from), n.map(i64::from), ms)
+            })
+            .collect()
+    }
+
+    async fn remove_limit(&self, scope: &crate::LimitScope) -> Result<bool> {
+        let removed: bool = sqlx::query_scalar(statement!("remove_limit"))
+            .bind(scope.kind())
+            .bind(scope.name())
+            .bind(&self.channel)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(removed)
+    }
+
     async fn queues(&self, now: store::Now) -> Result<Vec<QueueInfo>> {
         self.read_queues(now).await
     }

@@ -30,16 +30,31 @@ impl SqliteStore {
             .bind(json_text(&p.spec.queues))
             .execute(&mut *tx)
             .await?;
-        let rows: Vec<SqliteJobRow> =
-            sqlx::query_as(statement!("claim", "ready", "returning_columns"))
-                .bind(now)
-                .bind(None::<i64>)
-                .bind(json_text(&p.spec.queues))
-                .bind(json_text(&p.spec.tasks))
-                .bind(i64::try_from(p.limit).unwrap_or(i64::MAX))
-                .fetch_all(&mut *tx)
-                .await?;
-        let mut jobs = rows::into_jobs(rows)?;
+        let limits = super::limits::read_limits(&mut tx).await?;
+        let mut jobs = if crate::limits::concerns(&limits, &p.spec.queues) {
+            let spec = p.spec;
+            super::limits::claim_limited(
+                &mut tx,
+                &limits,
+                now,
+                None,
+                &spec.queues,
+                &spec.tasks,
+                p.limit,
+            )
+            .await?
+        } else {
+            let rows: Vec<SqliteJobRow> =
+                sqlx::query_as(statement!("claim", "ready", "returning_columns"))
+                    .bind(now)
+                    .bind(None::<i64>)
+                    .bind(json_text(&p.spec.queues))
+                    .bind(json_text(&p.spec.tasks))
+                    .bind(i64::try_from(p.limit).unwrap_or(i64::MAX))
+                    .fetch_all(&mut *tx)
+                    .await?;
+            rows::into_jobs(rows)?
+        };
         let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
         if !ids.is_empty() {
             sqlx::query(statement!("lease"))

@@ -13,6 +13,7 @@
 mod connect;
 mod events;
 mod leases;
+mod limits;
 mod operations;
 mod unique;
 mod wake;
@@ -335,16 +336,36 @@ impl Store for SqliteStore {
                     .bind(json_text(&claim.spec.queues))
                     .execute(&mut *conn)
                     .await?;
-                let rows: Vec<SqliteJobRow> =
-                    sqlx::query_as(statement!("claim", "ready", "returning_columns"))
-                        .bind(now)
-                        .bind(claim.worker_id)
-                        .bind(json_text(&claim.spec.queues))
-                        .bind(json_text(&claim.spec.tasks))
-                        .bind(i64::try_from(claim.limit).unwrap_or(i64::MAX))
-                        .fetch_all(&mut *conn)
-                        .await?;
-                let mut jobs = rows::into_jobs(rows)?;
+                let limits = limits::read_limits(&mut conn).await?;
+                let mut jobs = if crate::limits::concerns(&limits, &claim.spec.queues) {
+                    // Other processes write the file too: the counts must not change until
+                    // the picks are claimed.
+                    let mut tx =
+                        sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+                    let jobs = limits::claim_limited(
+                        &mut tx,
+                        &limits,
+                        now,
+                        Some(claim.worker_id),
+                        &claim.spec.queues,
+                        &claim.spec.tasks,
+                        claim.limit,
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    jobs
+                } else {
+                    let rows: Vec<SqliteJobRow> =
+                        sqlx::query_as(statement!("claim", "ready", "returning_columns"))
+                            .bind(now)
+                            .bind(claim.worker_id)
+                            .bind(json_text(&claim.spec.queues))
+                            .bind(json_text(&claim.spec.tasks))
+                            .bind(i64::try_from(claim.limit).unwrap_or(i64::MAX))
+                            .fetch_all(&mut *conn)
+                            .await?;
+                    rows::into_jobs(rows)?
+                };
                 store::claim_order(&mut jobs);
                 jobs
             }
@@ -622,6 +643,18 @@ impl Store for SqliteStore {
             self.wakeups.wake(p.queue);
         }
         Ok(())
+    }
+
+    async fn set_limit(&self, limit: &crate::Limit) -> Result<()> {
+        self.write_limit(limit).await
+    }
+
+    async fn limits(&self) -> Result<Vec<crate::Limit>> {
+        self.all_limits().await
+    }
+
+    async fn remove_limit(&self, scope: &crate::LimitScope) -> Result<bool> {
+        self.delete_limit(scope).await
     }
 
     async fn queues(&self, now: store::Now) -> Result<Vec<QueueInfo>> {
