@@ -142,6 +142,8 @@ on_both_backends! {
         let mut registry = underling::Registry::new();
         registry.register(underling_testkit::tasks::Double).expect("register");
         s.queue().publish_tasks(&registry).await.unwrap();
+        let limit = underling::Limit::concurrency(underling::LimitScope::Queue("q".into()), 2);
+        s.queue().set_limit(&limit).await.unwrap();
         let mut checked = 0;
         for op in operations(&doc) {
             let (method, path) = op.split_once(' ').unwrap();
@@ -158,7 +160,7 @@ on_both_backends! {
             check(&doc, &url, &body, schema);
             checked += 1;
         }
-        assert_eq!(checked, 14);
+        assert_eq!(checked, 15);
     }
 }
 

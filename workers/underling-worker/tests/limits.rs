@@ -142,7 +142,7 @@ async fn a_per_tenant_limit_of_2_holds_while_a_worker_is_killed_and_its_jobs_res
         .map(|(i, id)| (*id, tenants[i % 3]))
         .collect();
 
-    // Kill a worker while it runs a job.
+    // Kill a worker while it runs a job, once 20 runs ended.
     let victim = workers.0[0].id();
     wait_for(
         "the victim to run a job",
@@ -150,10 +150,12 @@ async fn a_per_tenant_limit_of_2_holds_while_a_worker_is_killed_and_its_jobs_res
         Duration::from_millis(2),
         || async {
             let runs = executions(&record);
-            runs.values()
+            let ended = runs.values().flatten().filter(|r| r.end.is_some()).count();
+            let victim_runs = runs
+                .values()
                 .flatten()
-                .any(|r| r.pid == victim && r.end.is_none())
-                .then_some(())
+                .any(|r| r.pid == victim && r.end.is_none());
+            (ended >= 20 && victim_runs).then_some(())
         },
     )
     .await;
@@ -164,12 +166,27 @@ async fn a_per_tenant_limit_of_2_holds_while_a_worker_is_killed_and_its_jobs_res
     drop(workers);
 
     let runs = executions(&record);
-    for tenant in tenants {
-        let of_tenant = runs
-            .iter()
-            .filter(|(id, _)| tenant_of[id] == tenant)
-            .flat_map(|(_, r)| r.iter());
-        assert_eq!(most_at_once(of_tenant, killed_at), 2, "tenant {tenant}");
-    }
+    let most: Vec<usize> = tenants
+        .iter()
+        .map(|tenant| {
+            let of_tenant = runs
+                .iter()
+                .filter(|(id, _)| tenant_of[id] == *tenant)
+                .flat_map(|(_, r)| r.iter());
+            most_at_once(of_tenant, killed_at)
+        })
+        .collect();
+    // Never more than 2 of a tenant; and the limit was reached, or the test proves nothing. (A
+    // tenant may never get to 2 after the kill: while the dead worker's job holds one of its
+    // slots until the rescue, its jobs run one at a time.)
+    assert!(
+        most.iter().all(|&n| n <= 2),
+        "most at once per tenant: {most:?}"
+    );
+    assert_eq!(
+        most.iter().max(),
+        Some(&2),
+        "most at once per tenant: {most:?}"
+    );
     db.cleanup().await;
 }
