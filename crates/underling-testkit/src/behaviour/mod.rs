@@ -21,6 +21,7 @@ pub mod release;
 pub mod remove;
 pub mod repair;
 pub mod retry;
+pub mod schedules;
 pub mod settle;
 pub mod smoke;
 pub mod snooze;
@@ -55,6 +56,7 @@ pub fn all() -> Vec<crate::Behaviour> {
         remove::all(),
         repair::all(),
         retry::all(),
+        schedules::all(),
         settle::all(),
         smoke::all(),
         snooze::all(),
