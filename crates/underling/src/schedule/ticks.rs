@@ -49,11 +49,11 @@ impl Ticks {
         if trimmed.contains('\0') {
             return Err(invalid("it contains a NUL character".into()));
         }
+        let fields: Vec<&str> = trimmed.split_whitespace().collect();
         let cron = Cron::new(trimmed)
             .with_seconds_optional()
             .parse()
-            .map_err(|e| invalid(e.to_string()))?;
-        let fields: Vec<&str> = trimmed.split_whitespace().collect();
+            .map_err(|e| invalid(culprit(&fields).unwrap_or_else(|| e.to_string())))?;
         let every_hour = match fields.len() {
             1 => trimmed.eq_ignore_ascii_case("@hourly"),
             5 => fields[1] == "*",
@@ -214,6 +214,38 @@ impl Ticks {
     }
 }
 
+/// Which field of an expression that does not parse is wrong, and what it may hold: each
+/// field is tried alone, the others `*`.
+fn culprit(fields: &[&str]) -> Option<String> {
+    const FIELDS: [&str; 6] = [
+        "second (0-59)",
+        "minute (0-59)",
+        "hour (0-23)",
+        "day-of-month (1-31, L, W)",
+        "month (1-12 or JAN-DEC)",
+        "day-of-week (0-7 or SUN-SAT, L, #)",
+    ];
+    let names = match fields.len() {
+        5 => &FIELDS[1..],
+        6 => &FIELDS[..],
+        n => return Some(format!("it has {n} fields")),
+    };
+    (0..fields.len()).find_map(|i| {
+        let probe: Vec<&str> = (0..fields.len())
+            .map(|j| if j == i { fields[j] } else { "*" })
+            .collect();
+        let parsed = Cron::new(&probe.join(" ")).with_seconds_optional().parse();
+        parsed.is_err().then(|| {
+            let (name, range) = names[i].split_once(' ').unwrap_or((names[i], ""));
+            let range = range.trim_matches(['(', ')']);
+            format!(
+                "its {name} field {:?} is not valid, expected {range}",
+                fields[i]
+            )
+        })
+    })
+}
+
 /// An IANA time zone by name (`UTC`, `Europe/Berlin`, `America/New_York`).
 pub(crate) fn parse_timezone(name: &str) -> Result<Tz> {
     Tz::from_str(name.trim()).map_err(|_| Error::InvalidTimezone(name.to_string()))
@@ -341,7 +373,18 @@ mod tests {
         let err = Ticks::parse("0 0 30 2 *", "UTC", now).unwrap_err();
         assert!(err.to_string().contains("never matches"), "{err}");
         let err = Ticks::parse("* * * *", "UTC", now).unwrap_err();
-        assert!(matches!(err, Error::InvalidCron { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains(": it has 4 fields; write 5 fields"),
+            "{err}"
+        );
+        let err = Ticks::parse("0 25 * * *", "UTC", now).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "invalid cron expression \"0 25 * * *\": its hour field \"25\" is not valid, expected 0-23; write 5 fields"
+            ),
+            "{err}"
+        );
         let err = Ticks::parse("0 * * * *", "Mars/Olympus", now).unwrap_err();
         assert!(matches!(err, Error::InvalidTimezone(_)), "{err}");
     }
