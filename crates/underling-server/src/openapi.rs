@@ -23,6 +23,7 @@ use crate::error::ErrorBody;
         (name = "queues", description = "List, pause and resume queues"),
         (name = "workers", description = "Workers and their remote commands"),
         (name = "locks", description = "Named locks"),
+        (name = "schedules", description = "Schedules (cron): jobs enqueued at the ticks of cron expressions, each tick once"),
         (name = "stats", description = "Counts, history and tasks"),
         (name = "health", description = "Liveness and readiness probes (no token)"),
         (name = "meta", description = "This document"),

@@ -24,6 +24,7 @@ pub mod jobs;
 pub mod leases;
 pub mod locks;
 pub mod queues;
+pub mod schedules;
 pub mod stats;
 pub mod workers;
 
@@ -37,6 +38,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(queues::routes())
         .merge(workers::routes())
         .merge(locks::routes())
+        .merge(schedules::routes())
         .merge(stats::routes())
         .merge(events::routes())
 }
