@@ -501,7 +501,7 @@ pub enum QueueCommand {
 pub enum ScheduleCommand {
     /// Add a schedule, or update the one of that name (its next run stays while the
     /// expression and time zone do, and so does a pause).
-    Add(ScheduleAddArgs),
+    Add(Box<ScheduleAddArgs>),
     /// List schedules with their next run times.
     List,
     /// Show one schedule and its next run times.

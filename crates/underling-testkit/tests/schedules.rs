@@ -54,8 +54,8 @@ where
         }
     }
     tokio::time::sleep(RUN_FOR / 6).await;
-    for n in 0..5 {
-        running[n] = Some(scheduler(connect().await, n as u64));
+    for (n, slot) in running.iter_mut().enumerate().take(5) {
+        *slot = Some(scheduler(connect().await, n as u64));
     }
     tokio::time::sleep(RUN_FOR / 2).await;
     for handle in running.into_iter().flatten() {

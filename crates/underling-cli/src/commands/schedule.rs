@@ -11,7 +11,7 @@ use crate::output;
 /// Runs a `schedule` subcommand.
 pub async fn run(queue: &Queue, command: ScheduleCommand, json: bool) -> anyhow::Result<String> {
     match command {
-        ScheduleCommand::Add(args) => add(queue, args, json).await,
+        ScheduleCommand::Add(args) => add(queue, *args, json).await,
         ScheduleCommand::List => list(queue, json).await,
         ScheduleCommand::Show { name, next } => show(queue, &name, next, json).await,
         ScheduleCommand::Pause { name } => set_paused(queue, &name, true, json).await,
