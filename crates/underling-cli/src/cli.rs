@@ -98,6 +98,10 @@ pub enum Command {
     /// List the tasks' enqueue defaults, as workers published them.
     #[command(subcommand)]
     Task(TaskCommand),
+    /// Add, list, show, pause, resume, remove and run schedules (cron): jobs enqueued at the
+    /// ticks of a cron expression by the workers' schedulers, each tick once.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
     /// Show job, worker and lock counts.
     Stats,
     /// Show finished and failed jobs, and failed attempts (retried or not), per hour over the
@@ -569,6 +573,109 @@ fn parse_rate(text: &str) -> Result<underling::Rate, String> {
         underling::Error::InvalidLimit(why) => why,
         other => other.to_string(),
     })
+}
+
+/// `underling schedule …`
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Add a schedule, or update the one of that name (its next run stays while the
+    /// expression and time zone do, and so does a pause).
+    Add(Box<ScheduleAddArgs>),
+    /// List schedules with their next run times.
+    List,
+    /// Show one schedule and its next run times.
+    Show {
+        /// The schedule name.
+        name: String,
+        /// How many upcoming run times to show.
+        #[arg(long, value_name = "N", default_value_t = 5)]
+        next: usize,
+    },
+    /// Pause a schedule: it enqueues nothing until resumed.
+    Pause {
+        /// The schedule name.
+        name: String,
+    },
+    /// Resume a paused schedule from its next tick (the ticks missed while paused do not run).
+    Resume {
+        /// The schedule name.
+        name: String,
+    },
+    /// Remove a schedule (the jobs it enqueued stay).
+    Remove {
+        /// The schedule name.
+        name: String,
+    },
+    /// Enqueue the schedule's job now, outside its ticks; print the job's id.
+    RunNow {
+        /// The schedule name.
+        name: String,
+    },
+}
+
+/// `underling schedule add`
+#[derive(Debug, Args)]
+pub struct ScheduleAddArgs {
+    /// The schedule name (letters, digits, '.', '_', ':', '-').
+    pub name: String,
+    /// The cron expression: 5 fields (minute hour day-of-month month day-of-week), 6 with
+    /// seconds first, or @hourly, @daily, @weekly, @monthly, @yearly. Quote it.
+    pub cron: String,
+    /// The task its jobs run.
+    pub task: String,
+    /// The IANA time zone the expression is read in (e.g. Europe/Berlin).
+    #[arg(long, value_name = "TZ", default_value = "UTC")]
+    pub timezone: String,
+    /// Job arguments as JSON (default `{}`); `@FILE` reads a file, `-` standard input.
+    #[arg(long, value_name = "JSON")]
+    pub args: Option<String>,
+    /// The jobs' queue (default: the task's, as its workers published it, else `default`).
+    #[arg(long, value_name = "Q")]
+    pub queue: Option<String>,
+    /// The jobs' priority; higher runs first (default: the task's, else 0).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub priority: Option<i32>,
+    /// How many times each job may be tried in all (default: the task's, else 1).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub attempts: Option<i32>,
+    /// Remove a job if it has not started this long after its tick.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub expire: Option<Duration>,
+    /// Stop and fail a job when it runs longer than this (overrides the task's timeout).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// The jobs' initial notes, a JSON object; `@FILE` reads a file, `-` standard input.
+    #[arg(long, value_name = "JSON")]
+    pub notes: Option<String>,
+    /// A unique key of the jobs' own (e.g. to enqueue nothing while the last job lives);
+    /// without it, each tick's job gets the key schedule:NAME:TICK.
+    #[arg(long, value_name = "KEY", conflicts_with = "unique_by")]
+    pub unique_key: Option<String>,
+    /// A unique key derived from the task and the arguments (`args`), or from those and the
+    /// queue (`args-and-queue`).
+    #[arg(long, value_name = "FROM", value_parser = parse_unique_by)]
+    pub unique_by: Option<underling::UniqueBy>,
+    /// How long a job holds its unique key: inactive, active or period.
+    #[arg(long, value_name = "SCOPE", value_parser = ["inactive", "active", "period"])]
+    pub unique_scope: Option<String>,
+    /// The period of the `period` scope (90s, 5m, 2h, 1d).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub unique_for: Option<Duration>,
+    /// When a live job holds the unique key: existing (enqueue nothing; the default) or
+    /// replace.
+    #[arg(long, value_name = "POLICY", value_parser = parse_on_conflict)]
+    pub on_conflict: Option<underling::OnConflict>,
+    /// Ticks missed while no scheduler ran: last (run the last one once; the default) or skip.
+    #[arg(long, value_name = "POLICY", value_parser = parse_catch_up, default_value = "last")]
+    pub catch_up: underling::CatchUp,
+    /// Add the schedule paused.
+    #[arg(long)]
+    pub paused: bool,
+}
+
+/// Parses `--catch-up`.
+fn parse_catch_up(text: &str) -> Result<underling::CatchUp, String> {
+    text.parse().map_err(|e: underling::Error| e.to_string())
 }
 
 /// `underling worker …`

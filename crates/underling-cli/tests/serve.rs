@@ -245,3 +245,42 @@ async fn the_readme_curl_examples_run_against_a_server() {
     assert!(stdout.trim_end().ends_with("# EOF"), "{stdout}");
     assert!(server.terminate().success());
 }
+
+#[tokio::test]
+async fn the_readme_schedule_examples_run_against_a_server() {
+    let dir = TempDir::new();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "readme-token\n").unwrap();
+    let server = Serving::start(&dir, &["--token-file", token.to_str().unwrap()]);
+    let script = readme_block("schedule-example");
+    assert_eq!(
+        script.lines().filter(|l| l.starts_with("curl ")).count(),
+        7,
+        "{script}"
+    );
+    let output = Command::new("sh")
+        .args(["-eu", "-c", &script])
+        .env("UNDERLING_URL", &server.url)
+        .env("UNDERLING_TOKEN", "readme-token")
+        .output()
+        .expect("sh and curl run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the README schedule examples failed ({}):\nstdout: {stdout}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // What the comments in the README promise.
+    assert!(
+        stdout.starts_with("{\"name\":\"nightly\",\"cron\":\"30 2 * * *\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\"upcoming\":["), "{stdout}");
+    assert!(stdout.contains("\"paused\":true"), "{stdout}");
+    assert!(
+        stdout.ends_with("{\"id\":1}{\"name\":\"nightly\",\"removed\":true}"),
+        "{stdout}"
+    );
+    assert!(server.terminate().success());
+}

@@ -103,7 +103,7 @@ impl From<underling::Error> for ApiError {
         use underling::Error as E;
         let message = error.to_string();
         match &error {
-            E::JobNotFound(_) | E::WorkerNotFound(_) => {
+            E::JobNotFound(_) | E::WorkerNotFound(_) | E::ScheduleNotFound(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
             }
             E::ParentNotFound(_) => ApiError::invalid("parent_not_found", message),
@@ -117,6 +117,10 @@ impl From<underling::Error> for ApiError {
             E::UniqueConflict { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "unique_conflict", message)
             }
+            E::InvalidCron { .. } => ApiError::invalid("invalid_cron", message),
+            E::InvalidTimezone(_) => ApiError::invalid("invalid_timezone", message),
+            E::InvalidScheduleName(_) => ApiError::invalid("invalid_schedule_name", message),
+            E::InvalidSchedule { .. } => ApiError::invalid("invalid_schedule", message),
             E::InvalidCommand(_) => ApiError::invalid("invalid_command", message),
             E::UnknownState(_) => ApiError::invalid("unknown_state", message),
             E::InvalidLease { .. } => ApiError::invalid("invalid_lease", message),

@@ -24,6 +24,7 @@ use crate::error::ErrorBody;
         (name = "limits", description = "Exact concurrency and rate limits per queue, task or key"),
         (name = "workers", description = "Workers and their remote commands"),
         (name = "locks", description = "Named locks"),
+        (name = "schedules", description = "Schedules (cron): jobs enqueued at the ticks of cron expressions, each tick once"),
         (name = "stats", description = "Counts, history and tasks"),
         (name = "health", description = "Liveness and readiness probes (no token)"),
         (name = "meta", description = "This document"),

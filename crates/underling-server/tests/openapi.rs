@@ -14,7 +14,7 @@ use underling_testkit::support as kit;
 use support::{Kind, TestServer, send};
 
 /// Every route the API serves, as `METHOD /path`.
-const ROUTES: [&str; 40] = [
+const ROUTES: [&str; 47] = [
     "GET /healthz",
     "GET /readyz",
     "GET /metrics",
@@ -55,6 +55,13 @@ const ROUTES: [&str; 40] = [
     "GET /api/v1/locks",
     "POST /api/v1/locks/{name}",
     "DELETE /api/v1/locks/{name}",
+    "GET /api/v1/schedules",
+    "POST /api/v1/schedules",
+    "GET /api/v1/schedules/{name}",
+    "DELETE /api/v1/schedules/{name}",
+    "POST /api/v1/schedules/{name}/pause",
+    "POST /api/v1/schedules/{name}/resume",
+    "POST /api/v1/schedules/{name}/run-now",
 ];
 
 /// The served document.
@@ -139,6 +146,7 @@ on_both_backends! {
         let done = kit::enqueue(s.queue(), "t").await;
         kit::run_to_finish(&s.store, worker, done).await;
         s.queue().lock("probe", std::time::Duration::from_secs(60), 1).await.unwrap();
+        s.queue().add_schedule(underling::Schedule::new("probe", "@daily", "t")).await.unwrap();
         let mut registry = underling::Registry::new();
         registry.register(underling_testkit::tasks::Double).expect("register");
         s.queue().publish_tasks(&registry).await.unwrap();
@@ -160,7 +168,7 @@ on_both_backends! {
             check(&doc, &url, &body, schema);
             checked += 1;
         }
-        assert_eq!(checked, 15);
+        assert_eq!(checked, 17);
     }
 }
 

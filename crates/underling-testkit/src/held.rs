@@ -340,6 +340,27 @@ impl Store for HeldStore {
     async fn oldest_due(&self, now: Now) -> Result<Vec<QueueDue>> {
         self.inner.oldest_due(now).await
     }
+    async fn upsert_schedule(&self, p: underling::store::UpsertSchedule<'_>) -> Result<bool> {
+        self.inner.upsert_schedule(p).await
+    }
+    async fn schedules(&self, names: &[String]) -> Result<Vec<underling::ScheduleInfo>> {
+        self.inner.schedules(names).await
+    }
+    async fn due_schedules(&self, now: Now) -> Result<Vec<underling::store::DueSchedule>> {
+        self.inner.due_schedules(now).await
+    }
+    async fn fire_schedule(
+        &self,
+        p: underling::store::FireSchedule<'_>,
+    ) -> Result<underling::store::Fired> {
+        self.inner.fire_schedule(p).await
+    }
+    async fn set_schedule_paused(&self, p: underling::store::PauseSchedule<'_>) -> Result<bool> {
+        self.inner.set_schedule_paused(p).await
+    }
+    async fn remove_schedule(&self, name: &str) -> Result<bool> {
+        self.inner.remove_schedule(name).await
+    }
     async fn events(&self) -> Result<broadcast::Receiver<JobEvent>> {
         self.inner.events().await
     }

@@ -167,6 +167,38 @@ pub enum Error {
         /// The live job that holds it.
         existing: i64,
     },
+    /// A schedule's cron expression could not be parsed, or never matches a date; nothing was
+    /// written.
+    #[error(
+        "invalid cron expression {expression:?}: {reason}; write 5 fields (minute hour day-of-month month day-of-week, e.g. \"30 2 * * *\" for 02:30 every day), 6 with seconds first (\"*/10 * * * * *\"), or @hourly, @daily, @weekly, @monthly, @yearly"
+    )]
+    InvalidCron {
+        /// The expression as given.
+        expression: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A schedule's time zone is not an IANA time zone name; nothing was written.
+    #[error(
+        "unknown time zone {0:?}: give an IANA time zone name such as UTC, Europe/Berlin or America/New_York"
+    )]
+    InvalidTimezone(String),
+    /// A schedule name was empty, too long or had characters it may not have.
+    #[error(
+        "invalid schedule name {0:?}: a schedule name is 1 to 200 letters, digits, '.', '_', ':' or '-' (e.g. nightly-report)"
+    )]
+    InvalidScheduleName(String),
+    /// A schedule's job options make no sense for a periodic job; nothing was written.
+    #[error("invalid schedule {name:?}: {reason}")]
+    InvalidSchedule {
+        /// The schedule.
+        name: String,
+        /// What is wrong and what to do instead.
+        reason: String,
+    },
+    /// No schedule of this name exists.
+    #[error("schedule {0:?} not found (see `underling schedule list`)")]
+    ScheduleNotFound(String),
     /// No job with this id exists.
     #[error("job {0} not found")]
     JobNotFound(i64),

@@ -5,6 +5,7 @@
 //!
 //! - [`Queue`] enqueues and manages jobs, workers, locks and queues.
 //! - [`Worker`] claims jobs and runs the [`Task`]s of a [`Registry`].
+//! - [`Schedule`]s enqueue jobs at the ticks of cron expressions (see [`schedule`]).
 //! - [`Store`] is the storage contract, implemented for PostgreSQL and SQLite (the Cargo
 //!   features `postgres` and `sqlite`, both on by default).
 //!
@@ -30,6 +31,7 @@ mod lease;
 mod limits;
 mod model;
 mod queue;
+pub mod schedule;
 mod spec;
 pub mod store;
 pub mod task;
@@ -55,6 +57,10 @@ pub use model::{
 };
 pub use queue::{
     ConnectOptions, DEFAULT_DATABASE_URL, Queue, WAIT_POLL_POSTGRES, WAIT_POLL_SQLITE, parse_args,
+};
+pub use schedule::{
+    CatchUp, Clock, FiredTick, MAX_SCHEDULE_NAME, MISSED_AFTER, ManualClock, Schedule,
+    ScheduleInfo, ScheduleSpec, SchedulerPass, SystemClock,
 };
 pub use spec::{DurationSpec, JobSpec, UniqueBy};
 pub use store::{BackendKind, Pool, Store};

@@ -97,6 +97,8 @@ pub struct Queue {
     pub(crate) store: Arc<dyn Store>,
     /// The task defaults the workers published, as last read.
     defaults: Arc<DefaultsCache>,
+    /// The clock of schedules, when not the store's (see [`Queue::with_clock`]).
+    pub(crate) clock: Option<Arc<dyn crate::schedule::Clock>>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -140,6 +142,7 @@ impl Queue {
         Queue {
             store,
             defaults: Arc::default(),
+            clock: None,
         }
     }
 
@@ -240,6 +243,16 @@ impl Queue {
                 now: None,
             })
             .await
+    }
+
+    /// `jobs` with what they leave unset taken from their tasks' published defaults.
+    pub(crate) async fn with_task_defaults(&self, jobs: &[NewJob]) -> Result<Vec<NewJob>> {
+        let store = &*self.store;
+        Ok(self
+            .defaults
+            .apply(jobs, || store.tasks())
+            .await?
+            .into_owned())
     }
 
     /// Enqueues a job inside the application's own transaction (or on its own connection): it

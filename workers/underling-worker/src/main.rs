@@ -69,6 +69,12 @@ struct Args {
     /// How often to read remote commands.
     #[arg(long, default_value_t = HumanDuration(WorkerOptions::default().command_interval))]
     command_interval: HumanDuration,
+    /// How often the scheduler looks for due schedules (one query each time).
+    #[arg(long, default_value_t = HumanDuration(WorkerOptions::default().schedule_interval))]
+    schedule_interval: HumanDuration,
+    /// Run no scheduler: this worker enqueues no schedule's ticks (others do).
+    #[arg(long)]
+    no_scheduler: bool,
     /// On SIGTERM/SIGINT, how long running jobs may take to finish.
     #[arg(long, default_value_t = HumanDuration(WorkerOptions::default().shutdown_grace))]
     shutdown_grace: HumanDuration,
@@ -173,6 +179,8 @@ async fn run(args: Args) -> Result<(), Failure> {
         },
         shutdown_grace: args.shutdown_grace.0,
         burst: args.burst,
+        scheduler: !args.no_scheduler,
+        schedule_interval: args.schedule_interval.0,
         ..WorkerOptions::default()
     };
     // Bad flags are a usage error, found before connecting.

@@ -17,6 +17,7 @@ mod migrate;
 mod progress;
 mod queue;
 mod repair;
+mod schedule;
 mod serve;
 mod stats;
 mod task;
@@ -62,6 +63,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<String> {
         }
         Command::Task(command) => {
             with_queue(&target, async |q| task::run(q, command, json).await).await
+        }
+        Command::Schedule(command) => {
+            with_queue(&target, async |q| schedule::run(q, command, json).await).await
         }
         Command::Stats => with_queue(&target, async |q| stats::stats(q, json).await).await,
         Command::History => with_queue(&target, async |q| stats::history(q, json).await).await,

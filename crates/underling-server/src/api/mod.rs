@@ -25,6 +25,7 @@ pub mod leases;
 pub mod limits;
 pub mod locks;
 pub mod queues;
+pub mod schedules;
 pub mod stats;
 pub mod workers;
 
@@ -39,6 +40,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(limits::routes())
         .merge(workers::routes())
         .merge(locks::routes())
+        .merge(schedules::routes())
         .merge(stats::routes())
         .merge(events::routes())
 }

@@ -22,6 +22,7 @@ pub mod release;
 pub mod remove;
 pub mod repair;
 pub mod retry;
+pub mod schedules;
 pub mod settle;
 pub mod smoke;
 pub mod snooze;
@@ -57,6 +58,7 @@ pub fn all() -> Vec<crate::Behaviour> {
         remove::all(),
         repair::all(),
         retry::all(),
+        schedules::all(),
         settle::all(),
         smoke::all(),
         snooze::all(),

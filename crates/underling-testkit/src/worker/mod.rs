@@ -12,6 +12,7 @@ pub mod helpers;
 pub mod outcomes;
 pub mod rescue;
 pub mod retries;
+pub mod scheduling;
 pub mod shutdown;
 pub mod snoozing;
 pub mod stopping;
@@ -31,6 +32,7 @@ pub fn all() -> Vec<crate::Behaviour> {
         outcomes::all(),
         rescue::all(),
         retries::all(),
+        scheduling::all(),
         shutdown::all(),
         snoozing::all(),
         stopping::all(),

@@ -282,6 +282,22 @@ pub trait Store: Send + Sync + 'static {
     /// due (PostgreSQL reads index ranges only, however deep the backlog).
     async fn oldest_due(&self, now: Now) -> Result<Vec<QueueDue>>;
 
+    /// Adds a schedule, or updates the one of that name (see [`UpsertSchedule`]); says
+    /// whether it was added.
+    async fn upsert_schedule(&self, p: UpsertSchedule<'_>) -> Result<bool>;
+    /// The schedules of the names given (all when empty), by name.
+    async fn schedules(&self, names: &[String]) -> Result<Vec<crate::ScheduleInfo>>;
+    /// The schedules that are not paused and whose `next_run` is at or before `now`, with the
+    /// time taken as now (the database's clock on PostgreSQL when `now` is `None`): one query.
+    async fn due_schedules(&self, now: Now) -> Result<Vec<DueSchedule>>;
+    /// Moves a schedule on (a compare-and-set on `next_run`) and enqueues its job in one
+    /// transaction: of any number of callers that saw the same `next_run`, one does.
+    async fn fire_schedule(&self, p: FireSchedule<'_>) -> Result<Fired>;
+    /// Pauses or resumes a schedule; `false` when there is none of that name.
+    async fn set_schedule_paused(&self, p: PauseSchedule<'_>) -> Result<bool>;
+    /// Removes a schedule (its jobs stay); `false` when there is none of that name.
+    async fn remove_schedule(&self, name: &str) -> Result<bool>;
+
     /// Subscribes to the events of every job (see [`crate::JobEvent`]): the first subscriber of
     /// this store starts its event source, which takes a lease in the database (renewed while
     /// the store is open) so that transitions are captured, and gives it back at

@@ -408,3 +408,90 @@ impl LeaseRow {
         }
     }
 }
+
+/// [`super::Store::upsert_schedule`]: a schedule to add, or to update by name. An update keeps
+/// the stored `next_run` while the cron expression and time zone stay the same (so that a
+/// worker defining its schedules at every start neither loses nor repeats a tick), and keeps
+/// the stored pause flag, last run and creation time.
+#[derive(Debug, Clone, Copy)]
+pub struct UpsertSchedule<'a> {
+    /// The schedule's name (validated).
+    pub name: &'a str,
+    /// The cron expression (validated).
+    pub cron: &'a str,
+    /// The IANA time zone (validated).
+    pub timezone: &'a str,
+    /// The task of its jobs.
+    pub task: &'a str,
+    /// The arguments of its jobs.
+    pub args: &'a Value,
+    /// The queue of its jobs (none: the task's default).
+    pub queue: Option<&'a str>,
+    /// The priority of its jobs (none: the task's default).
+    pub priority: Option<i32>,
+    /// The attempts of its jobs (none: the task's default).
+    pub attempts: Option<i32>,
+    /// The other enqueue options, a JSON object in the vocabulary of [`crate::JobSpec`].
+    pub options: &'a Value,
+    /// Whether a new schedule starts paused.
+    pub paused: bool,
+    /// What a scheduler does with ticks it missed.
+    pub catch_up: crate::CatchUp,
+    /// The first tick after `now`.
+    pub next_run: DateTime<Utc>,
+    /// The time of the change.
+    pub now: DateTime<Utc>,
+}
+
+/// [`super::Store::fire_schedule`]: moves a schedule on and enqueues its job, in one
+/// transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct FireSchedule<'a> {
+    /// The schedule.
+    pub name: &'a str,
+    /// The `next_run` the scheduler read: only if it is still the stored one (and the schedule
+    /// is not paused) does anything change (a compare-and-set, so that of many schedulers one
+    /// fires each tick). `None` fires whatever it is (a run now).
+    pub seen: Option<DateTime<Utc>>,
+    /// The new `next_run` (none: unchanged).
+    pub next_run: Option<DateTime<Utc>>,
+    /// The job to enqueue (none: the tick is skipped).
+    pub job: Option<&'a NewJob>,
+    /// The tick the job is for (recorded as the schedule's last run).
+    pub tick: DateTime<Utc>,
+    /// The time of the enqueue.
+    pub now: DateTime<Utc>,
+}
+
+/// What [`super::Store::fire_schedule`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fired {
+    /// The schedule moved on; the job, if one was given, is what the enqueue returned.
+    Moved(Option<crate::Enqueued>),
+    /// Nothing changed: another scheduler moved the schedule first, or it was paused or
+    /// removed meanwhile.
+    Lost,
+}
+
+/// [`super::Store::set_schedule_paused`].
+#[derive(Debug, Clone, Copy)]
+pub struct PauseSchedule<'a> {
+    /// The schedule.
+    pub name: &'a str,
+    /// Pause (true) or resume (false).
+    pub paused: bool,
+    /// On resuming a paused schedule, its next tick (the ticks it missed while paused are not
+    /// run).
+    pub next_run: DateTime<Utc>,
+    /// The time of the change.
+    pub now: DateTime<Utc>,
+}
+
+/// A due schedule, as [`super::Store::due_schedules`] returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueSchedule {
+    /// The schedule (its `next_run` is set: it is not paused).
+    pub schedule: crate::ScheduleInfo,
+    /// The time the query took as now.
+    pub now: DateTime<Utc>,
+}

@@ -311,3 +311,51 @@ pub(crate) fn task_defaults(
         published,
     }
 }
+
+/// A row of `underling_schedules`; `T` and `J` are how the store holds times and JSON.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ScheduleRow<T, J> {
+    name: String,
+    cron: String,
+    timezone: String,
+    task: String,
+    args: J,
+    queue: Option<String>,
+    priority: Option<i32>,
+    attempts: Option<i32>,
+    options: J,
+    paused: bool,
+    catch_up: String,
+    next_run: T,
+    last_run: Option<T>,
+    last_job_id: Option<i64>,
+    created: T,
+    updated: T,
+}
+
+impl<T: StoredTime, J: StoredJson> ScheduleRow<T, J> {
+    /// The schedule this row holds (no next run while it is paused).
+    pub(crate) fn into_info(self) -> Result<crate::ScheduleInfo> {
+        Ok(crate::ScheduleInfo {
+            name: self.name,
+            cron: self.cron,
+            timezone: self.timezone,
+            task: self.task,
+            args: self.args.into_json()?,
+            queue: self.queue,
+            priority: self.priority,
+            attempts: self.attempts,
+            options: self.options.into_json()?,
+            catch_up: self
+                .catch_up
+                .parse()
+                .map_err(|_| Error::Invariant(format!("unknown catch-up {:?}", self.catch_up)))?,
+            paused: self.paused,
+            next_run: (!self.paused).then(|| self.next_run.into_time()),
+            last_run: self.last_run.map(StoredTime::into_time),
+            last_job_id: self.last_job_id,
+            created: self.created.into_time(),
+            updated: self.updated.into_time(),
+        })
+    }
+}

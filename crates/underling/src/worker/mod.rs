@@ -68,6 +68,7 @@ mod maintenance;
 mod options;
 mod producer;
 mod reconcile;
+mod scheduler;
 
 pub use self::drain::{DrainOptions, DrainReport, drain_jobs};
 pub use self::foreground::perform_jobs;
@@ -130,6 +131,8 @@ pub struct Worker {
     registry: Arc<Registry>,
     options: WorkerOptions,
     control: WorkerControl,
+    /// Schedules defined in code, added (or updated) when the worker starts.
+    schedules: Vec<crate::schedule::Schedule>,
 }
 
 impl Worker {
@@ -140,7 +143,29 @@ impl Worker {
             registry: Arc::new(registry),
             options,
             control: WorkerControl::default(),
+            schedules: Vec::new(),
         }
+    }
+
+    /// Defines a schedule in code: when the worker starts, it adds it, or updates the stored
+    /// schedule of that name (see [`Queue::add_schedule`]: the stored next run is kept while
+    /// the expression and time zone stay the same, and so is a pause an operator made).
+    /// Stored schedules that no worker defines in code are kept, and fired all the same:
+    /// remove them with [`Queue::remove_schedule`] (or `underling schedule remove`). A
+    /// schedule that does not validate stops the worker from starting, with the error.
+    ///
+    /// ```no_run
+    /// # async fn run(queue: underling::Queue, registry: underling::Registry) -> underling::Result<()> {
+    /// use underling::{Schedule, Worker, WorkerOptions};
+    /// let worker = Worker::new(queue, registry, WorkerOptions::default())
+    ///     .schedule(Schedule::new("cleanup", "*/15 * * * *", "cache.cleanup"))
+    ///     .schedule(Schedule::new("report", "0 7 * * MON", "report.weekly").timezone("Europe/Berlin"));
+    /// worker.run().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn schedule(mut self, schedule: crate::schedule::Schedule) -> Self {
+        self.schedules.push(schedule);
+        self
     }
 
     /// A handle that stops this worker.
@@ -152,6 +177,9 @@ impl Worker {
     pub async fn run(self) -> Result<WorkerSummary> {
         let terms = self.validate()?;
         let store = self.queue.store().clone();
+        for schedule in &self.schedules {
+            self.queue.add_schedule(schedule.clone()).await?;
+        }
         // Every enqueuer, also one that does not link these tasks, applies their defaults.
         self.queue.publish_tasks(&self.registry).await?;
         for task in self.registry.defaults() {
@@ -233,6 +261,14 @@ impl Worker {
             repair_stop.clone(),
         ));
 
+        let scheduler_task = self.options.scheduler.then(|| {
+            AbortOnDrop(scheduler::spawn(
+                self.queue.clone(),
+                self.options.schedule_interval,
+                repair_stop.clone(),
+            ))
+        });
+
         let (executor, done_rx) =
             Executor::new(self.registry.clone(), self.queue.clone(), lease.clone());
         let mut dispatch = Dispatch {
@@ -257,7 +293,10 @@ impl Worker {
         dispatch.shut_down().await;
 
         control_stop.cancel();
-        for (role, mut task) in [("control", control_task), ("repair", repair_task)] {
+        let tasks = [("control", control_task), ("repair", repair_task)]
+            .into_iter()
+            .chain(scheduler_task.map(|task| ("scheduler", task)));
+        for (role, mut task) in tasks {
             if let Err(e) = (&mut task.0).await {
                 tracing::error!(error = %e, role, "a worker task stopped abnormally");
             }

@@ -53,6 +53,12 @@ pub struct WorkerOptions {
     /// active under it, and gives back the ones it never got (a claim whose reply was lost)
     /// (default 30 s; also soon after any failed claim).
     pub reconcile_interval: Duration,
+    /// Whether the worker runs a scheduler that enqueues the ticks of schedules (default
+    /// true). Each tick is enqueued once however many workers run one (see
+    /// [`crate::schedule`]).
+    pub scheduler: bool,
+    /// How often the scheduler looks for due schedules: one query each time (default 1 s).
+    pub schedule_interval: Duration,
 }
 
 impl Default for WorkerOptions {
@@ -70,6 +76,8 @@ impl Default for WorkerOptions {
             settle_batch: 1000,
             reconcile_interval: Duration::from_secs(30),
             fetch_ahead: FetchAhead::default(),
+            scheduler: true,
+            schedule_interval: Duration::from_secs(1),
         }
     }
 }
@@ -112,6 +120,11 @@ impl WorkerOptions {
             // It would never claim a job (and in burst mode never exit): pause it instead.
             return Err(Error::InvalidOption(
                 "the worker needs a concurrency of at least 1".into(),
+            ));
+        }
+        if self.scheduler && self.schedule_interval.is_zero() {
+            return Err(Error::InvalidOption(
+                "the schedule interval must be longer than zero (or turn the scheduler off)".into(),
             ));
         }
         if self.queues.is_empty() {

@@ -10,6 +10,7 @@
 mod columns;
 mod connect;
 mod listener;
+mod schedules;
 mod tls;
 
 use std::sync::{Arc, Mutex};
@@ -775,6 +776,30 @@ impl Store for PostgresStore {
             .into_iter()
             .map(|(queue, oldest_due)| QueueDue { queue, oldest_due })
             .collect())
+    }
+
+    async fn upsert_schedule(&self, p: store::UpsertSchedule<'_>) -> Result<bool> {
+        self.upsert(p).await
+    }
+
+    async fn schedules(&self, names: &[String]) -> Result<Vec<crate::ScheduleInfo>> {
+        self.read_schedules(names).await
+    }
+
+    async fn due_schedules(&self, now: store::Now) -> Result<Vec<store::DueSchedule>> {
+        self.due(now).await
+    }
+
+    async fn fire_schedule(&self, p: store::FireSchedule<'_>) -> Result<store::Fired> {
+        self.fire(p).await
+    }
+
+    async fn set_schedule_paused(&self, p: store::PauseSchedule<'_>) -> Result<bool> {
+        self.pause_schedule(p).await
+    }
+
+    async fn remove_schedule(&self, name: &str) -> Result<bool> {
+        self.delete_schedule(name).await
     }
 
     async fn events(&self) -> Result<broadcast::Receiver<JobEvent>> {

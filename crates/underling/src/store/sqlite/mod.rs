@@ -15,6 +15,7 @@ mod events;
 mod leases;
 mod limits;
 mod operations;
+mod schedules;
 mod unique;
 mod wake;
 
@@ -695,6 +696,30 @@ impl Store for SqliteStore {
                 oldest_due: oldest_due.into_time(),
             })
             .collect())
+    }
+
+    async fn upsert_schedule(&self, p: store::UpsertSchedule<'_>) -> Result<bool> {
+        self.upsert(p).await
+    }
+
+    async fn schedules(&self, names: &[String]) -> Result<Vec<crate::ScheduleInfo>> {
+        self.read_schedules(names).await
+    }
+
+    async fn due_schedules(&self, now: store::Now) -> Result<Vec<store::DueSchedule>> {
+        self.due(now).await
+    }
+
+    async fn fire_schedule(&self, p: store::FireSchedule<'_>) -> Result<store::Fired> {
+        self.fire(p).await
+    }
+
+    async fn set_schedule_paused(&self, p: store::PauseSchedule<'_>) -> Result<bool> {
+        self.pause_schedule(p).await
+    }
+
+    async fn remove_schedule(&self, name: &str) -> Result<bool> {
+        self.delete_schedule(name).await
     }
 
     async fn events(&self) -> Result<broadcast::Receiver<JobEvent>> {

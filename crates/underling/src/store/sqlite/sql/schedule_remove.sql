@@ -1,0 +1,1 @@
+DELETE FROM underling_schedules WHERE name = ?1
