@@ -122,3 +122,4 @@ mod admin;
 mod audit;
 mod jobs;
 mod options;
+mod workloads;
