@@ -376,8 +376,7 @@ async fn workload_loop(
             }
         }
     }
-    let total = summary.lock().map(|s| s.clone()).unwrap_or_default();
-    total
+    summary.lock().map(|s| s.clone()).unwrap_or_default()
 }
 
 /// Waits for a wake-up of one of `queues` (or of any queue); never, without a stream.

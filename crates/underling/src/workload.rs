@@ -208,7 +208,7 @@ impl WorkloadSpec {
             )));
         }
         for (name, value) in &self.headers {
-            check_header_name(name).map_err(|reason| invalid(reason))?;
+            check_header_name(name).map_err(&invalid)?;
             HeaderTemplate::parse(value)
                 .map_err(|reason| invalid(format!("header {name}: {reason}")))?;
         }
