@@ -45,6 +45,16 @@ where
         events_to_sse_clients(&server, queue, sizes.process_n, rec, plain).await?;
         reset().await?;
         pull_over_http(&server, queue, sizes, rec, plain, reset).await?;
+        crate::workload::dispatch_figures(
+            &server.base,
+            &server.client,
+            queue,
+            sizes,
+            rec,
+            plain,
+            reset,
+        )
+        .await?;
         reset().await
     }
     .await;

@@ -24,6 +24,7 @@ mod postgres;
 mod raw;
 mod scale;
 mod sqlite;
+mod workload;
 
 pub use error::{BenchError, Result};
 pub use scale::fill_big_store;

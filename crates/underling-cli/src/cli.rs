@@ -102,6 +102,10 @@ pub enum Command {
     /// ticks of a cron expression by the workers' schedulers, each tick once.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Add, list, show and remove the HTTP workloads stored in the database (tasks whose jobs
+    /// workers POST to a URL as CloudEvents).
+    #[command(subcommand)]
+    Workload(WorkloadCommand),
     /// Show job, worker and lock counts.
     Stats,
     /// Show finished and failed jobs, and failed attempts (retried or not), per hour over the
@@ -191,6 +195,11 @@ pub struct ServeArgs {
     /// UNDERLING_READ_ONLY_TOKEN, if set).
     #[arg(long, value_name = "FILE")]
     pub read_only_token_file: Option<std::path::PathBuf>,
+    /// A file whose first line is a token for HTTP workloads: it may only enqueue (POST
+    /// /api/v1/jobs, /api/v1/jobs/batch) and ack, reject or extend leased jobs (default:
+    /// UNDERLING_WORKLOAD_TOKEN, if set).
+    #[arg(long, value_name = "FILE")]
+    pub workload_token_file: Option<std::path::PathBuf>,
     /// Allow browsers on this origin to call the API (repeatable; `*` for any). CORS is off
     /// without it.
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
@@ -481,6 +490,59 @@ pub enum TaskCommand {
     /// List every task a worker published, with the queue, priority, attempts and timeout its
     /// jobs get when the enqueue leaves them unset.
     List,
+}
+
+/// `underling workload …`
+#[derive(Debug, Subcommand)]
+pub enum WorkloadCommand {
+    /// Store a workload; workers that start afterwards run its jobs (unless started with
+    /// `--stored-workloads false`).
+    Add(WorkloadAddArgs),
+    /// List the stored workloads.
+    List,
+    /// Show one stored workload.
+    Show {
+        /// The workload's name (its task).
+        name: String,
+    },
+    /// Remove a stored workload (its jobs stay; running workers keep it until they restart).
+    Remove {
+        /// The workload's name (its task).
+        name: String,
+    },
+}
+
+/// `underling workload add …`
+#[derive(Debug, clap::Args)]
+pub struct WorkloadAddArgs {
+    /// The task name its jobs are enqueued under.
+    pub name: String,
+    /// Where jobs are POSTed (http:// or https://).
+    pub url: String,
+    /// `sync` (the answer is the outcome) or `async` (202 now, ack or reject later).
+    #[arg(long, default_value = "sync", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub mode: String,
+    /// How long the workload has to answer.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub timeout: Duration,
+    /// How many requests one worker sends to it at once.
+    #[arg(long, value_name = "N", default_value_t = underling::DEFAULT_WORKLOAD_CONCURRENCY)]
+    pub max_concurrency: usize,
+    /// Async only: how long the workload has to ack, reject or extend a job it took
+    /// [default: 5m].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub lease: Option<Duration>,
+    /// A request header, `Name: value` (repeatable). Name secrets by environment variable of
+    /// the workers, `${VAR}` or `env:VAR` (quote it from the shell): they are read by each
+    /// worker when it starts, and the database keeps only the name.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// The largest response body read.
+    #[arg(long, value_name = "BYTES", default_value_t = underling::DEFAULT_MAX_RESPONSE_BYTES)]
+    pub max_response_bytes: u64,
+    /// Replace a stored workload of the same name.
+    #[arg(long)]
+    pub replace: bool,
 }
 
 /// `underling queue …`

@@ -1,5 +1,6 @@
 //! Bearer tokens: with a token set, every route but `/healthz` and `/readyz` needs
-//! `Authorization: Bearer <token>`; a read-only token may only `GET` (and `HEAD`).
+//! `Authorization: Bearer <token>`; a read-only token may only `GET` (and `HEAD`); a workload
+//! token may only enqueue and report on leased jobs (see [`workload_may`]).
 //! Tokens are compared in constant time. The web UI's session cookie stands for the token it
 //! was opened with; requests that a browser sends by itself (by cookie, or to a server without
 //! a token) may change something only from this server's own pages (see [`CSRF_HEADER`]).
@@ -18,6 +19,7 @@ use crate::state::AppState;
 pub struct Auth {
     token: Option<Vec<u8>>,
     read_only: Option<Vec<u8>>,
+    workload: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -26,6 +28,7 @@ impl std::fmt::Debug for Auth {
         f.debug_struct("Auth")
             .field("token", &self.token.is_some())
             .field("read_only", &self.read_only.is_some())
+            .field("workload", &self.workload.is_some())
             .finish()
     }
 }
@@ -37,6 +40,9 @@ pub enum Access {
     Full,
     /// `GET` and `HEAD` only.
     ReadOnly,
+    /// What HTTP workloads need: enqueue, and ack, reject or extend leased jobs (see
+    /// [`workload_may`]).
+    Workload,
 }
 
 impl Auth {
@@ -45,7 +51,14 @@ impl Auth {
         Auth {
             token: token.map(|t| t.as_bytes().to_vec()),
             read_only: read_only.map(|t| t.as_bytes().to_vec()),
+            workload: None,
         }
+    }
+
+    /// Also accepts `workload` for what HTTP workloads need ([`Access::Workload`]).
+    pub fn with_workload(mut self, workload: Option<&str>) -> Auth {
+        self.workload = workload.map(|t| t.as_bytes().to_vec());
+        self
     }
 
     /// Whether any token is required.
@@ -72,10 +85,13 @@ impl Auth {
         // token was close.
         let full = matches(self.token.as_deref(), given);
         let read = matches(self.read_only.as_deref(), given);
+        let workload = matches(self.workload.as_deref(), given);
         if full {
             Ok(Access::Full)
         } else if read {
             Ok(Access::ReadOnly)
+        } else if workload {
+            Ok(Access::Workload)
         } else {
             Err(unauthorized("the token is not valid for this server"))
         }
@@ -190,11 +206,46 @@ fn cross_site(state: &AppState, headers: &HeaderMap, via: Via) -> Option<ApiErro
     None
 }
 
+/// Whether the workload token may make this request: `POST /api/v1/jobs` and
+/// `/api/v1/jobs/batch` (publish follow-up jobs), and `POST /api/v1/jobs/{id}/ack`, `/reject`
+/// and `/extend` (report on a leased job). Nothing else, reads included.
+pub fn workload_may(method: &Method, path: &str) -> bool {
+    if method != Method::POST {
+        return false;
+    }
+    let Some(rest) = path.strip_prefix("/api/v1/jobs") else {
+        return false;
+    };
+    match rest {
+        "" | "/batch" => true,
+        _ => rest
+            .strip_prefix('/')
+            .and_then(|rest| rest.split_once('/'))
+            .is_some_and(|(id, action)| {
+                id.parse::<i64>().is_ok() && matches!(action, "ack" | "reject" | "extend")
+            }),
+    }
+}
+
 /// The middleware that enforces [`Auth`] (or a UI session) on the routes it wraps.
 pub async fn require(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let safe = matches!(*request.method(), Method::GET | Method::HEAD);
     match authenticate(&state, request.headers()) {
         Ok((access, via)) => {
+            if access == Access::Workload {
+                let path = request
+                    .extensions()
+                    .get::<axum::extract::OriginalUri>()
+                    .map_or_else(|| request.uri().path(), |uri| uri.0.path());
+                if !workload_may(request.method(), path) {
+                    return ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "forbidden",
+                        "the workload token may only enqueue (POST /api/v1/jobs, /api/v1/jobs/batch) and ack, reject or extend leased jobs: use the full token for anything else",
+                    )
+                    .into_response();
+                }
+            }
             if !safe {
                 if let Some(error) = cross_site(&state, request.headers(), via) {
                     return error.into_response();
@@ -239,6 +290,34 @@ mod tests {
         assert!(auth.check(Some(b"Basic s3cret")).is_err());
         assert!(auth.check(Some(b"Bearer ")).is_err());
         assert!(auth.check(None).is_err());
+    }
+
+    #[test]
+    fn the_workload_token_may_only_enqueue_and_report_on_leased_jobs() {
+        for (method, path) in [
+            (Method::POST, "/api/v1/jobs"),
+            (Method::POST, "/api/v1/jobs/batch"),
+            (Method::POST, "/api/v1/jobs/42/ack"),
+            (Method::POST, "/api/v1/jobs/42/reject"),
+            (Method::POST, "/api/v1/jobs/42/extend"),
+        ] {
+            assert!(workload_may(&method, path), "{method} {path}");
+        }
+        for (method, path) in [
+            (Method::GET, "/api/v1/jobs"),
+            (Method::GET, "/api/v1/jobs/42"),
+            (Method::POST, "/api/v1/jobs/42/retry"),
+            (Method::POST, "/api/v1/jobs/retry"),
+            (Method::DELETE, "/api/v1/jobs/42"),
+            (Method::POST, "/api/v1/claims"),
+            (Method::POST, "/api/v1/jobs/x/ack"),
+            (Method::POST, "/api/v1/jobs/42/ack/more"),
+            (Method::POST, "/api/v1/jobsx"),
+        ] {
+            assert!(!workload_may(&method, path), "{method} {path}");
+        }
+        let auth = Auth::new(Some("full"), None).with_workload(Some("wl"));
+        assert_eq!(auth.check(Some(b"Bearer wl")).ok(), Some(Access::Workload));
     }
 
     #[test]

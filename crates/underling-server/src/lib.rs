@@ -79,6 +79,9 @@ pub struct ServerOptions {
     pub token: Option<String>,
     /// A token that may only read (`GET`, `HEAD`).
     pub read_only_token: Option<String>,
+    /// A token for HTTP workloads: it may only enqueue (`POST /api/v1/jobs`, `/jobs/batch`)
+    /// and ack, reject or extend leased jobs.
+    pub workload_token: Option<String>,
     /// Origins allowed by CORS (none: CORS off); `*` allows any.
     pub cors_origins: Vec<String>,
     /// The largest request body accepted, in bytes (default 10 MB).
@@ -101,6 +104,10 @@ impl std::fmt::Debug for ServerOptions {
                 "read_only_token",
                 &self.read_only_token.as_ref().map(|_| "***"),
             )
+            .field(
+                "workload_token",
+                &self.workload_token.as_ref().map(|_| "***"),
+            )
             .field("cors_origins", &self.cors_origins)
             .field("body_limit", &self.body_limit)
             .field("request_timeout", &self.request_timeout)
@@ -115,6 +122,7 @@ impl Default for ServerOptions {
             listen: DEFAULT_LISTEN,
             token: None,
             read_only_token: None,
+            workload_token: None,
             cors_origins: Vec::new(),
             body_limit: DEFAULT_BODY_LIMIT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
@@ -127,15 +135,22 @@ impl ServerOptions {
     /// Checks the options before anything is bound: a token for any address but loopback,
     /// tokens that are not empty and differ, CORS origins that are header values.
     pub fn check(&self) -> Result<(), ServerError> {
-        for token in [&self.token, &self.read_only_token].into_iter().flatten() {
+        let tokens = [&self.token, &self.read_only_token, &self.workload_token];
+        for token in tokens.into_iter().flatten() {
             if token.trim().is_empty() {
                 return Err(ServerError::EmptyToken);
             }
         }
-        if self.read_only_token.is_some() && self.token.is_none() {
+        if (self.read_only_token.is_some() || self.workload_token.is_some()) && self.token.is_none()
+        {
             return Err(ServerError::ReadOnlyWithoutToken);
         }
-        if self.token.is_some() && self.token == self.read_only_token {
+        let given: Vec<&String> = tokens.into_iter().flatten().collect();
+        if given
+            .iter()
+            .enumerate()
+            .any(|(i, a)| given[i + 1..].contains(a))
+        {
             return Err(ServerError::SameTokens);
         }
         if !self.listen.ip().is_loopback() && self.token.is_none() {
@@ -167,11 +182,13 @@ pub enum ServerError {
     /// A token that is empty.
     #[error("a token must not be empty")]
     EmptyToken,
-    /// A read-only token without a full one.
-    #[error("a read-only token needs a full token too (--token-file or UNDERLING_TOKEN)")]
+    /// A read-only or workload token without a full one.
+    #[error(
+        "a read-only or workload token needs a full token too (--token-file or UNDERLING_TOKEN)"
+    )]
     ReadOnlyWithoutToken,
-    /// The same token for full and read-only access.
-    #[error("the read-only token must differ from the full token")]
+    /// The same token for two kinds of access.
+    #[error("the full, read-only and workload tokens must all differ")]
     SameTokens,
     /// A CORS origin that cannot be a header value.
     #[error("invalid CORS origin {0:?}: give an origin such as https://admin.example.com, or *")]

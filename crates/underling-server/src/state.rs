@@ -40,10 +40,10 @@ impl AppState {
             metrics,
             sessions: Arc::new(Sessions::default()),
             queue,
-            auth: Arc::new(Auth::new(
-                options.token.as_deref(),
-                options.read_only_token.as_deref(),
-            )),
+            auth: Arc::new(
+                Auth::new(options.token.as_deref(), options.read_only_token.as_deref())
+                    .with_workload(options.workload_token.as_deref()),
+            ),
             options: Arc::new(options),
         }
     }

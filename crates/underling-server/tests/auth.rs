@@ -263,3 +263,98 @@ async fn a_request_over_the_request_timeout_is_a_503_json_error() {
     assert_eq!(status, StatusCode::CREATED);
     s.stop().await;
 }
+
+const WORKLOAD: &str = "workload-token-5555555555";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workload_token_may_enqueue_and_report_on_leased_jobs_and_nothing_else() {
+    let options = ServerOptions {
+        workload_token: Some(WORKLOAD.into()),
+        ..with_tokens()
+    };
+    let s = TestServer::start_with(Kind::Sqlite, options).await.unwrap();
+    let url = |path: &str| format!("{}/api/v1{path}", s.url);
+    let (status, body) = send(
+        s.client
+            .post(url("/jobs"))
+            .bearer_auth(WORKLOAD)
+            .json(&json!({"task": "t"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_i64().unwrap();
+    let (status, body) = send(
+        s.client
+            .post(url("/jobs/batch"))
+            .bearer_auth(WORKLOAD)
+            .json(&json!([{"task": "t"}])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // A pull claim with the full token, then the workload token reports on it.
+    let (_, claimed) = send(
+        s.client
+            .post(url("/claims"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"lease": "30s"})),
+    )
+    .await;
+    let token = claimed["jobs"][0]["token"].clone();
+    let (status, body) = send(
+        s.client
+            .post(url(&format!("/jobs/{id}/extend")))
+            .bearer_auth(WORKLOAD)
+            .json(&json!({"token": token, "lease": "1m"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = send(
+        s.client
+            .post(url(&format!("/jobs/{id}/ack")))
+            .bearer_auth(WORKLOAD)
+            .json(&json!({"token": token, "result": 1})),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"id": id, "state": "finished"}))
+    );
+    // Anything else: 403, nothing written.
+    let before = s.snapshot().await;
+    for request in [
+        s.client.get(url("/jobs")),
+        s.client.get(url(&format!("/jobs/{id}"))),
+        s.client.delete(url(&format!("/jobs/{id}"))),
+        s.client
+            .post(url(&format!("/jobs/{id}/retry")))
+            .json(&json!({})),
+        s.client.post(url("/claims")).json(&json!({})),
+        s.client.post(url("/queues/default/pause")),
+    ] {
+        let (status, body) = send(request.bearer_auth(WORKLOAD)).await;
+        let message = assert_error(status, &body, StatusCode::FORBIDDEN, "forbidden");
+        assert_eq!(
+            message,
+            "the workload token may only enqueue (POST /api/v1/jobs, /api/v1/jobs/batch) and ack, reject or extend leased jobs: use the full token for anything else"
+        );
+    }
+    assert_eq!(s.snapshot().await, before);
+    s.stop().await;
+}
+
+#[test]
+fn a_workload_token_needs_a_full_one_and_must_differ_from_the_others() {
+    let alone = ServerOptions {
+        workload_token: Some(WORKLOAD.into()),
+        ..ServerOptions::default()
+    };
+    assert!(matches!(
+        alone.check(),
+        Err(ServerError::ReadOnlyWithoutToken)
+    ));
+    let same = ServerOptions {
+        workload_token: Some(READ_ONLY.into()),
+        ..with_tokens()
+    };
+    assert!(matches!(same.check(), Err(ServerError::SameTokens)));
+}

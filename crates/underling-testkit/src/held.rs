@@ -273,6 +273,15 @@ impl Store for HeldStore {
     async fn tasks(&self) -> Result<Vec<TaskDefaults>> {
         self.inner.tasks().await
     }
+    async fn put_workload(&self, p: underling::store::PutWorkload<'_>) -> Result<bool> {
+        self.inner.put_workload(p).await
+    }
+    async fn workloads(&self) -> Result<Vec<underling::store::WorkloadRow>> {
+        self.inner.workloads().await
+    }
+    async fn remove_workload(&self, name: &str) -> Result<bool> {
+        self.inner.remove_workload(name).await
+    }
     async fn register_worker(&self, p: RegisterWorker<'_>) -> Result<i64> {
         self.inner.register_worker(p).await
     }

@@ -234,6 +234,12 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A workload of that name is stored already.
+    #[error("workload {0:?} exists already (remove it first, or replace it)")]
+    WorkloadExists(String),
+    /// No workload of that name is stored.
+    #[error("workload {0:?} not found")]
+    WorkloadNotFound(String),
     /// The worker does not exist.
     #[error("worker {0} not found")]
     WorkerNotFound(i64),

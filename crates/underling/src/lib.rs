@@ -38,6 +38,7 @@ pub mod task;
 mod unique;
 mod url;
 pub mod worker;
+mod workload;
 
 pub use app_connection::AppConnection;
 pub use command::{COMMAND_NAMES, RemoteCommand};
@@ -72,6 +73,12 @@ pub use url::mask_password;
 pub use worker::{
     DrainOptions, DrainReport, FetchAhead, ForegroundRun, Worker, WorkerControl, WorkerOptions,
     WorkerSummary, drain_jobs, perform_jobs,
+};
+
+pub use workload::{
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_WORKLOAD_CONCURRENCY, DEFAULT_WORKLOAD_LEASE,
+    DEFAULT_WORKLOAD_TIMEOUT, HeaderTemplate, MAX_WORKLOAD_CONCURRENCY, MAX_WORKLOAD_TIMEOUT,
+    StoredWorkload, WorkloadMode, WorkloadSpec,
 };
 
 /// Re-exported for [`register_task!`].

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
-use underling::{ConnectOptions, Queue, Registry, RepairOptions, Worker, WorkerOptions};
+use underling::{
+    ConnectOptions, Queue, Registry, RepairOptions, Worker, WorkerOptions, WorkloadSpec,
+};
+use underling_workload::{DispatchOptions, Dispatcher};
 
 // Task plugin crates register their tasks with `inventory`; a crate the binary never names is
 // dropped by the linker, and its tasks with it.
@@ -91,6 +94,14 @@ struct Args {
     /// default).
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = underling_log::LogFormat::Text)]
     log_format: underling_log::LogFormat,
+    /// HTTP workloads to run beside the tasks linked in: a TOML file of `[[workload]]`
+    /// tables (name, url, mode, timeout, max_concurrency, lease, headers).
+    #[arg(long, value_name = "FILE", env = "UNDERLING_WORKLOADS")]
+    workloads: Option<std::path::PathBuf>,
+    /// Also run the workloads stored in the database (`underling workload add`); one in the
+    /// file wins over a stored one of the same name.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    stored_workloads: bool,
     /// Apply pending migrations at start.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     migrate: bool,
@@ -196,7 +207,20 @@ async fn run(args: Args) -> Result<(), Failure> {
     if let Some(schema) = &args.schema {
         connect = connect.schema(schema);
     }
+    // A bad workloads file is found before connecting too.
+    let file_workloads = match &args.workloads {
+        Some(path) => underling_workload::load_workloads(path)?,
+        None => Vec::new(),
+    };
     let queue = Queue::connect_with(connect).await?;
+    let dispatch = DispatchOptions {
+        queues: options.queues.clone(),
+        poll_interval: options.poll_interval,
+        shutdown_grace: options.shutdown_grace,
+        burst: options.burst,
+        ..DispatchOptions::default()
+    };
+    let workloads = workloads(&queue, file_workloads, args.stored_workloads, &registry).await?;
     let worker = Worker::new(queue.clone(), registry, options);
 
     if let Some(id) = args.foreground {
@@ -209,6 +233,8 @@ async fn run(args: Args) -> Result<(), Failure> {
         return Err(format!("job {id} did not finish: it is {}", run.job.state).into());
     }
 
+    let dispatcher = Dispatcher::new(queue.clone(), workloads, dispatch)?;
+    let dispatch_control = dispatcher.control();
     let control = worker.control();
     // Listen before the worker claims anything: until then a SIGTERM would kill the process
     // the default way, with no graceful stop. A worker that cannot listen does not start.
@@ -219,19 +245,72 @@ async fn run(args: Args) -> Result<(), Failure> {
         signals.recv().await;
         tracing::info!("stopping gracefully (send the signal again to stop at once)");
         control.stop();
+        dispatch_control.stop();
         signals.recv().await;
         tracing::info!("stopping now");
         control.stop_now();
+        dispatch_control.stop_now();
     });
-    let summary = worker.run().await?;
+    // The worker and the dispatcher run side by side; one that ends by itself (a burst with
+    // nothing left) waits for the other, one that fails stops the other.
+    let (stop_dispatch, stop_worker) = (dispatcher.control(), worker.control());
+    let (summary, dispatched) = tokio::join!(
+        async {
+            let summary = worker.run().await;
+            if summary.is_err() {
+                stop_dispatch.stop();
+            }
+            summary
+        },
+        async {
+            let dispatched = dispatcher.run().await;
+            if dispatched.is_err() {
+                stop_worker.stop();
+            }
+            dispatched
+        }
+    );
+    let summary = summary?;
+    let dispatched = dispatched?;
     tracing::info!(
         performed = summary.performed,
         finished = summary.finished,
         failed = summary.failed,
+        dispatched = dispatched.dispatched,
         "bye"
     );
     queue.close().await;
     Ok(())
+}
+
+/// The workloads to run: those of the file, then the stored ones (unless turned off) whose
+/// names the file does not use. A workload may not take the name of a linked task.
+async fn workloads(
+    queue: &Queue,
+    mut specs: Vec<WorkloadSpec>,
+    stored: bool,
+    registry: &Registry,
+) -> Result<Vec<WorkloadSpec>, Failure> {
+    if stored {
+        for workload in queue.workloads().await? {
+            if specs.iter().any(|s| s.name == workload.spec.name) {
+                tracing::warn!(
+                    workload = workload.spec.name,
+                    "the workloads file overrides the stored workload of the same name"
+                );
+                continue;
+            }
+            specs.push(workload.spec);
+        }
+    }
+    if let Some(clash) = specs.iter().find(|s| registry.get(&s.name).is_some()) {
+        return Err(format!(
+            "workload {:?} has the name of a task linked into this worker: rename one of them",
+            clash.name
+        )
+        .into());
+    }
+    Ok(specs)
 }
 
 /// A duration as `humantime` writes and reads it ("5s", "1m 30s"), so that `--help` shows the

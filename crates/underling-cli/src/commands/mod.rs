@@ -22,6 +22,7 @@ mod serve;
 mod stats;
 mod task;
 mod worker;
+mod workload;
 
 pub use job::Unsuccessful;
 
@@ -66,6 +67,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<String> {
         }
         Command::Schedule(command) => {
             with_queue(&target, async |q| schedule::run(q, command, json).await).await
+        }
+        Command::Workload(command) => {
+            with_queue(&target, async |q| workload::run(q, command, json).await).await
         }
         Command::Stats => with_queue(&target, async |q| stats::stats(q, json).await).await,
         Command::History => with_queue(&target, async |q| stats::history(q, json).await).await,

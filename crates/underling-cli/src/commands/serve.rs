@@ -22,6 +22,10 @@ pub async fn run(target: &Target<'_>, args: ServeArgs) -> anyhow::Result<String>
             args.read_only_token_file.as_deref(),
             "UNDERLING_READ_ONLY_TOKEN",
         )?,
+        workload_token: token(
+            args.workload_token_file.as_deref(),
+            "UNDERLING_WORKLOAD_TOKEN",
+        )?,
         cors_origins: args.cors_origins,
         body_limit: usize::try_from(args.body_limit).unwrap_or(usize::MAX),
         request_timeout: args.request_timeout,

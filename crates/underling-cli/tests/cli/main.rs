@@ -123,3 +123,4 @@ mod audit;
 mod jobs;
 mod options;
 mod schedules;
+mod workloads;

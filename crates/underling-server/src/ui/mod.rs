@@ -196,7 +196,8 @@ async fn session_info(State(state): State<AppState>, headers: HeaderMap) -> Resp
     let access = match authenticate(&state, &headers) {
         Ok((Access::Full, _)) => Some("full"),
         Ok((Access::ReadOnly, _)) => Some("read_only"),
-        Err(_) => None,
+        // The workload token is for workloads, not for the UI.
+        Ok((Access::Workload, _)) | Err(_) => None,
     };
     axum::Json(SessionInfo {
         token_required: state.auth.enabled(),

@@ -33,6 +33,7 @@ pub mod transactions;
 pub mod unique;
 pub mod wait;
 pub mod workers;
+pub mod workloads;
 
 /// Every storage behaviour, module by module.
 pub fn all() -> Vec<crate::Behaviour> {
@@ -69,6 +70,7 @@ pub fn all() -> Vec<crate::Behaviour> {
         unique::all(),
         wait::all(),
         workers::all(),
+        workloads::all(),
     ]
     .concat()
 }

@@ -214,6 +214,14 @@ pub trait Store: Send + Sync + 'static {
     /// Every task's published enqueue defaults, by name.
     async fn tasks(&self) -> Result<Vec<TaskDefaults>>;
 
+    /// Stores an HTTP workload's definition; `false` (nothing written) when one of that name
+    /// is stored and `p.replace` is not set.
+    async fn put_workload(&self, p: PutWorkload<'_>) -> Result<bool>;
+    /// Every stored workload, by name.
+    async fn workloads(&self) -> Result<Vec<WorkloadRow>>;
+    /// Removes a stored workload; `false` when there was none of that name.
+    async fn remove_workload(&self, name: &str) -> Result<bool>;
+
     /// Registers a worker; returns its id.
     async fn register_worker(&self, p: RegisterWorker<'_>) -> Result<i64>;
     /// Records a heartbeat with a fresh status, and says whether the worker was removed

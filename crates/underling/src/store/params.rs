@@ -182,6 +182,32 @@ pub struct PublishTasks<'a> {
     pub now: Now,
 }
 
+/// [`super::Store::put_workload`].
+#[derive(Debug, Clone, Copy)]
+pub struct PutWorkload<'a> {
+    /// The workload's name (its task).
+    pub name: &'a str,
+    /// Its definition, as [`crate::WorkloadSpec`] serializes.
+    pub definition: &'a serde_json::Value,
+    /// Replace a stored one of that name.
+    pub replace: bool,
+    /// When.
+    pub now: Now,
+}
+
+/// A stored workload, as [`super::Store::workloads`] reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkloadRow {
+    /// Its name.
+    pub name: String,
+    /// Its definition.
+    pub definition: serde_json::Value,
+    /// When it was first stored.
+    pub created: DateTime<Utc>,
+    /// When it was last written.
+    pub updated: DateTime<Utc>,
+}
+
 /// [`super::Store::heartbeat`].
 #[derive(Debug, Clone, Copy)]
 pub struct Heartbeat<'a> {

@@ -355,6 +355,7 @@ async fn run_cycle(
 mod events;
 mod leases;
 mod operations;
+mod workloads;
 
 impl Drop for PostgresStore {
     fn drop(&mut self) {
@@ -609,6 +610,18 @@ impl Store for PostgresStore {
 
     async fn tasks_on_postgres(&self, conn: &mut PgConnection) -> Result<Vec<TaskDefaults>> {
         self.read_tasks(conn).await
+    }
+
+    async fn put_workload(&self, p: store::PutWorkload<'_>) -> Result<bool> {
+        self.write_workload(p).await
+    }
+
+    async fn workloads(&self) -> Result<Vec<store::WorkloadRow>> {
+        self.read_workloads().await
+    }
+
+    async fn remove_workload(&self, name: &str) -> Result<bool> {
+        self.delete_workload(name).await
     }
 
     async fn unregister_worker(&self, id: i64) -> Result<()> {

@@ -18,6 +18,7 @@ mod operations;
 mod schedules;
 mod unique;
 mod wake;
+mod workloads;
 
 use operations::{count_history, read_tasks};
 use wake::{ready_queues, wake_after_commit};
@@ -559,6 +560,18 @@ impl Store for SqliteStore {
     async fn tasks_on_sqlite(&self, conn: &mut SqliteConnection) -> Result<Vec<TaskDefaults>> {
         read_tasks(conn).await
     }
+    async fn put_workload(&self, p: store::PutWorkload<'_>) -> Result<bool> {
+        self.write_workload(p).await
+    }
+
+    async fn workloads(&self) -> Result<Vec<store::WorkloadRow>> {
+        self.read_workloads().await
+    }
+
+    async fn remove_workload(&self, name: &str) -> Result<bool> {
+        self.delete_workload(name).await
+    }
+
     async fn unregister_worker(&self, id: i64) -> Result<()> {
         let _writer = self.writer.lock().await;
         sqlx::query(statement!("unregister_worker"))

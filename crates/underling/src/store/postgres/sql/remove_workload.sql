@@ -1,0 +1,2 @@
+-- Removes a stored workload: $1 name.
+DELETE FROM underling_workloads WHERE name = $1

@@ -1,0 +1,45 @@
+//! Stored HTTP workloads on PostgreSQL.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::PostgresStore;
+use crate::error::Result;
+use crate::store::{self, WorkloadRow, statement};
+
+impl PostgresStore {
+    pub(super) async fn write_workload(&self, p: store::PutWorkload<'_>) -> Result<bool> {
+        let written: Option<String> = sqlx::query_scalar(statement!("put_workload"))
+            .bind(p.name)
+            .bind(p.definition)
+            .bind(p.replace)
+            .bind(p.now)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(written.is_some())
+    }
+
+    pub(super) async fn read_workloads(&self) -> Result<Vec<WorkloadRow>> {
+        let rows: Vec<(String, Value, DateTime<Utc>, DateTime<Utc>)> =
+            sqlx::query_as(statement!("workloads"))
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, definition, created, updated)| WorkloadRow {
+                name,
+                definition,
+                created,
+                updated,
+            })
+            .collect())
+    }
+
+    pub(super) async fn delete_workload(&self, name: &str) -> Result<bool> {
+        let result = sqlx::query(statement!("remove_workload"))
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+}

@@ -1,0 +1,45 @@
+//! Stored HTTP workloads on SQLite.
+
+use super::{SqliteStore, millis};
+use crate::error::Result;
+use crate::store::rows::StoredTime;
+use crate::store::{self, WorkloadRow, statement};
+
+impl SqliteStore {
+    pub(super) async fn write_workload(&self, p: store::PutWorkload<'_>) -> Result<bool> {
+        let _writer = self.writer.lock().await;
+        let written: Option<String> = sqlx::query_scalar(statement!("put_workload"))
+            .bind(p.name)
+            .bind(p.definition.to_string())
+            .bind(p.replace)
+            .bind(millis(p.now))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(written.is_some())
+    }
+
+    pub(super) async fn read_workloads(&self) -> Result<Vec<WorkloadRow>> {
+        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(statement!("workloads"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|(name, definition, created, updated)| {
+                Ok(WorkloadRow {
+                    name,
+                    definition: serde_json::from_str(&definition)?,
+                    created: created.into_time(),
+                    updated: updated.into_time(),
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn delete_workload(&self, name: &str) -> Result<bool> {
+        let _writer = self.writer.lock().await;
+        let result = sqlx::query(statement!("remove_workload"))
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+}
