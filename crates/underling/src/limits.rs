@@ -6,12 +6,14 @@
 //! SQLite), counts the active jobs of the groups, and passes over jobs whose group is full or
 //! whose rate window is used up. See `migrations/postgres/0015_limits.sql`.
 
+#[cfg(feature = "sqlite")]
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "sqlite")]
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -117,6 +119,7 @@ impl LimitScope {
 
     /// The group a job is in under this scope, if any: `queue mail`, `task image.resize`,
     /// `args.tenant=acme` (as PostgreSQL's `underling_limit_groups` names them).
+    #[cfg(feature = "sqlite")]
     pub(crate) fn group(
         &self,
         queue: &str,
@@ -146,6 +149,7 @@ impl fmt::Display for LimitScope {
 
 /// The value at a dotted path of a JSON document as text, the way PostgreSQL's `#>>` reads it
 /// (a string without quotes; an array element by its index); none for a missing value or null.
+#[cfg(feature = "sqlite")]
 fn key_text(doc: &Value, path: &str) -> Option<String> {
     let mut value = doc;
     for segment in path.split('.') {
@@ -360,6 +364,7 @@ pub(crate) fn stored_columns(
 }
 
 /// Whether a claim of `queues` can concern any of `limits` (as `underling_limited`).
+#[cfg(feature = "sqlite")]
 pub(crate) fn concerns(limits: &[Limit], queues: &[String]) -> bool {
     limits.iter().any(|l| match &l.scope {
         LimitScope::Queue(q) => queues.contains(q),
@@ -370,6 +375,7 @@ pub(crate) fn concerns(limits: &[Limit], queues: &[String]) -> bool {
 /// The limited claim's bookkeeping (the SQLite store's; PostgreSQL's is
 /// `underling_pick_limited`): the active jobs per group and each rate window, updated as jobs
 /// are picked.
+#[cfg(feature = "sqlite")]
 #[derive(Debug)]
 pub(crate) struct Picker<'a> {
     limits: &'a [Limit],
@@ -381,6 +387,7 @@ pub(crate) struct Picker<'a> {
 }
 
 /// A job as the picker sees it.
+#[cfg(feature = "sqlite")]
 pub(crate) struct Candidate<'a> {
     pub queue: &'a str,
     pub task: &'a str,
@@ -388,6 +395,7 @@ pub(crate) struct Candidate<'a> {
     pub notes: &'a Value,
 }
 
+#[cfg(feature = "sqlite")]
 impl<'a> Picker<'a> {
     /// A picker over the active jobs given, with the stored rate windows.
     pub(crate) fn new(
@@ -464,6 +472,7 @@ fn period_ms(period: Duration) -> i64 {
 }
 
 /// The groups a job is in, with the limit of each.
+#[cfg(feature = "sqlite")]
 fn groups<'l>(limits: &'l [Limit], job: &Candidate<'_>) -> Vec<(String, &'l Limit)> {
     limits
         .iter()
@@ -504,7 +513,7 @@ impl Queue {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite"))]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -7,10 +7,14 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
+#[cfg(feature = "postgres")]
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::events::{JobEvent, JobEventKind};
+use crate::events::JobEvent;
+#[cfg(feature = "postgres")]
+use crate::events::JobEventKind;
+#[cfg(feature = "postgres")]
 use crate::job::Job;
 
 /// How many audit entries one statement of a prune removes.
@@ -111,6 +115,7 @@ pub(crate) fn lease_id() -> String {
 /// One entry of an event notification: `{"event", "job"}` (maybe `"partial"`), or
 /// `{"event", "id"}` when the record was too large to send. (One struct with optional fields,
 /// not an untagged enum, which serde would buffer and parse twice.)
+#[cfg(feature = "postgres")]
 #[derive(Debug, Deserialize)]
 pub(crate) struct Raw {
     event: JobEventKind,
@@ -121,6 +126,7 @@ pub(crate) struct Raw {
 }
 
 /// One entry of an event notification.
+#[cfg(feature = "postgres")]
 #[derive(Debug)]
 pub(crate) enum Notified {
     /// The event with the job's record (maybe partial).
@@ -135,6 +141,7 @@ pub(crate) enum Notified {
 }
 
 /// The entries of one notification's payload (a JSON array); `None` if it is not one.
+#[cfg(feature = "postgres")]
 pub(crate) fn parse_notification(payload: &str) -> Option<Vec<Notified>> {
     let raw: Vec<Raw> = match serde_json::from_str(payload) {
         Ok(entries) => entries,
@@ -161,7 +168,7 @@ pub(crate) fn parse_notification(payload: &str) -> Option<Vec<Notified>> {
     Some(entries)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "postgres"))]
 mod tests {
     use super::{Notified, parse_notification};
     use crate::JobEventKind;

@@ -7,8 +7,7 @@ use tokio::sync::broadcast;
 pub(crate) use coalesce::{Coalescer, RetryWake, SendWake};
 
 /// A queue name that means "any queue may have ready jobs" (sent after a listener reconnects,
-/// when wake-ups may have been missed).
-#[cfg(feature = "postgres")]
+/// when wake-ups may have been missed, or after a limit changed).
 pub(crate) const ANY_QUEUE: &str = "*";
 
 /// A settled-job id that means "any watched job may have settled or been removed" (sent
