@@ -128,7 +128,8 @@ async fn a_per_tenant_limit_of_2_holds_while_a_worker_is_killed_and_its_jobs_res
     let record = db.dir.join("record.txt");
     let file = record.to_str().expect("utf-8 temp path");
     let tenants = ["a", "b", "c"];
-    let jobs: Vec<NewJob> = (0..120)
+    // Enough jobs that the run lasts seconds (6 run at once), so that the kill falls mid-run.
+    let jobs: Vec<NewJob> = (0..600)
         .map(|i| {
             let args = json!({"file": file, "ms": 30, "tenant": tenants[i % 3]});
             NewJob::new("example.record", args, EnqueueOptions::new().attempts(3)).unwrap()
@@ -142,7 +143,7 @@ async fn a_per_tenant_limit_of_2_holds_while_a_worker_is_killed_and_its_jobs_res
         .map(|(i, id)| (*id, tenants[i % 3]))
         .collect();
 
-    // Kill a worker while it runs a job, once 20 runs ended.
+    // Kill a worker while it runs a job, once 10 runs ended.
     let victim = workers.0[0].id();
     wait_for(
         "the victim to run a job",
@@ -155,14 +156,14 @@ async fn a_per_tenant_limit_of_2_holds_while_a_worker_is_killed_and_its_jobs_res
                 .values()
                 .flatten()
                 .any(|r| r.pid == victim && r.end.is_none());
-            (ended >= 20 && victim_runs).then_some(())
+            (ended >= 10 && victim_runs).then_some(())
         },
     )
     .await;
     signal(&workers.0[0], libc::SIGKILL);
     wait_exit(&mut workers.0[0], Duration::from_secs(10)).await;
     let killed_at = micros_now();
-    wait_finished(&db, 120).await;
+    wait_finished(&db, 600).await;
     drop(workers);
 
     let runs = executions(&record);
