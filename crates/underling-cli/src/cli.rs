@@ -560,6 +560,30 @@ pub enum QueueCommand {
         /// The queue name.
         queue: String,
     },
+    /// Turn strict FIFO order on or off: one job at a time, in claim order.
+    #[command(after_help = "Examples:\n  \
+        underling queue fifo ledger on\n  \
+        underling queue fifo ledger off\n\
+        A FIFO queue runs one job at a time across all workers, in claim order (priority, \
+        then id: with one priority, id order); the next starts only after the previous one \
+        settled for good. A job that failed with attempts left holds the line until it \
+        finished or failed for good.")]
+    Fifo {
+        /// The queue name.
+        queue: String,
+        /// `on` or `off`.
+        #[arg(value_enum)]
+        state: Switch,
+    },
+}
+
+/// `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    /// Turn it on.
+    On,
+    /// Turn it off.
+    Off,
 }
 
 /// `underling limit …`

@@ -14,7 +14,7 @@ use underling_testkit::support as kit;
 use support::{Kind, TestServer, send};
 
 /// Every route the API serves, as `METHOD /path`.
-const ROUTES: [&str; 47] = [
+const ROUTES: [&str; 48] = [
     "GET /healthz",
     "GET /readyz",
     "GET /metrics",
@@ -45,6 +45,7 @@ const ROUTES: [&str; 47] = [
     "GET /api/v1/queues/due",
     "POST /api/v1/queues/{name}/pause",
     "POST /api/v1/queues/{name}/resume",
+    "POST /api/v1/queues/{name}/fifo",
     "GET /api/v1/limits",
     "POST /api/v1/limits",
     "DELETE /api/v1/limits/{kind}/{name}",

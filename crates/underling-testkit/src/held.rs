@@ -11,9 +11,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, watch};
 use underling::store::{
-    Beat, Broadcast, ClaimById, Cycle, CycleReply, Enqueue, Heartbeat, ListJobs, Lock, Locks,
-    NextDue, Note, Now, PauseQueue, PublishTasks, Purge, RegisterWorker, Release, Repair, Retry,
-    Unlock,
+    Beat, Broadcast, ClaimById, Cycle, CycleReply, Enqueue, FifoQueue, Heartbeat, ListJobs, Lock,
+    Locks, NextDue, Note, Now, PauseQueue, PublishTasks, Purge, RegisterWorker, Release, Repair,
+    Retry, Unlock,
 };
 use underling::{
     AppliedMigration, AuditEntry, AuditQuery, BackendKind, Command, HistoryPoint, Job, JobEvent,
@@ -321,6 +321,14 @@ impl Store for HeldStore {
     }
     async fn set_queue_paused(&self, p: PauseQueue<'_>) -> Result<()> {
         self.inner.set_queue_paused(p).await
+    }
+
+    async fn limited(&self, queues: &[String]) -> Result<bool> {
+        self.inner.limited(queues).await
+    }
+
+    async fn set_queue_fifo(&self, p: FifoQueue<'_>) -> Result<()> {
+        self.inner.set_queue_fifo(p).await
     }
     async fn set_limit(&self, limit: &underling::Limit) -> Result<()> {
         self.inner.set_limit(limit).await

@@ -4,7 +4,7 @@
 //! jobs' arguments or notes (one group per tenant, say). Every claim that could start a job of
 //! a limited group takes the limits' turn (an advisory lock on PostgreSQL, the write lock on
 //! SQLite), counts the active jobs of the groups, and passes over jobs whose group is full or
-//! whose rate window is used up. See `migrations/postgres/0015_limits.sql`.
+//! whose rate window is used up. See `migrations/postgres/0016_limits_fifo.sql`.
 
 #[cfg(feature = "sqlite")]
 use std::collections::{HashMap, HashSet};
@@ -376,7 +376,7 @@ pub(crate) fn concerns(limits: &[Limit], queues: &[String]) -> bool {
 /// `underling_pick_limited`): the active jobs per group and each rate window, updated as jobs
 /// are picked.
 #[cfg(feature = "sqlite")]
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Picker<'a> {
     limits: &'a [Limit],
     running: HashMap<String, u32>,
@@ -421,10 +421,13 @@ impl<'a> Picker<'a> {
         }
     }
 
-    /// Picks the job if every group it is in has room, and counts it.
-    pub(crate) fn admit(&mut self, job: &Candidate<'_>) -> bool {
-        let groups = groups(self.limits, job);
-        for (group, limit) in &groups {
+    /// Whether every group the job is in has room.
+    pub(crate) fn has_room(&self, job: &Candidate<'_>) -> bool {
+        self.room_in(&groups(self.limits, job))
+    }
+
+    fn room_in(&self, groups: &[(String, &Limit)]) -> bool {
+        for (group, limit) in groups {
             if let Some(max) = limit.concurrency
                 && self.running.get(group).copied().unwrap_or(0) >= max
             {
@@ -440,6 +443,15 @@ impl<'a> Picker<'a> {
                     return false;
                 }
             }
+        }
+        true
+    }
+
+    /// Picks the job if every group it is in has room, and counts it.
+    pub(crate) fn admit(&mut self, job: &Candidate<'_>) -> bool {
+        let groups = groups(self.limits, job);
+        if !self.room_in(&groups) {
+            return false;
         }
         for (group, limit) in groups {
             if limit.concurrency.is_some() {

@@ -72,6 +72,9 @@ pub struct QueueInfo {
     pub name: String,
     /// A paused queue is not claimed from.
     pub paused: bool,
+    /// A FIFO queue runs one job at a time, in claim order (see [`crate::Queue::set_fifo`]).
+    #[serde(default)]
+    pub fifo: bool,
     /// Jobs waiting.
     pub inactive: u64,
     /// Jobs running.

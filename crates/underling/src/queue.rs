@@ -655,7 +655,38 @@ impl Queue {
             .await
     }
 
-    /// Every queue with jobs or a pause flag, with counts per state.
+    /// Turns a queue's strict FIFO order on or off.
+    ///
+    /// A FIFO queue runs one job at a time across all workers, in claim order (priority, then
+    /// id: with one priority, id order), the next only after the previous one settled for
+    /// good. The job at the head holds the line while it runs and while it waits for a retry
+    /// (a failure with attempts left, a rescue from a dead worker): the next job waits until
+    /// it finished, failed for good or was removed. A job enters the line when it is ready
+    /// (its delay passed, its parents finished). Claims of FIFO queues take turns with the
+    /// limited claims, and the limits apply to them too. Turning it off lets the queue's jobs
+    /// run side by side again at once.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use underling::Queue;
+    /// let queue = Queue::connect_and_migrate("sqlite::memory:").await?;
+    /// queue.set_fifo("ledger", true).await?;
+    /// assert!(queue.queues().await?.iter().any(|q| q.name == "ledger" && q.fifo));
+    /// # Ok::<(), underling::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn set_fifo(&self, queue: &str, fifo: bool) -> Result<()> {
+        validate_queue(queue)?;
+        self.store
+            .set_queue_fifo(store::FifoQueue {
+                queue,
+                fifo,
+                now: None,
+            })
+            .await
+    }
+
+    /// Every queue with jobs or a row of its own (paused, FIFO), with counts per state.
     pub async fn queues(&self) -> Result<Vec<QueueInfo>> {
         self.store.queues(None).await
     }

@@ -1,9 +1,9 @@
-//! `underling queue …`: list, pause and resume queues.
+//! `underling queue …`: list, pause and resume queues, turn FIFO order on and off.
 
 use serde_json::json;
 use underling::Queue;
 
-use crate::cli::QueueCommand;
+use crate::cli::{QueueCommand, Switch};
 use crate::output;
 
 /// Runs a `queue` subcommand.
@@ -12,6 +12,9 @@ pub async fn run(queue: &Queue, command: QueueCommand, json: bool) -> anyhow::Re
         QueueCommand::List => list(queue, json).await,
         QueueCommand::Pause { queue: name } => set_paused(queue, &name, true, json).await,
         QueueCommand::Resume { queue: name } => set_paused(queue, &name, false, json).await,
+        QueueCommand::Fifo { queue: name, state } => {
+            set_fifo(queue, &name, state == Switch::On, json).await
+        }
     }
 }
 
@@ -24,13 +27,16 @@ async fn list(queue: &Queue, json: bool) -> anyhow::Result<String> {
         return Ok("no queues\n".to_string());
     }
     let mut table = output::table(
-        &["name", "paused", "inactive", "active", "failed", "finished"],
+        &[
+            "name", "paused", "fifo", "inactive", "active", "failed", "finished",
+        ],
         &["inactive", "active", "failed", "finished"],
     );
     for q in &queues {
         table.add_row(vec![
             q.name.clone(),
             if q.paused { "yes" } else { "no" }.to_string(),
+            if q.fifo { "yes" } else { "no" }.to_string(),
             q.inactive.to_string(),
             q.active.to_string(),
             q.failed.to_string(),
@@ -52,5 +58,20 @@ async fn set_paused(queue: &Queue, name: &str, paused: bool, json: bool) -> anyh
         Ok(format!("paused queue {name}\n"))
     } else {
         Ok(format!("resumed queue {name}\n"))
+    }
+}
+
+async fn set_fifo(queue: &Queue, name: &str, fifo: bool, json: bool) -> anyhow::Result<String> {
+    queue.set_fifo(name, fifo).await?;
+    if json {
+        output::json(&json!({ "queue": name, "fifo": fifo }))
+    } else if fifo {
+        Ok(format!(
+            "queue {name} is FIFO: one job at a time, in claim order\n"
+        ))
+    } else {
+        Ok(format!(
+            "queue {name} is not FIFO: its jobs run side by side\n"
+        ))
     }
 }

@@ -1,8 +1,9 @@
-//! `/queues`: list, pause and resume queues, and the age of their backlogs.
+//! `/queues`: list, pause and resume queues, turn FIFO order on and off, and the age of
+//! their backlogs.
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use underling::{QueueDue, QueueInfo};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -20,6 +21,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(oldest_due))
         .routes(routes!(pause))
         .routes(routes!(resume))
+        .routes(routes!(fifo))
 }
 
 /// A queue and its job counts (`underling queue list --json`).
@@ -31,6 +33,8 @@ pub struct QueueDoc {
     name: String,
     /// A paused queue is not claimed from.
     paused: bool,
+    /// A FIFO queue runs one job at a time, in claim order.
+    fifo: bool,
     /// Jobs waiting.
     inactive: u64,
     /// Jobs running.
@@ -113,4 +117,44 @@ async fn resume(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Paused>> {
     set_paused(&state, name, false).await
+}
+
+/// The body of `POST /queues/{name}/fifo`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FifoBody {
+    /// `true` for strict FIFO order, `false` to let the queue's jobs run side by side.
+    pub fifo: bool,
+}
+
+/// A queue's FIFO flag after a change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Fifo {
+    /// The queue.
+    pub queue: String,
+    /// Whether it is FIFO now.
+    pub fifo: bool,
+}
+
+/// Turn a queue's strict FIFO order on or off: a FIFO queue runs one job at a time across
+/// all workers, in claim order (priority, then id), the next only after the previous one
+/// settled for good (a job waiting for a retry holds the line).
+#[utoipa::path(post, path = "/queues/{name}/fifo", tag = "queues",
+    params(("name" = String, Path, description = "The queue")),
+    request_body = FifoBody,
+    responses(
+        (status = 200, description = "Changed", body = Fifo),
+        (status = 422, description = "A bad queue name or body", body = ErrorBody),
+    ))]
+async fn fifo(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(body): Json<FifoBody>,
+) -> ApiResult<Json<Fifo>> {
+    check_name("queue name", &name)?;
+    state.queue.set_fifo(&name, body.fifo).await?;
+    Ok(Json(Fifo {
+        queue: name,
+        fifo: body.fifo,
+    }))
 }

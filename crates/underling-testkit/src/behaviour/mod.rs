@@ -10,6 +10,7 @@ pub mod dependencies;
 pub mod enqueue;
 pub mod events;
 pub mod expiry;
+pub mod fifo;
 pub mod leases;
 pub mod limits;
 pub mod list;
@@ -48,6 +49,7 @@ pub fn all() -> Vec<crate::Behaviour> {
         events::all(),
         expiry::all(),
         leases::all(),
+        fifo::all(),
         limits::all(),
         list::all(),
         locks::all(),

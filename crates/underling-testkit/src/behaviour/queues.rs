@@ -108,6 +108,7 @@ behaviours! {
         let info = |name: &str, paused, inactive, active, failed, finished| QueueInfo {
             name: name.to_string(),
             paused,
+            fifo: false,
             inactive,
             active,
             failed,

@@ -245,6 +245,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Pauses or resumes a queue.
     async fn set_queue_paused(&self, p: PauseQueue<'_>) -> Result<()>;
+    /// Turns a queue's strict FIFO order on or off (see [`crate::Queue::set_fifo`]), and wakes
+    /// the workers.
+    async fn set_queue_fifo(&self, p: FifoQueue<'_>) -> Result<()>;
+    /// Whether a limit or a FIFO queue concerns claims of `queues` (such claims take the
+    /// limited path; workers do not fetch ahead for them).
+    async fn limited(&self, queues: &[String]) -> Result<bool>;
     /// Sets a concurrency or rate limit (replacing the one of the same scope), and wakes the
     /// workers. Claims obey it from then on (see [`crate::Limit`]).
     async fn set_limit(&self, limit: &crate::Limit) -> Result<()>;

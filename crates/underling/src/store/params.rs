@@ -287,6 +287,17 @@ pub struct PauseQueue<'a> {
     pub now: Now,
 }
 
+/// [`super::Store::set_queue_fifo`].
+#[derive(Debug, Clone, Copy)]
+pub struct FifoQueue<'a> {
+    /// The queue.
+    pub queue: &'a str,
+    /// FIFO on or off.
+    pub fifo: bool,
+    /// When it changed.
+    pub now: Now,
+}
+
 /// The delay before the next try of a job whose worker went away, by task name and the
 /// number of retries so far: the worker passes its registry's backoffs.
 pub type RescueBackoff<'a> = &'a (dyn Fn(&str, i32) -> Duration + Sync);

@@ -212,16 +212,17 @@ impl StatsRow {
     }
 }
 
-/// A row of `sql/queues.sql`: name, paused, and the counts per state.
-pub(crate) type QueueRow = (String, bool, i64, i64, i64, i64);
+/// A row of `sql/queues.sql`: name, paused, FIFO, and the counts per state.
+pub(crate) type QueueRow = (String, bool, bool, i64, i64, i64, i64);
 
 /// The queue a row of `sql/queues.sql` describes.
 pub(crate) fn queue_info(
-    (name, paused, inactive, active, failed, finished): QueueRow,
+    (name, paused, fifo, inactive, active, failed, finished): QueueRow,
 ) -> crate::model::QueueInfo {
     crate::model::QueueInfo {
         name,
         paused,
+        fifo,
         inactive: count(inactive),
         active: count(active),
         failed: count(failed),

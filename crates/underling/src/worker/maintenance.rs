@@ -4,6 +4,7 @@
 //! dead worker's jobs run again within seconds, not at the next repair.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -15,18 +16,46 @@ use crate::store::{self, Store};
 use crate::task::Registry;
 
 /// How often a worker folds the job counts recorded by statements into the counters (see
-/// [`Store::compact_counts`]): often enough that reading counts never sums many records.
+/// [`Store::compact_counts`]): often enough that reading counts never sums many records. It
+/// looks at the limits as often.
 const COMPACT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Whether a limit or a FIFO queue concerns the worker's queues, looked at now and then
+/// (see [`Store::limited`]): the dispatch loop does not fetch ahead while one does.
+pub(super) struct LimitWatch {
+    /// The worker's queues.
+    pub queues: Vec<String>,
+    /// Set while limited.
+    pub limited: Arc<AtomicBool>,
+}
+
+impl LimitWatch {
+    async fn check(&self, store: &dyn Store) {
+        match store.limited(&self.queues).await {
+            Ok(limited) => {
+                if self.limited.swap(limited, Ordering::Relaxed) != limited {
+                    tracing::info!(
+                        limited,
+                        "limits or FIFO queues concern this worker's queues"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the limits failed"),
+        }
+    }
+}
 
 /// Runs repair about every `interval` (jittered by ±50% each time), and a rescue each time
 /// `rescue` is notified, until `stop` is cancelled. A repair under way when the stop comes is
 /// finished first.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn spawn(
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
     options: RepairOptions,
     interval: Duration,
     rescue: Arc<Notify>,
+    limits: LimitWatch,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -42,6 +71,7 @@ pub(super) fn spawn(
                     if let Err(e) = store.compact_counts().await {
                         tracing::warn!(error = %e, "folding job counts failed");
                     }
+                    limits.check(&*store).await;
                     continue;
                 }
             };

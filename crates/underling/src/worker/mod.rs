@@ -217,6 +217,7 @@ impl Worker {
             queues: self.options.queues.clone(),
             tasks: profile.tasks.clone(),
         };
+        let limit_queues = self.options.queues.clone();
         let (producer, replies) = Producer::start(
             store.clone(),
             spec,
@@ -252,12 +253,17 @@ impl Worker {
         // a heartbeat without the worker would keep its jobs from being rescued.
         let control_task = AbortOnDrop(control_task);
         let repair_stop = CancellationToken::new();
+        let ledger = Ledger::with_fetch_ahead(self.options.concurrency, self.options.fetch_ahead);
         let repair_task = AbortOnDrop(maintenance::spawn(
             store.clone(),
             self.registry.clone(),
             self.options.repair.clone(),
             self.options.repair_interval,
             rescue,
+            maintenance::LimitWatch {
+                queues: limit_queues,
+                limited: ledger.limited_switch(),
+            },
             repair_stop.clone(),
         ));
 
@@ -274,7 +280,7 @@ impl Worker {
         let mut dispatch = Dispatch {
             options: &self.options,
             control: &self.control,
-            ledger: Ledger::with_fetch_ahead(self.options.concurrency, self.options.fetch_ahead),
+            ledger,
             producer,
             replies,
             executor,

@@ -701,6 +701,24 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn limited(&self, queues: &[String]) -> Result<bool> {
+        Ok(sqlx::query_scalar(statement!("limited"))
+            .bind(queues)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn set_queue_fifo(&self, p: store::FifoQueue<'_>) -> Result<()> {
+        sqlx::query(statement!("fifo_queue"))
+            .bind(p.queue)
+            .bind(p.fifo)
+            .bind(&self.channel)
+            .bind(p.now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn set_limit(&self, limit: &crate::Limit) -> Result<()> {
         let (kind, name, concurrency, count, period) = crate::limits::stored_columns(limit);
         sqlx::query(statement!("set_limit"))

@@ -30,12 +30,12 @@ impl SqliteStore {
             .bind(json_text(&p.spec.queues))
             .execute(&mut *tx)
             .await?;
-        let limits = super::limits::read_limits(&mut tx).await?;
-        let mut jobs = if crate::limits::concerns(&limits, &p.spec.queues) {
+        let rules = super::limits::claim_rules(&mut tx, &p.spec.queues).await?;
+        let mut jobs = if let Some(rules) = rules {
             let spec = p.spec;
             super::limits::claim_limited(
                 &mut tx,
-                &limits,
+                &rules,
                 now,
                 None,
                 &spec.queues,

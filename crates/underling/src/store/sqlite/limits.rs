@@ -26,25 +26,106 @@ pub(super) async fn read_limits(conn: &mut SqliteConnection) -> Result<Vec<Limit
         .collect()
 }
 
+/// What makes a claim of some queues a limited one: the limits, and whether one of the
+/// queues is a FIFO queue.
+pub(super) struct Rules {
+    limits: Vec<Limit>,
+}
+
+/// The rules a claim of `queues` must follow, or `None` when no limit and no FIFO queue
+/// concerns it (the plain claim serves it).
+pub(super) async fn claim_rules(
+    conn: &mut SqliteConnection,
+    queues: &[String],
+) -> Result<Option<Rules>> {
+    let limits = read_limits(conn).await?;
+    let fifo: bool = sqlx::query_scalar(statement!("fifo_queues"))
+        .bind(json_text(queues))
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok((fifo || crate::limits::concerns(&limits, queues)).then_some(Rules { limits }))
+}
+
+/// The FIFO queues among `queues` and the job at the head of each line that may start now:
+/// the holder while it waits for a retry, none while a job of the queue is active, else the
+/// first ready job (as in PostgreSQL's `underling_pick_limited`).
+async fn fifo_heads(
+    conn: &mut SqliteConnection,
+    now: i64,
+    queues: &[String],
+) -> Result<(Vec<String>, Vec<CandidateRow>)> {
+    let lines: Vec<(String, Option<i64>, bool)> = sqlx::query_as(statement!("fifo_lines"))
+        .bind(json_text(queues))
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut heads = Vec::new();
+    for (queue, holder, _) in lines.iter().filter(|(_, _, paused)| !paused) {
+        let holder_state: Option<String> = match holder {
+            Some(id) => {
+                sqlx::query_scalar(statement!("fifo_holder_state"))
+                    .bind(id)
+                    .bind(queue)
+                    .fetch_optional(&mut *conn)
+                    .await?
+            }
+            None => None,
+        };
+        let head: Option<CandidateRow> = match (holder, holder_state.as_deref()) {
+            (Some(id), Some("inactive")) => {
+                sqlx::query_as(statement!("fifo_ready_holder", "ready"))
+                    .bind(now)
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?
+            }
+            _ => {
+                let busy: bool = sqlx::query_scalar(statement!("fifo_busy"))
+                    .bind(queue)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                if busy {
+                    None
+                } else {
+                    sqlx::query_as(statement!("limit_candidates", "ready"))
+                        .bind(now)
+                        .bind(json_text(std::slice::from_ref(queue)))
+                        .bind("[]")
+                        .bind(1_i64)
+                        .fetch_optional(&mut *conn)
+                        .await?
+                }
+            }
+        };
+        heads.extend(head);
+    }
+    // FIFO queues are claimed from their heads only (paused ones not at all).
+    let fifo = lines.into_iter().map(|(name, _, _)| name).collect();
+    Ok((fifo, heads))
+}
+
 /// A job as the limited claim reads it.
 type CandidateRow = (i64, String, String, String, String);
 
-/// How many ready jobs the limited claim reads at first, and the most it reads in one pass
-/// (see `underling_pick_limited` in PostgreSQL's 0015_limits.sql).
-fn first_page(limit: usize) -> i64 {
-    i64::try_from(limit)
-        .unwrap_or(LAST_PAGE)
-        .saturating_mul(4)
-        .clamp(64, LAST_PAGE)
+/// How many candidates (ready jobs whose groups all had room when the claim began) the limited
+/// claim looks at: 4 x `limit`, 64 at least (as `underling_pick_limited` in PostgreSQL's
+/// 0016_limits_fifo.sql).
+fn candidates_wanted(limit: usize) -> usize {
+    limit.saturating_mul(4).clamp(64, SCAN_CAP as usize)
 }
-const LAST_PAGE: i64 = 16_384;
+
+/// The most ready jobs the limited claim reads: what waits behind more jobs of full groups
+/// waits for them to start.
+const SCAN_CAP: i64 = 50_000;
+
+/// The most rounds of candidates one limited claim looks at.
+const MAX_ROUNDS: usize = 4;
 
 /// The limited claim, inside the caller's write transaction: picks up to `limit` ready jobs of
 /// the queues (and tasks) that `limits` let start at `now` (ms), claims them for `worker`
 /// (none: leased) and stores the rate windows the picks changed.
 pub(super) async fn claim_limited(
     conn: &mut SqliteConnection,
-    limits: &[Limit],
+    rules: &Rules,
     now: i64,
     worker: Option<i64>,
     queues: &[String],
@@ -74,23 +155,53 @@ pub(super) async fn claim_limited(
         .into_iter()
         .map(|(g, starts)| Ok((g, serde_json::from_str(&starts)?)))
         .collect::<Result<_>>()?;
-    let mut picker = Picker::new(limits, &active, windows, now);
-
+    let (fifo, heads) = fifo_heads(conn, now, queues).await?;
+    let mut picker = Picker::new(&rules.limits, &active, windows, now);
     let mut picked: Vec<i64> = Vec::new();
-    let mut page = first_page(limit);
-    loop {
+    let mut held: Vec<(String, i64)> = Vec::new();
+    for (id, queue, task, args, notes) in heads {
+        if picked.len() >= limit || !(tasks.is_empty() || tasks.contains(&task)) {
+            continue;
+        }
+        let (args, notes): (Value, Value) =
+            (serde_json::from_str(&args)?, serde_json::from_str(&notes)?);
+        let candidate = Candidate {
+            queue: &queue,
+            task: &task,
+            args: &args,
+            notes: &notes,
+        };
+        if picker.admit(&candidate) {
+            picked.push(id);
+            held.push((queue, id));
+        }
+    }
+    let others: Vec<&String> = queues.iter().filter(|q| !fifo.contains(q)).collect();
+
+    // The walk goes in rounds, as PostgreSQL's: a round looks at `wanted` candidates, ready
+    // jobs whose groups all had room when the round began; jobs of groups that were full then
+    // are passed over without counting. So a claim that asks for more jobs than the limits
+    // let start reads a bounded number of candidates, not the whole backlog of full groups,
+    // yet reaches the groups behind a group that filled in an earlier round.
+    let wanted = candidates_wanted(limit);
+    let mut round_start = picker.clone();
+    let mut candidates = 0;
+    let mut rounds = 1;
+    let mut read = 0;
+    let mut page = i64::try_from(wanted).unwrap_or(SCAN_CAP);
+    'walk: while picked.len() < limit && !others.is_empty() {
         let rows: Vec<CandidateRow> = sqlx::query_as(statement!("limit_candidates", "ready"))
             .bind(now)
-            .bind(json_text(queues))
+            .bind(json_text(&others))
             .bind(json_text(tasks))
             .bind(page)
             .fetch_all(&mut *conn)
             .await?;
         let seen = rows.len() as i64;
-        for (id, queue, task, args, notes) in rows {
-            if picked.contains(&id) {
-                continue;
-            }
+        // Nothing changes inside the write transaction: a longer page starts with the rows
+        // of the shorter one, which were walked already.
+        for (id, queue, task, args, notes) in rows.into_iter().skip(read) {
+            read += 1;
             let (args, notes): (Value, Value) =
                 (serde_json::from_str(&args)?, serde_json::from_str(&notes)?);
             let candidate = Candidate {
@@ -99,17 +210,36 @@ pub(super) async fn claim_limited(
                 args: &args,
                 notes: &notes,
             };
+            if !round_start.has_room(&candidate) {
+                continue;
+            }
+            candidates += 1;
             if picker.admit(&candidate) {
                 picked.push(id);
                 if picked.len() >= limit {
-                    break;
+                    break 'walk;
                 }
             }
+            if candidates >= wanted {
+                if rounds >= MAX_ROUNDS {
+                    break 'walk;
+                }
+                rounds += 1;
+                candidates = 0;
+                round_start = picker.clone();
+            }
         }
-        if picked.len() >= limit || seen < page || page >= LAST_PAGE {
+        if seen < page || page >= SCAN_CAP {
             break;
         }
-        page = (page * 4).min(LAST_PAGE);
+        page = (page * 4).min(SCAN_CAP);
+    }
+    for (queue, id) in &held {
+        sqlx::query(statement!("fifo_hold"))
+            .bind(queue)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
     }
     for (group, starts) in picker.changed_windows() {
         sqlx::query(statement!("limit_window_set"))

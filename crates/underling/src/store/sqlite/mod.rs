@@ -338,15 +338,15 @@ impl Store for SqliteStore {
                     .bind(json_text(&claim.spec.queues))
                     .execute(&mut *conn)
                     .await?;
-                let limits = limits::read_limits(&mut conn).await?;
-                let mut jobs = if crate::limits::concerns(&limits, &claim.spec.queues) {
+                let rules = limits::claim_rules(&mut conn, &claim.spec.queues).await?;
+                let mut jobs = if let Some(rules) = rules {
                     // Other processes write the file too: the counts must not change until
                     // the picks are claimed.
                     let mut tx =
                         sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
                     let jobs = limits::claim_limited(
                         &mut tx,
-                        &limits,
+                        &rules,
                         now,
                         Some(claim.worker_id),
                         &claim.spec.queues,
@@ -656,6 +656,24 @@ impl Store for SqliteStore {
         if !p.paused {
             self.wakeups.wake(p.queue);
         }
+        Ok(())
+    }
+
+    async fn limited(&self, queues: &[String]) -> Result<bool> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(limits::claim_rules(&mut conn, queues).await?.is_some())
+    }
+
+    async fn set_queue_fifo(&self, p: store::FifoQueue<'_>) -> Result<()> {
+        let writer = self.writer.lock().await;
+        sqlx::query(statement!("fifo_queue"))
+            .bind(p.queue)
+            .bind(p.fifo)
+            .bind(millis(p.now))
+            .execute(&self.pool)
+            .await?;
+        drop(writer);
+        self.wakeups.wake(p.queue);
         Ok(())
     }
 

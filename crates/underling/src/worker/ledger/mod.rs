@@ -2,6 +2,8 @@
 //! and the slots reserved for them, its concurrency and the pace of its jobs.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::executor::{Attempt, Ending, Running};
@@ -85,6 +87,10 @@ pub(super) struct Ledger {
     /// Fenced: the worker's lease does not cover its jobs now.
     fenced: bool,
     pace: Pace,
+    /// Set while a limit or a FIFO queue concerns the worker's queues: then no job is fetched
+    /// ahead, since a job waiting here for a slot would hold its groups' room (or its line)
+    /// while workers elsewhere idle.
+    limited: Arc<AtomicBool>,
 }
 
 impl Ledger {
@@ -194,7 +200,15 @@ impl Ledger {
 
     /// How many claimed jobs may wait for a slot now.
     fn ahead(&self) -> usize {
+        if self.limited.load(Ordering::Relaxed) {
+            return 0;
+        }
         self.pace.ahead(self.concurrency)
+    }
+
+    /// The switch that turns fetching ahead off while limits concern the worker's queues.
+    pub(super) fn limited_switch(&self) -> Arc<AtomicBool> {
+        self.limited.clone()
     }
 
     fn capacity(&self) -> usize {

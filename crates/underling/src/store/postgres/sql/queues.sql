@@ -1,7 +1,7 @@
--- Every queue with jobs or a pause flag, with counts per state at $1 (expired jobs are gone),
+-- Every queue with jobs or a row of its own (paused, FIFO), with counts per state at $1 (expired jobs are gone),
 -- from the counters (counts.sql).
 WITH {counts}
-SELECT n.name, COALESCE(q.paused, false),
+SELECT n.name, COALESCE(q.paused, false), COALESCE(q.fifo, false),
        COALESCE(c.inactive, 0)::bigint, COALESCE(c.active, 0)::bigint,
        COALESCE(c.failed, 0)::bigint, COALESCE(c.finished, 0)::bigint
 FROM (SELECT * FROM queue_counts
