@@ -1,7 +1,8 @@
 //! Exact limits across real worker processes on PostgreSQL: 4 `underling-worker` processes of
 //! 5 slots each (20 claimers) run `example.record` jobs, which write when each run starts and
 //! ends; the most runs ever under way at once, read from those records, is exactly the limit.
-//! Also with a worker killed mid-run (its jobs count until they are rescued).
+//! Also with a worker killed mid-run (its jobs count until they are rescued). And a FIFO queue:
+//! one run at a time, in id order, a killed run taken up again before the next job.
 //!
 //! PostgreSQL is found at `UNDERLING_TEST_DATABASE_URL` (see `processes.rs`); the tests fail
 //! under CI when it is unreachable, and are skipped loudly elsewhere.
@@ -189,5 +190,75 @@ async fn a_per_tenant_limit_of_2_holds_while_a_worker_is_killed_and_its_jobs_res
         Some(&2),
         "most at once per tenant: {most:?}"
     );
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_queue_runs_one_job_at_a_time_in_id_order_across_processes_and_a_kill() {
+    let Some(db) = TestDb::new("limit_fifo").await else {
+        return;
+    };
+    db.queue.set_fifo("default", true).await.unwrap();
+    let record = db.dir.join("record.txt");
+    let file = record.to_str().expect("utf-8 temp path");
+    let jobs: Vec<NewJob> = (0..80)
+        .map(|_| {
+            let args = json!({"file": file, "ms": 20});
+            NewJob::new("example.record", args, EnqueueOptions::new().attempts(3)).unwrap()
+        })
+        .collect();
+    let mut workers = start_workers(&db, 4).await;
+    db.queue.enqueue_batch(&jobs).await.unwrap();
+
+    // Kill the worker that runs the job of the line, once 10 runs ended.
+    let victim = wait_for(
+        "a run under way after 10 ended",
+        Duration::from_secs(60),
+        Duration::from_millis(2),
+        || async {
+            let runs = executions(&record);
+            let ended = runs.values().flatten().filter(|r| r.end.is_some()).count();
+            let open = runs
+                .values()
+                .flatten()
+                .find(|r| r.end.is_none())
+                .map(|r| r.pid);
+            open.filter(|_| ended >= 10)
+        },
+    )
+    .await;
+    let index = workers
+        .0
+        .iter()
+        .position(|w| w.id() == victim)
+        .expect("the run's process is one of the workers");
+    signal(&workers.0[index], libc::SIGKILL);
+    wait_exit(&mut workers.0[index], Duration::from_secs(10)).await;
+    let killed_at = micros_now();
+    wait_finished(&db, 80).await;
+    drop(workers);
+
+    let runs = executions(&record);
+    assert_eq!(runs.len(), 80);
+    assert_eq!(most_at_once(runs.values().flatten(), killed_at), 1);
+    // In start order, the jobs come in id order: the killed job's second run comes before the
+    // next job's first.
+    let mut starts: Vec<(u128, i64)> = runs
+        .iter()
+        .flat_map(|(id, r)| r.iter().map(move |run| (run.start, *id)))
+        .collect();
+    starts.sort();
+    let mut order: Vec<i64> = starts.into_iter().map(|(_, id)| id).collect();
+    order.dedup();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted, "jobs started out of id order");
+    assert_eq!(
+        order.len(),
+        80,
+        "a job ran again after the next one had started"
+    );
+    let pids: std::collections::BTreeSet<u32> = runs.values().flatten().map(|r| r.pid).collect();
+    assert!(pids.len() > 1, "one process ran every job: {pids:?}");
     db.cleanup().await;
 }
