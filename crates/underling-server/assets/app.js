@@ -13,6 +13,7 @@
   let session = { token_required: false, access: null };
   let stream = null;
   let onEvent = null; // the current page's live-update handler
+  let onResync = null; // the current page's handler for "events may have been missed"
   let generation = 0; // which render is current (older ones drop their results)
 
   // ---- DOM helpers: text only ------------------------------------------------------------
@@ -148,8 +149,11 @@
   function connectEvents() {
     if (stream) return;
     stream = new EventSource('/api/v1/events');
-    stream.onopen = () => { live.textContent = 'live'; live.classList.add('on'); };
+    // Events that came while the stream was not open (before it first opened, or while it
+    // reconnected) never arrive: a page that follows them reads its data again.
+    stream.onopen = () => { live.textContent = 'live'; live.classList.add('on'); if (onResync) onResync(); };
     stream.onerror = () => { live.textContent = 'reconnecting'; live.classList.remove('on'); };
+    stream.addEventListener('gap', () => { if (onResync) onResync(); });
     for (const name of EVENTS) {
       stream.addEventListener(name, (e) => {
         let event = null;
@@ -158,6 +162,28 @@
       });
     }
   }
+  // Follows page `gen` live: `load` reads the page's data and shows it. It runs now, and again
+  // after each event that `matters` picks and whenever events may have been missed. The handler
+  // is in place before the first read, so that an event that comes while a read is on its way
+  // is not lost: it makes one more read once the current one is done (the current read may
+  // predate it). Reads never overlap, so an older answer never replaces a newer one.
+  function follow(gen, matters, load) {
+    let loading = null;
+    let again = false;
+    const run = () => {
+      if (loading) { again = true; return loading; }
+      loading = (async () => {
+        try {
+          do { again = false; await load(); } while (again && gen === generation);
+        } finally { loading = null; }
+      })();
+      return loading;
+    };
+    onEvent = (event) => { if (gen === generation && matters(event)) run().catch(failed(gen)); };
+    onResync = () => { if (gen === generation) run().catch(failed(gen)); };
+    return run();
+  }
+
   // Re-renders at most every `ms` while events come in.
   function throttled(ms, fn) {
     let timer = null;
@@ -302,9 +328,20 @@
     return out;
   }
 
-  async function jobPage(gen, id) {
-    const [job, audit] = await Promise.all([get(`/jobs/${id}`), get(`/audit?job=${id}&limit=200`)]);
-    if (gen !== generation) return;
+  function jobPage(gen, id) {
+    let shown = null;
+    return follow(gen, (event) => event.job && event.job.id === Number(id), async () => {
+      const [job, audit] = await Promise.all([get(`/jobs/${id}`), get(`/audit?job=${id}&limit=200`)]);
+      if (gen !== generation) return;
+      // A read that finds nothing new leaves the page (and the keyboard focus) as it is.
+      const seen = JSON.stringify([job, audit]);
+      if (seen === shown) return;
+      shown = seen;
+      showJob(job, audit);
+    });
+  }
+
+  function showJob(job, audit) {
     const progress = job.notes && typeof job.notes.progress === 'number' && job.notes.progress >= 0 && job.notes.progress <= 100
       ? h('p', {}, h('label', {}, 'Progress ', h('progress', { id: 'progress', max: 100, value: job.notes.progress }, `${job.notes.progress}%`)), ` ${job.notes.progress}%`) : null;
     const field = (k, v) => [h('dt', {}, k), h('dd', {}, v)];
@@ -335,7 +372,6 @@
         ? table(['Attempt', 'Worker', 'Started', 'Ended', 'Outcome'], tries.map((t) => h('tr', {},
           h('td', {}, t.n), h('td', {}, t.worker === null ? '—' : t.worker), h('td', {}, time(t.started)), h('td', {}, time(t.ended)), h('td', {}, t.outcome))), { id: 'attempts' })
         : h('p', { class: 'muted' }, 'The audit log is off, so only the latest attempt is known (turn it on with `underling audit enable`).'));
-    onEvent = (event) => { if (event.job && event.job.id === job.id && gen === generation) jobPage(gen, id).catch(failed(gen)); };
   }
 
   async function queuesPage(gen) {
@@ -411,6 +447,7 @@
   function loginPage(message) {
     generation += 1;
     onEvent = null;
+    onResync = null;
     logoutButton.hidden = true;
     const failedLogin = new URLSearchParams(location.search).get('login') === 'failed';
     show(h('form', { class: 'login', method: 'post', action: '/ui/login', id: 'login' },
@@ -442,6 +479,9 @@
     if (session.token_required && !session.access) { loginPage(); return; }
     generation += 1;
     const gen = generation;
+    // The page sets its own handlers (a page that follows events, before it reads its data).
+    onEvent = null;
+    onResync = null;
     const hash = location.hash || '#/';
     for (const a of document.querySelectorAll('#nav a')) {
       const target = a.getAttribute('href');
