@@ -195,7 +195,7 @@
 
   // ---- charts ----------------------------------------------------------------------------
   // Stacked bars of finished and failed jobs; `points` are {label, finished, failed}.
-  function chart(points, title) {
+  function chart(points, title, id) {
     const width = 720, height = 180, pad = 28, n = Math.max(points.length, 1);
     const max = Math.max(1, ...points.map((p) => p.finished + p.failed));
     const bw = (width - pad * 2) / n;
@@ -203,13 +203,13 @@
     const bars = points.map((p, i) => {
       const x = pad + i * bw + 1, fh = scale(p.finished), xh = scale(p.failed);
       const base = height - pad;
-      return svg('g', {},
+      return svg('g', { class: 'bar', 'data-finished': p.finished, 'data-failed': p.failed },
         svg('title', {}, `${p.label}: ${p.finished} finished, ${p.failed} failed`),
         svg('rect', { class: 'finished', x, y: base - fh, width: Math.max(bw - 2, 1), height: fh }),
         svg('rect', { class: 'failed', x, y: base - fh - xh, width: Math.max(bw - 2, 1), height: xh }),
         i % Math.ceil(n / 8) === 0 ? svg('text', { x, y: height - 10 }, p.label) : null);
     });
-    return h('figure', { class: 'chartbox' },
+    return h('figure', { class: 'chartbox', id },
       svg('svg', { class: 'chart', viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': title },
         svg('text', { x: pad, y: 14 }, `max ${max}`), bars),
       h('figcaption', { class: 'legend' }, h('span', { class: 'f' }, '■ finished'), h('span', { class: 'x' }, '■ failed'), title));
@@ -217,11 +217,14 @@
   function hourly(history) {
     return history.map((p) => ({ label: `${new Date(p.hour).toISOString().slice(11, 13)}h`, finished: p.finished, failed: p.failed }));
   }
+  function minutely(minutes) {
+    return minutes.map((p) => ({ label: new Date(p.minute).toISOString().slice(11, 16), finished: p.finished, failed: p.failed }));
+  }
 
   // ---- pages -----------------------------------------------------------------------------
   async function dashboard(gen) {
-    const [stats, queues, due, workers, history] = await Promise.all([
-      get('/stats'), get('/queues'), get('/queues/due'), get('/workers'), get('/history')]);
+    const [stats, queues, due, workers, history, minutes] = await Promise.all([
+      get('/stats'), get('/queues'), get('/queues/due'), get('/workers'), get('/history'), get('/history/minutes')]);
     if (gen !== generation) return;
     const dueBy = new Map(due.map((d) => [d.queue, d.oldest_due]));
     const card = (id, n, label) => h('div', { class: 'card' }, h('span', { class: 'n', id, 'data-count': n }, n), h('span', { class: 'l' }, label));
@@ -244,8 +247,10 @@
         h('td', { class: 'num' }, q.inactive), h('td', { class: 'num' }, q.active),
         h('td', { class: 'num' }, q.finished), h('td', { class: 'num' }, q.failed),
         h('td', {}, dueBy.has(q.name) ? ago(dueBy.get(q.name)) : '—'))), { id: 'queues' }),
+      h('h2', {}, 'Finished and failed per minute, last hour'),
+      chart(minutely(minutes), 'jobs per minute (UTC)', 'chart-minutes'),
       h('h2', {}, 'Finished and failed per hour, last 24 h'),
-      chart(hourly(history), 'jobs per hour (UTC)'));
+      chart(hourly(history), 'jobs per hour (UTC)', 'chart-hours'));
     onEvent = throttled(1000, () => { if (gen === generation) dashboard(gen).catch(failed(gen)); });
   }
 
@@ -351,6 +356,7 @@
       h('div', { class: 'actions' },
         actionButton('Retry', `Retry job #${job.id} (${job.task})?`, async () => { await api('POST', `/jobs/${job.id}/retry`); return `Job #${job.id} retried.`; }, { id: 'job-retry' }),
         actionButton('Stop', `Stop job #${job.id} (${job.task})? Its task is told to stop.`, async () => { const r = await api('POST', `/jobs/${job.id}/stop`); return `Stop sent to worker ${r.worker} for job #${job.id}.`; }, { id: 'job-stop', disabled: !canAct() || job.state !== 'active' }),
+        actionButton('Kill', `Kill job #${job.id} (${job.task})? Its task is dropped at once, without the time to stop that a stop gives it.`, async () => { const r = await api('POST', `/jobs/${job.id}/kill`); return `Kill sent to worker ${r.worker} for job #${job.id}.`; }, { id: 'job-kill', class: 'danger', disabled: !canAct() || job.state !== 'active' }),
         h('button', { type: 'button', id: 'job-remove', class: 'danger', disabled: !canAct() || job.state === 'active', onclick: async () => {
           if (await confirmThen(`Remove job #${job.id} (${job.task}) for good?`, async () => { await api('DELETE', `/jobs/${job.id}`); return `Job #${job.id} removed.`; })) location.hash = '#/jobs';
         } }, 'Remove')),
@@ -375,20 +381,29 @@
   }
 
   async function queuesPage(gen) {
-    const [queues, due] = await Promise.all([get('/queues'), get('/queues/due')]);
+    const [queues, due, throughput] = await Promise.all([get('/queues'), get('/queues/due'), get('/queues/throughput')]);
     if (gen !== generation) return;
     const dueBy = new Map(due.map((d) => [d.queue, d.oldest_due]));
+    const none = { finished_last_hour: 0, failed_last_hour: 0, finished_last_5m: 0, failed_last_5m: 0 };
+    const rate = new Map(throughput.map((t) => [t.queue, t]));
+    // Jobs that ended per minute, over the last five minutes.
+    const perMinute = (t) => { const n = (t.finished_last_5m + t.failed_last_5m) / 5; return n >= 10 ? String(Math.round(n)) : String(Math.round(n * 10) / 10); };
     show(h('h1', {}, 'Queues'),
       table(['Queue', 'State', h('th', { class: 'num' }, 'Inactive'), h('th', { class: 'num' }, 'Active'), h('th', { class: 'num' }, 'Finished'),
-        h('th', { class: 'num' }, 'Failed'), 'Oldest ready job waits', 'Action'],
-      queues.map((q) => h('tr', { 'data-queue': q.name },
+        h('th', { class: 'num' }, 'Failed'), h('th', { class: 'num', title: 'Jobs finished in the last hour' }, 'Finished, 1 h'),
+        h('th', { class: 'num', title: 'Jobs failed for good in the last hour' }, 'Failed, 1 h'),
+        h('th', { class: 'num', title: 'Jobs that ended per minute over the last five minutes' }, 'Per min, 5 min'), 'Oldest ready job waits', 'Action'],
+      queues.map((q) => { const t = rate.get(q.name) || none; return h('tr', { 'data-queue': q.name },
         h('td', {}, h('a', { href: `#/jobs?queue=${encodeURIComponent(q.name)}` }, q.name)),
         h('td', { class: 'paused' }, q.paused ? 'paused' : 'running'),
         h('td', { class: 'num' }, q.inactive), h('td', { class: 'num' }, q.active), h('td', { class: 'num' }, q.finished), h('td', { class: 'num' }, q.failed),
+        h('td', { class: 'num throughput', 'data-finished': t.finished_last_hour }, t.finished_last_hour),
+        h('td', { class: 'num throughput', 'data-failed': t.failed_last_hour }, t.failed_last_hour),
+        h('td', { class: 'num throughput' }, perMinute(t)),
         h('td', {}, dueBy.has(q.name) ? ago(dueBy.get(q.name)) : '—'),
         h('td', {}, q.paused
           ? actionButton('Resume', `Resume queue ${q.name}? Workers claim its jobs again.`, async () => { await api('POST', `/queues/${encodeURIComponent(q.name)}/resume`); return `Queue ${q.name} resumed.`; }, { class: 'queue-resume' })
-          : actionButton('Pause', `Pause queue ${q.name}? No worker claims its jobs until it is resumed.`, async () => { await api('POST', `/queues/${encodeURIComponent(q.name)}/pause`); return `Queue ${q.name} paused.`; }, { class: 'queue-pause' })))), { id: 'queues' }));
+          : actionButton('Pause', `Pause queue ${q.name}? No worker claims its jobs until it is resumed.`, async () => { await api('POST', `/queues/${encodeURIComponent(q.name)}/pause`); return `Queue ${q.name} paused.`; }, { class: 'queue-pause' }))); }), { id: 'queues' }));
     onEvent = throttled(2000, () => { if (gen === generation) queuesPage(gen).catch(failed(gen)); });
   }
 
