@@ -13,6 +13,7 @@
   let session = { token_required: false, access: null };
   let stream = null;
   let onEvent = null; // the current page's live-update handler
+  let onResync = null; // the current page's handler for "events may have been missed"
   let generation = 0; // which render is current (older ones drop their results)
 
   // ---- DOM helpers: text only ------------------------------------------------------------
@@ -148,8 +149,11 @@
   function connectEvents() {
     if (stream) return;
     stream = new EventSource('/api/v1/events');
-    stream.onopen = () => { live.textContent = 'live'; live.classList.add('on'); };
+    // Events that came while the stream was not open (before it first opened, or while it
+    // reconnected) never arrive: a page that follows them reads its data again.
+    stream.onopen = () => { live.textContent = 'live'; live.classList.add('on'); if (onResync) onResync(); };
     stream.onerror = () => { live.textContent = 'reconnecting'; live.classList.remove('on'); };
+    stream.addEventListener('gap', () => { if (onResync) onResync(); });
     for (const name of EVENTS) {
       stream.addEventListener(name, (e) => {
         let event = null;
@@ -158,6 +162,28 @@
       });
     }
   }
+  // Follows page `gen` live: `load` reads the page's data and shows it. It runs now, and again
+  // after each event that `matters` picks and whenever events may have been missed. The handler
+  // is in place before the first read, so that an event that comes while a read is on its way
+  // is not lost: it makes one more read once the current one is done (the current read may
+  // predate it). Reads never overlap, so an older answer never replaces a newer one.
+  function follow(gen, matters, load) {
+    let loading = null;
+    let again = false;
+    const run = () => {
+      if (loading) { again = true; return loading; }
+      loading = (async () => {
+        try {
+          do { again = false; await load(); } while (again && gen === generation);
+        } finally { loading = null; }
+      })();
+      return loading;
+    };
+    onEvent = (event) => { if (gen === generation && matters(event)) run().catch(failed(gen)); };
+    onResync = () => { if (gen === generation) run().catch(failed(gen)); };
+    return run();
+  }
+
   // Re-renders at most every `ms` while events come in.
   function throttled(ms, fn) {
     let timer = null;
@@ -169,7 +195,7 @@
 
   // ---- charts ----------------------------------------------------------------------------
   // Stacked bars of finished and failed jobs; `points` are {label, finished, failed}.
-  function chart(points, title) {
+  function chart(points, title, id) {
     const width = 720, height = 180, pad = 28, n = Math.max(points.length, 1);
     const max = Math.max(1, ...points.map((p) => p.finished + p.failed));
     const bw = (width - pad * 2) / n;
@@ -177,13 +203,13 @@
     const bars = points.map((p, i) => {
       const x = pad + i * bw + 1, fh = scale(p.finished), xh = scale(p.failed);
       const base = height - pad;
-      return svg('g', {},
+      return svg('g', { class: 'bar', 'data-finished': p.finished, 'data-failed': p.failed },
         svg('title', {}, `${p.label}: ${p.finished} finished, ${p.failed} failed`),
         svg('rect', { class: 'finished', x, y: base - fh, width: Math.max(bw - 2, 1), height: fh }),
         svg('rect', { class: 'failed', x, y: base - fh - xh, width: Math.max(bw - 2, 1), height: xh }),
         i % Math.ceil(n / 8) === 0 ? svg('text', { x, y: height - 10 }, p.label) : null);
     });
-    return h('figure', { class: 'chartbox' },
+    return h('figure', { class: 'chartbox', id },
       svg('svg', { class: 'chart', viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': title },
         svg('text', { x: pad, y: 14 }, `max ${max}`), bars),
       h('figcaption', { class: 'legend' }, h('span', { class: 'f' }, '■ finished'), h('span', { class: 'x' }, '■ failed'), title));
@@ -191,11 +217,14 @@
   function hourly(history) {
     return history.map((p) => ({ label: `${new Date(p.hour).toISOString().slice(11, 13)}h`, finished: p.finished, failed: p.failed }));
   }
+  function minutely(minutes) {
+    return minutes.map((p) => ({ label: new Date(p.minute).toISOString().slice(11, 16), finished: p.finished, failed: p.failed }));
+  }
 
   // ---- pages -----------------------------------------------------------------------------
   async function dashboard(gen) {
-    const [stats, queues, due, workers, history] = await Promise.all([
-      get('/stats'), get('/queues'), get('/queues/due'), get('/workers'), get('/history')]);
+    const [stats, queues, due, workers, history, minutes] = await Promise.all([
+      get('/stats'), get('/queues'), get('/queues/due'), get('/workers'), get('/history'), get('/history/minutes')]);
     if (gen !== generation) return;
     const dueBy = new Map(due.map((d) => [d.queue, d.oldest_due]));
     const card = (id, n, label) => h('div', { class: 'card' }, h('span', { class: 'n', id, 'data-count': n }, n), h('span', { class: 'l' }, label));
@@ -218,8 +247,10 @@
         h('td', { class: 'num' }, q.inactive), h('td', { class: 'num' }, q.active),
         h('td', { class: 'num' }, q.finished), h('td', { class: 'num' }, q.failed),
         h('td', {}, dueBy.has(q.name) ? ago(dueBy.get(q.name)) : '—'))), { id: 'queues' }),
+      h('h2', {}, 'Finished and failed per minute, last hour'),
+      chart(minutely(minutes), 'jobs per minute (UTC)', 'chart-minutes'),
       h('h2', {}, 'Finished and failed per hour, last 24 h'),
-      chart(hourly(history), 'jobs per hour (UTC)'));
+      chart(hourly(history), 'jobs per hour (UTC)', 'chart-hours'));
     onEvent = throttled(1000, () => { if (gen === generation) dashboard(gen).catch(failed(gen)); });
   }
 
@@ -302,9 +333,20 @@
     return out;
   }
 
-  async function jobPage(gen, id) {
-    const [job, audit] = await Promise.all([get(`/jobs/${id}`), get(`/audit?job=${id}&limit=200`)]);
-    if (gen !== generation) return;
+  function jobPage(gen, id) {
+    let shown = null;
+    return follow(gen, (event) => event.job && event.job.id === Number(id), async () => {
+      const [job, audit] = await Promise.all([get(`/jobs/${id}`), get(`/audit?job=${id}&limit=200`)]);
+      if (gen !== generation) return;
+      // A read that finds nothing new leaves the page (and the keyboard focus) as it is.
+      const seen = JSON.stringify([job, audit]);
+      if (seen === shown) return;
+      shown = seen;
+      showJob(job, audit);
+    });
+  }
+
+  function showJob(job, audit) {
     const progress = job.notes && typeof job.notes.progress === 'number' && job.notes.progress >= 0 && job.notes.progress <= 100
       ? h('p', {}, h('label', {}, 'Progress ', h('progress', { id: 'progress', max: 100, value: job.notes.progress }, `${job.notes.progress}%`)), ` ${job.notes.progress}%`) : null;
     const field = (k, v) => [h('dt', {}, k), h('dd', {}, v)];
@@ -314,6 +356,7 @@
       h('div', { class: 'actions' },
         actionButton('Retry', `Retry job #${job.id} (${job.task})?`, async () => { await api('POST', `/jobs/${job.id}/retry`); return `Job #${job.id} retried.`; }, { id: 'job-retry' }),
         actionButton('Stop', `Stop job #${job.id} (${job.task})? Its task is told to stop.`, async () => { const r = await api('POST', `/jobs/${job.id}/stop`); return `Stop sent to worker ${r.worker} for job #${job.id}.`; }, { id: 'job-stop', disabled: !canAct() || job.state !== 'active' }),
+        actionButton('Kill', `Kill job #${job.id} (${job.task})? Its task is dropped at once, without the time to stop that a stop gives it.`, async () => { const r = await api('POST', `/jobs/${job.id}/kill`); return `Kill sent to worker ${r.worker} for job #${job.id}.`; }, { id: 'job-kill', class: 'danger', disabled: !canAct() || job.state !== 'active' }),
         h('button', { type: 'button', id: 'job-remove', class: 'danger', disabled: !canAct() || job.state === 'active', onclick: async () => {
           if (await confirmThen(`Remove job #${job.id} (${job.task}) for good?`, async () => { await api('DELETE', `/jobs/${job.id}`); return `Job #${job.id} removed.`; })) location.hash = '#/jobs';
         } }, 'Remove')),
@@ -335,24 +378,32 @@
         ? table(['Attempt', 'Worker', 'Started', 'Ended', 'Outcome'], tries.map((t) => h('tr', {},
           h('td', {}, t.n), h('td', {}, t.worker === null ? '—' : t.worker), h('td', {}, time(t.started)), h('td', {}, time(t.ended)), h('td', {}, t.outcome))), { id: 'attempts' })
         : h('p', { class: 'muted' }, 'The audit log is off, so only the latest attempt is known (turn it on with `underling audit enable`).'));
-    onEvent = (event) => { if (event.job && event.job.id === job.id && gen === generation) jobPage(gen, id).catch(failed(gen)); };
   }
 
   async function queuesPage(gen) {
-    const [queues, due] = await Promise.all([get('/queues'), get('/queues/due')]);
+    const [queues, due, throughput] = await Promise.all([get('/queues'), get('/queues/due'), get('/queues/throughput')]);
     if (gen !== generation) return;
     const dueBy = new Map(due.map((d) => [d.queue, d.oldest_due]));
+    const none = { finished_last_hour: 0, failed_last_hour: 0, finished_last_5m: 0, failed_last_5m: 0 };
+    const rate = new Map(throughput.map((t) => [t.queue, t]));
+    // Jobs that ended per minute, over the last five minutes.
+    const perMinute = (t) => { const n = (t.finished_last_5m + t.failed_last_5m) / 5; return n >= 10 ? String(Math.round(n)) : String(Math.round(n * 10) / 10); };
     show(h('h1', {}, 'Queues'),
       table(['Queue', 'State', h('th', { class: 'num' }, 'Inactive'), h('th', { class: 'num' }, 'Active'), h('th', { class: 'num' }, 'Finished'),
-        h('th', { class: 'num' }, 'Failed'), 'Oldest ready job waits', 'Action'],
-      queues.map((q) => h('tr', { 'data-queue': q.name },
+        h('th', { class: 'num' }, 'Failed'), h('th', { class: 'num', title: 'Jobs finished in the last hour' }, 'Finished, 1 h'),
+        h('th', { class: 'num', title: 'Jobs failed for good in the last hour' }, 'Failed, 1 h'),
+        h('th', { class: 'num', title: 'Jobs that ended per minute over the last five minutes' }, 'Per min, 5 min'), 'Oldest ready job waits', 'Action'],
+      queues.map((q) => { const t = rate.get(q.name) || none; return h('tr', { 'data-queue': q.name },
         h('td', {}, h('a', { href: `#/jobs?queue=${encodeURIComponent(q.name)}` }, q.name)),
         h('td', { class: 'paused' }, q.paused ? 'paused' : 'running'),
         h('td', { class: 'num' }, q.inactive), h('td', { class: 'num' }, q.active), h('td', { class: 'num' }, q.finished), h('td', { class: 'num' }, q.failed),
+        h('td', { class: 'num throughput', 'data-finished': t.finished_last_hour }, t.finished_last_hour),
+        h('td', { class: 'num throughput', 'data-failed': t.failed_last_hour }, t.failed_last_hour),
+        h('td', { class: 'num throughput' }, perMinute(t)),
         h('td', {}, dueBy.has(q.name) ? ago(dueBy.get(q.name)) : '—'),
         h('td', {}, q.paused
           ? actionButton('Resume', `Resume queue ${q.name}? Workers claim its jobs again.`, async () => { await api('POST', `/queues/${encodeURIComponent(q.name)}/resume`); return `Queue ${q.name} resumed.`; }, { class: 'queue-resume' })
-          : actionButton('Pause', `Pause queue ${q.name}? No worker claims its jobs until it is resumed.`, async () => { await api('POST', `/queues/${encodeURIComponent(q.name)}/pause`); return `Queue ${q.name} paused.`; }, { class: 'queue-pause' })))), { id: 'queues' }));
+          : actionButton('Pause', `Pause queue ${q.name}? No worker claims its jobs until it is resumed.`, async () => { await api('POST', `/queues/${encodeURIComponent(q.name)}/pause`); return `Queue ${q.name} paused.`; }, { class: 'queue-pause' }))); }), { id: 'queues' }));
     onEvent = throttled(2000, () => { if (gen === generation) queuesPage(gen).catch(failed(gen)); });
   }
 
@@ -411,6 +462,7 @@
   function loginPage(message) {
     generation += 1;
     onEvent = null;
+    onResync = null;
     logoutButton.hidden = true;
     const failedLogin = new URLSearchParams(location.search).get('login') === 'failed';
     show(h('form', { class: 'login', method: 'post', action: '/ui/login', id: 'login' },
@@ -442,6 +494,9 @@
     if (session.token_required && !session.access) { loginPage(); return; }
     generation += 1;
     const gen = generation;
+    // The page sets its own handlers (a page that follows events, before it reads its data).
+    onEvent = null;
+    onResync = null;
     const hash = location.hash || '#/';
     for (const a of document.querySelectorAll('#nav a')) {
       const target = a.getAttribute('href');

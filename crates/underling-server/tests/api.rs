@@ -336,6 +336,50 @@ on_both_backends! {
         assert_eq!(s.get_ok("/tasks").await, json!([]));
     }
 
+    async fn history_minutes_counts_each_settle_in_the_minute_it_happened(s) {
+        let worker = kit::worker(&s.store).await;
+        let finished = kit::enqueue(s.queue(), "t").await;
+        kit::run_to_finish(&s.store, worker, finished).await;
+        let failed = kit::enqueue(s.queue(), "t").await;
+        kit::run_to_failure(&s.store, worker, failed).await;
+        let retried = kit::enqueue_with(s.queue(), "t", EnqueueOptions::new().attempts(2)).await;
+        let job = kit::claim_by_id(&s.store, worker, retried).await.expect("claimed");
+        kit::fail(&s.store, &job, json!("once"), Duration::from_secs(3600)).await;
+        let minutes = s.get_ok("/history/minutes").await;
+        let minutes = minutes.as_array().expect("an array");
+        assert_eq!(minutes.len(), 60);
+        let at = |i: usize| chrono::DateTime::parse_from_rfc3339(minutes[i]["minute"].as_str().expect("a minute")).expect("a time");
+        for i in 1..60 {
+            assert_eq!((at(i) - at(i - 1)).num_seconds(), 60, "one point a minute, oldest first");
+        }
+        let sum = |key: &str| minutes.iter().map(|m| m[key].as_u64().expect("a count")).sum::<u64>();
+        // (Summed: the settles may straddle a minute's end.)
+        assert_eq!((sum("finished"), sum("failed"), sum("failed_attempts")), (1, 1, 2));
+    }
+
+    async fn queue_throughput_counts_the_jobs_each_queue_finished_and_failed(s) {
+        let worker = kit::worker(&s.store).await;
+        for _ in 0..2 {
+            let id = kit::enqueue_with(s.queue(), "t", EnqueueOptions::new().queue("mail")).await;
+            kit::run_to_finish(&s.store, worker, id).await;
+        }
+        let id = kit::enqueue_with(s.queue(), "t", EnqueueOptions::new().queue("mail")).await;
+        kit::run_to_failure(&s.store, worker, id).await;
+        let id = kit::enqueue_with(s.queue(), "t", EnqueueOptions::new().queue("reports")).await;
+        kit::run_to_finish(&s.store, worker, id).await;
+        // A failed attempt that is retried, a waiting job and a removed finished job end nothing.
+        let retried = kit::enqueue_with(s.queue(), "t", EnqueueOptions::new().queue("reports").attempts(2)).await;
+        let job = kit::claim_by_id(&s.store, worker, retried).await.expect("claimed");
+        kit::fail(&s.store, &job, json!("once"), Duration::from_secs(3600)).await;
+        kit::enqueue_with(s.queue(), "t", EnqueueOptions::new().queue("idle")).await;
+        s.queue().remove_job(id).await.unwrap();
+        assert_eq!(s.get_ok("/queues/throughput").await, json!([
+            {"queue": "mail", "finished_last_hour": 2, "failed_last_hour": 1, "finished_last_5m": 2, "failed_last_5m": 1},
+            {"queue": "reports", "finished_last_hour": 1, "failed_last_hour": 0, "finished_last_5m": 1, "failed_last_5m": 0},
+        ]));
+        assert_eq!(serde_json::to_value(s.queue().throughput().await.unwrap()).unwrap(), s.get_ok("/queues/throughput").await);
+    }
+
     async fn queues_list_pause_and_resume(s) {
         kit::enqueue_with(s.queue(), "t", EnqueueOptions::new().queue("mail")).await;
         assert_eq!(s.post("/queues/mail/pause", json!(null)).await, (StatusCode::OK, json!({"queue": "mail", "paused": true})));

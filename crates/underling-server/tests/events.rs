@@ -117,6 +117,25 @@ on_both_backends! {
         ]);
     }
 
+    async fn a_job_failed_right_after_a_client_subscribes_reaches_that_client(s) {
+        // The first client makes the server subscribe (on demand); each later one joins the
+        // running subscription. Each fails its job at once, as a stop does.
+        let worker = kit::worker(&s.store).await;
+        for n in 0..40 {
+            let queue = format!("stop-{n}");
+            let id = kit::enqueue_with(s.queue(), "t", EnqueueOptions::new().queue(&queue)).await;
+            let job = kit::claim_by_id(&s.store, worker, id).await.expect("claimed");
+            let mut sse = Sse::open(&s, &format!("?queue={queue}&event=failed"), None).await;
+            kit::fail(&s.store, &job, json!("Job was stopped"), Duration::ZERO).await;
+            let (_, event, data) = sse.next().await;
+            assert_eq!(
+                (event.as_str(), data["job"]["id"].as_i64(), data["job"]["state"].as_str(), data["job"]["result"].as_str()),
+                ("failed", Some(id), Some("failed"), Some("Job was stopped")),
+                "client {n}"
+            );
+        }
+    }
+
     async fn sse_filters_by_queue_task_and_event(s) {
         let mut sse = Sse::open(&s, "?queue=mail&event=enqueued", None).await;
         kit::enqueue_with(s.queue(), "t", EnqueueOptions::new().queue("other")).await;

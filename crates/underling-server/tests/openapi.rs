@@ -14,7 +14,7 @@ use underling_testkit::support as kit;
 use support::{Kind, TestServer, send};
 
 /// Every route the API serves, as `METHOD /path`.
-const ROUTES: [&str; 48] = [
+const ROUTES: [&str; 50] = [
     "GET /healthz",
     "GET /readyz",
     "GET /metrics",
@@ -40,9 +40,11 @@ const ROUTES: [&str; 48] = [
     "POST /api/v1/jobs/{id}/extend",
     "GET /api/v1/stats",
     "GET /api/v1/history",
+    "GET /api/v1/history/minutes",
     "GET /api/v1/tasks",
     "GET /api/v1/queues",
     "GET /api/v1/queues/due",
+    "GET /api/v1/queues/throughput",
     "POST /api/v1/queues/{name}/pause",
     "POST /api/v1/queues/{name}/resume",
     "POST /api/v1/queues/{name}/fifo",
@@ -169,7 +171,7 @@ on_both_backends! {
             check(&doc, &url, &body, schema);
             checked += 1;
         }
-        assert_eq!(checked, 17);
+        assert_eq!(checked, 19);
     }
 }
 

@@ -267,6 +267,12 @@ impl Store for HeldStore {
     async fn history(&self, now: Now) -> Result<Vec<HistoryPoint>> {
         self.inner.history(now).await
     }
+    async fn history_minutes(&self, now: Now) -> Result<Vec<underling::MinutePoint>> {
+        self.inner.history_minutes(now).await
+    }
+    async fn queue_throughput(&self, now: Now) -> Result<Vec<underling::QueueThroughput>> {
+        self.inner.queue_throughput(now).await
+    }
     async fn publish_tasks(&self, p: PublishTasks<'_>) -> Result<()> {
         self.inner.publish_tasks(p).await
     }

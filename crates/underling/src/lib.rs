@@ -53,8 +53,8 @@ pub use job::{
 pub use lease::{Lease, LeaseOptions, LeasedJob, MAX_LEASED_CLAIM, MIN_LEASE, Rejection};
 pub use limits::{Limit, LimitScope, MAX_RATE_COUNT, Rate};
 pub use model::{
-    AppliedMigration, ClaimSpec, Command, HistoryPoint, LockInfo, QueueDue, QueueInfo,
-    RepairOptions, RepairReport, Stats, TaskDefaults, WorkerInfo,
+    AppliedMigration, ClaimSpec, Command, HistoryPoint, LockInfo, MinutePoint, QueueDue, QueueInfo,
+    QueueThroughput, RepairOptions, RepairReport, Stats, TaskDefaults, WorkerInfo,
 };
 pub use queue::{
     ConnectOptions, DEFAULT_DATABASE_URL, Queue, WAIT_POLL_POSTGRES, WAIT_POLL_SQLITE, parse_args,

@@ -124,6 +124,34 @@ pub struct HistoryPoint {
     pub failed_attempts: u64,
 }
 
+/// Finished and failed jobs in one minute ([`crate::Queue::history_minutes`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MinutePoint {
+    /// The start of the minute (UTC).
+    pub minute: DateTime<Utc>,
+    /// Jobs that finished in that minute.
+    pub finished: u64,
+    /// Jobs that failed for good in that minute.
+    pub failed: u64,
+    /// Attempts that failed in that minute, whether their job was retried or failed for good.
+    pub failed_attempts: u64,
+}
+
+/// The jobs of one queue that ended recently ([`crate::Queue::throughput`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueThroughput {
+    /// The queue.
+    pub queue: String,
+    /// Jobs that finished in the last hour (the current minute and the 59 before it).
+    pub finished_last_hour: u64,
+    /// Jobs that failed for good in the last hour.
+    pub failed_last_hour: u64,
+    /// Jobs that finished in the last five minutes (the current minute and the 4 before it).
+    pub finished_last_5m: u64,
+    /// Jobs that failed for good in the last five minutes.
+    pub failed_last_5m: u64,
+}
+
 /// How [`crate::Queue::repair`] decides what is missing, old or stuck.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RepairOptions {

@@ -16,8 +16,8 @@ use crate::error::{Error, Result};
 use crate::job::{EnqueueOptions, Job, JobFilter, JobList, JobState, NewJob, RetryOptions};
 use crate::job::{check_notes, default_backoff, json_kind, validate_queue};
 use crate::model::{
-    AppliedMigration, HistoryPoint, LockInfo, QueueInfo, RepairOptions, RepairReport, Stats,
-    TaskDefaults, WorkerInfo,
+    AppliedMigration, HistoryPoint, LockInfo, MinutePoint, QueueInfo, QueueThroughput,
+    RepairOptions, RepairReport, Stats, TaskDefaults, WorkerInfo,
 };
 use crate::store::{self, BackendKind, Pool, Store};
 use crate::task::Registry;
@@ -585,6 +585,28 @@ impl Queue {
     /// 24 hours (oldest first).
     pub async fn history(&self) -> Result<Vec<HistoryPoint>> {
         self.store.history(None).await
+    }
+
+    /// Finished and failed jobs, and failed attempts, per minute over the last hour (oldest
+    /// first, the current minute last), counted as they happen by the database's clock.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let queue = underling::Queue::connect_and_migrate("sqlite::memory:").await?;
+    /// let minutes = queue.history_minutes().await?;
+    /// assert_eq!(minutes.len(), 60);
+    /// # Ok::<(), underling::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn history_minutes(&self) -> Result<Vec<MinutePoint>> {
+        self.store.history_minutes(None).await
+    }
+
+    /// The jobs that ended in each queue over the last hour and the last five minutes (queues
+    /// where none ended are left out), by name; counted as they happen, by the database's
+    /// clock.
+    pub async fn throughput(&self) -> Result<Vec<QueueThroughput>> {
+        self.store.queue_throughput(None).await
     }
 
     /// Tries to take a hold on a named lock for `duration`; `false` if `limit` holds are live.

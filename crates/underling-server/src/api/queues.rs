@@ -1,10 +1,10 @@
-//! `/queues`: list, pause and resume queues, turn FIFO order on and off, and the age of
-//! their backlogs.
+//! `/queues`: list, pause and resume queues, turn FIFO order on and off, the age of their
+//! backlogs and their throughput.
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use underling::{QueueDue, QueueInfo};
+use underling::{QueueDue, QueueInfo, QueueThroughput};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -19,6 +19,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list))
         .routes(routes!(oldest_due))
+        .routes(routes!(throughput))
         .routes(routes!(pause))
         .routes(routes!(resume))
         .routes(routes!(fifo))
@@ -56,6 +57,23 @@ pub struct QueueDueDoc {
     oldest_due: DateTime<Utc>,
 }
 
+/// The jobs of one queue that ended recently (`Queue::throughput`).
+#[derive(Debug, ToSchema)]
+#[schema(as = QueueThroughput)]
+#[allow(dead_code)]
+pub struct QueueThroughputDoc {
+    /// The queue.
+    queue: String,
+    /// Jobs that finished in the last hour (the current minute and the 59 before it).
+    finished_last_hour: u64,
+    /// Jobs that failed for good in the last hour.
+    failed_last_hour: u64,
+    /// Jobs that finished in the last five minutes (the current minute and the 4 before it).
+    finished_last_5m: u64,
+    /// Jobs that failed for good in the last five minutes.
+    failed_last_5m: u64,
+}
+
 /// A queue's pause flag after a change.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Paused {
@@ -78,6 +96,14 @@ async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<QueueInfo>>> 
     responses((status = 200, description = "One entry per queue with due jobs", body = Vec<QueueDueDoc>)))]
 async fn oldest_due(State(state): State<AppState>) -> ApiResult<Json<Vec<QueueDue>>> {
     Ok(Json(state.queue.oldest_due().await?))
+}
+
+/// For each queue where jobs ended in the last hour, how many finished and failed in that
+/// hour and in its last five minutes (counters kept as jobs end, not a scan of the jobs).
+#[utoipa::path(get, path = "/queues/throughput", tag = "queues",
+    responses((status = 200, description = "One entry per queue where jobs ended, by name", body = Vec<QueueThroughputDoc>)))]
+async fn throughput(State(state): State<AppState>) -> ApiResult<Json<Vec<QueueThroughput>>> {
+    Ok(Json(state.queue.throughput().await?))
 }
 
 /// Sets a queue's pause flag.

@@ -1,8 +1,8 @@
-//! `/stats`, `/history` and `/tasks`.
+//! `/stats`, `/history`, `/history/minutes` and `/tasks`.
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use underling::{HistoryPoint, Stats, TaskDefaults};
+use underling::{HistoryPoint, MinutePoint, Stats, TaskDefaults};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -16,6 +16,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(stats))
         .routes(routes!(history))
+        .routes(routes!(history_minutes))
         .routes(routes!(tasks))
 }
 
@@ -61,6 +62,21 @@ pub struct HistoryDoc {
     failed_attempts: u64,
 }
 
+/// Finished and failed jobs in one minute.
+#[derive(Debug, ToSchema)]
+#[schema(as = MinutePoint)]
+#[allow(dead_code)]
+pub struct MinuteDoc {
+    /// The start of the minute (UTC).
+    minute: DateTime<Utc>,
+    /// Jobs that finished in that minute.
+    finished: u64,
+    /// Jobs that failed for good in that minute.
+    failed: u64,
+    /// Attempts that failed in that minute, retried or not.
+    failed_attempts: u64,
+}
+
 /// A task's enqueue defaults, as its workers published them (`underling task list --json`).
 #[derive(Debug, ToSchema)]
 #[schema(as = TaskDefaults)]
@@ -93,6 +109,14 @@ async fn stats(State(state): State<AppState>) -> ApiResult<Json<Stats>> {
     responses((status = 200, description = "One point per hour", body = Vec<HistoryDoc>)))]
 async fn history(State(state): State<AppState>) -> ApiResult<Json<Vec<HistoryPoint>>> {
     Ok(Json(state.queue.history().await?))
+}
+
+/// Finished and failed jobs, and failed attempts, per minute over the last hour, oldest first
+/// (the current minute last).
+#[utoipa::path(get, path = "/history/minutes", tag = "stats",
+    responses((status = 200, description = "One point per minute", body = Vec<MinuteDoc>)))]
+async fn history_minutes(State(state): State<AppState>) -> ApiResult<Json<Vec<MinutePoint>>> {
+    Ok(Json(state.queue.history_minutes().await?))
 }
 
 /// Every task a worker published, with the defaults its jobs get.

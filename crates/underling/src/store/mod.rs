@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::events::{AuditEntry, AuditQuery, JobEvent};
 use crate::job::{Job, JobList};
 use crate::model::{AppliedMigration, Command, HistoryPoint, LockInfo, QueueInfo, RepairReport};
-use crate::model::{QueueDue, Stats, TaskDefaults, WorkerInfo};
+use crate::model::{MinutePoint, QueueDue, QueueThroughput, Stats, TaskDefaults, WorkerInfo};
 use crate::queue::ConnectOptions;
 use crate::unique::Enqueued;
 
@@ -208,6 +208,12 @@ pub trait Store: Send + Sync + 'static {
     /// Finished and failed jobs, and failed attempts (counted as they happen), per hour over
     /// the 24 hours up to `now`.
     async fn history(&self, now: Now) -> Result<Vec<HistoryPoint>>;
+    /// The same per minute over the 60 minutes up to `now` (the current minute last), as the
+    /// database's clock counted them.
+    async fn history_minutes(&self, now: Now) -> Result<Vec<MinutePoint>>;
+    /// The jobs that ended per queue over the hour and the five minutes up to `now` (queues
+    /// with none are left out), by name.
+    async fn queue_throughput(&self, now: Now) -> Result<Vec<QueueThroughput>>;
 
     /// Writes the enqueue defaults of tasks (replacing what was published under their names).
     async fn publish_tasks(&self, p: PublishTasks<'_>) -> Result<()>;

@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::events::{AuditEntry, AuditQuery, JobEvent};
 use crate::job::{Job, JobList, JobState, NewJob, Settled};
 use crate::model::{AppliedMigration, Command, HistoryPoint, LockInfo, QueueInfo, RepairReport};
-use crate::model::{QueueDue, Stats, TaskDefaults, WorkerInfo};
+use crate::model::{MinutePoint, QueueDue, QueueThroughput, Stats, TaskDefaults, WorkerInfo};
 use crate::queue::ConnectOptions;
 use crate::store::events::{AUDIT_PRUNE_BATCH, AUDIT_TRIGGERS, EventSource, subscribe_or_start};
 use crate::store::notify::{Coalescer, RetryWake, SendWake, Wakeups};
@@ -555,6 +555,30 @@ impl Store for PostgresStore {
 
     async fn history(&self, now: store::Now) -> Result<Vec<HistoryPoint>> {
         self.read_history(now).await
+    }
+
+    async fn history_minutes(&self, now: store::Now) -> Result<Vec<MinutePoint>> {
+        self.read_history_minutes(now).await
+    }
+
+    async fn queue_throughput(&self, now: store::Now) -> Result<Vec<QueueThroughput>> {
+        let rows: Vec<(String, i64, i64, i64, i64)> =
+            sqlx::query_as(statement!("queue_throughput"))
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(queue, finished, failed, finished_5m, failed_5m)| QueueThroughput {
+                    queue,
+                    finished_last_hour: u64::try_from(finished).unwrap_or(0),
+                    failed_last_hour: u64::try_from(failed).unwrap_or(0),
+                    finished_last_5m: u64::try_from(finished_5m).unwrap_or(0),
+                    failed_last_5m: u64::try_from(failed_5m).unwrap_or(0),
+                },
+            )
+            .collect())
     }
 
     async fn register_worker(&self, p: store::RegisterWorker<'_>) -> Result<i64> {

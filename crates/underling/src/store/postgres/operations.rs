@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::{PgJobRow, PostgresStore, run_cycle, secs};
 use crate::error::Result;
 use crate::job::{JobFilter, JobList, Settled};
-use crate::model::{HistoryPoint, QueueInfo, RepairReport, Stats, WorkerInfo};
+use crate::model::{HistoryPoint, MinutePoint, QueueInfo, RepairReport, Stats, WorkerInfo};
 use crate::store::rows::{self, AbandonedRow, QueueRow, StatsRow, WENT_AWAY, count};
 use crate::store::{self, Store, statement};
 
@@ -151,6 +151,23 @@ impl PostgresStore {
             .into_iter()
             .map(|(hour, finished, failed, attempts)| HistoryPoint {
                 hour,
+                finished: count(finished),
+                failed: count(failed),
+                failed_attempts: count(attempts),
+            })
+            .collect())
+    }
+
+    pub(super) async fn read_history_minutes(&self, now: store::Now) -> Result<Vec<MinutePoint>> {
+        let rows: Vec<(DateTime<Utc>, i64, i64, i64)> =
+            sqlx::query_as(statement!("history_minutes"))
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(minute, finished, failed, attempts)| MinutePoint {
+                minute,
                 finished: count(finished),
                 failed: count(failed),
                 failed_attempts: count(attempts),

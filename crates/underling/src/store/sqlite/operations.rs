@@ -7,7 +7,9 @@ use super::{SqliteJobRow, SqliteStore, json_text, millis, ms};
 use crate::error::{Error, Result};
 use crate::job::JobFilter;
 use crate::job::JobList;
-use crate::model::{HistoryPoint, QueueInfo, RepairReport, Stats, TaskDefaults, WorkerInfo};
+use crate::model::{
+    HistoryPoint, MinutePoint, QueueInfo, RepairReport, Stats, TaskDefaults, WorkerInfo,
+};
 use crate::store::rows::{
     self, AbandonedRow, QueueRow, StatsRow, StoredIds, StoredJson, StoredTime, WENT_AWAY, count,
 };
@@ -185,6 +187,33 @@ impl SqliteStore {
                 let (finished, failed, attempts) = counts.get(&hour).copied().unwrap_or((0, 0, 0));
                 HistoryPoint {
                     hour: hour.into_time(),
+                    finished: count(finished),
+                    failed: count(failed),
+                    failed_attempts: count(attempts),
+                }
+            })
+            .collect())
+    }
+
+    pub(super) async fn read_history_minutes(&self, now: store::Now) -> Result<Vec<MinutePoint>> {
+        const MINUTE: i64 = 60_000;
+        let current = millis(now) / MINUTE * MINUTE;
+        let start = current - 59 * MINUTE;
+        let rows: Vec<(i64, i64, i64, i64)> = sqlx::query_as(statement!("history_minutes"))
+            .bind(start)
+            .fetch_all(&self.pool)
+            .await?;
+        let counts: std::collections::HashMap<i64, (i64, i64, i64)> = rows
+            .into_iter()
+            .map(|(minute, finished, failed, attempts)| (minute, (finished, failed, attempts)))
+            .collect();
+        Ok((0..60)
+            .map(|i| {
+                let minute = start + i * MINUTE;
+                let (finished, failed, attempts) =
+                    counts.get(&minute).copied().unwrap_or((0, 0, 0));
+                MinutePoint {
+                    minute: minute.into_time(),
                     finished: count(finished),
                     failed: count(failed),
                     failed_attempts: count(attempts),
