@@ -540,6 +540,11 @@ pub struct WorkloadAddArgs {
     /// The largest response body read.
     #[arg(long, value_name = "BYTES", default_value_t = underling::DEFAULT_MAX_RESPONSE_BYTES)]
     pub max_response_bytes: u64,
+    /// https:// only: a PEM file of certificate authorities to trust for this workload, on
+    /// top of the system's (a private CA, or a self-signed certificate). The path is read by
+    /// each worker when it starts.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Replace a stored workload of the same name.
     #[arg(long)]
     pub replace: bool,

@@ -116,6 +116,11 @@ pub struct WorkloadSpec {
     /// The largest response body read (default 10 MiB); a larger one fails the attempt.
     #[serde(default = "default_max_response_bytes")]
     pub max_response_bytes: u64,
+    /// `https://` only: a PEM file of certificate authorities trusted for this workload, on
+    /// top of the system's (for a workload whose certificate a private CA signed, or a
+    /// self-signed one). The worker reads it when it starts, so the path is the worker's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 fn default_timeout() -> Duration {
@@ -140,6 +145,7 @@ impl WorkloadSpec {
             lease: None,
             headers: BTreeMap::new(),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            ca_file: None,
         }
     }
 
@@ -206,6 +212,17 @@ impl WorkloadSpec {
                 "max_response_bytes must be 1 to 1073741824 (1 GiB), got {}",
                 self.max_response_bytes
             )));
+        }
+        if let Some(ca_file) = &self.ca_file {
+            if url.scheme() != "https" {
+                return Err(invalid(format!(
+                    "ca_file is for https:// workloads only, and the url is {:?}",
+                    self.url
+                )));
+            }
+            if ca_file.as_os_str().is_empty() {
+                return Err(invalid("ca_file must not be empty".into()));
+            }
         }
         for (name, value) in &self.headers {
             check_header_name(name).map_err(&invalid)?;

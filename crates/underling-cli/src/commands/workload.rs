@@ -25,6 +25,7 @@ fn spec(args: WorkloadAddArgs) -> anyhow::Result<WorkloadSpec> {
         max_concurrency: args.max_concurrency,
         lease: args.lease,
         max_response_bytes: args.max_response_bytes,
+        ca_file: args.ca_file,
         ..WorkloadSpec::new(args.name, args.url)
     };
     for header in &args.headers {
@@ -112,6 +113,9 @@ fn fields(workload: &StoredWorkload) -> String {
         ("lease", lease(spec)),
         ("max response bytes", spec.max_response_bytes.to_string()),
     ];
+    if let Some(ca_file) = &spec.ca_file {
+        rows.push(("ca file", ca_file.display().to_string()));
+    }
     for (name, value) in &spec.headers {
         rows.push(("header", format!("{name}: {value}")));
     }
