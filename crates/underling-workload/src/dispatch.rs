@@ -140,8 +140,9 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// A dispatcher for `specs`, whose headers read this process's environment variables.
-    /// Fails on a spec that does not pass its checks, two of one name, a header that names a
-    /// variable that is not set, or a `ca_file` that cannot be read or holds no certificate.
+    /// Fails on a spec that does not pass its checks, two of one name, a header (or
+    /// `token_env`) that names a variable that is not set, or a `ca_file` that cannot be
+    /// read or holds no certificate.
     pub fn new(
         queue: Queue,
         specs: Vec<WorkloadSpec>,
@@ -183,6 +184,21 @@ impl Dispatcher {
                 })?;
                 value.set_sensitive(true);
                 headers.insert(header, value);
+            }
+            if let Some(var) = &spec.token_env {
+                let token = env(var).ok_or_else(|| {
+                    invalid(format!(
+                        "token_env needs the environment variable {var}, which is not set"
+                    ))
+                })?;
+                let mut value = HeaderValue::from_str(&token).map_err(|_| {
+                    invalid(format!("the token in {var} is not a valid header value"))
+                })?;
+                value.set_sensitive(true);
+                headers.insert(
+                    HeaderName::from_static(underling::WORKLOAD_TOKEN_HEADER),
+                    value,
+                );
             }
             headers.insert(CONTENT_TYPE_HEADER, HeaderValue::from_static(CONTENT_TYPE));
             // A workload with CAs of its own has a client of its own; the others share one.
