@@ -173,6 +173,12 @@ impl Dispatcher {
             };
             let url = reqwest::Url::parse(&spec.url)
                 .map_err(|e| invalid(format!("invalid url {:?}: {e}", spec.url)))?;
+            if url.scheme() != "http" && !crate::tls::HTTPS {
+                return Err(invalid(format!(
+                    "invalid url {:?}: this worker is built without the `https` feature, so only http:// workloads can be reached",
+                    spec.url
+                )));
+            }
             let mut headers = HeaderMap::new();
             for (name, value) in spec.resolve_headers(&env)? {
                 let header = HeaderName::from_bytes(name.as_bytes())

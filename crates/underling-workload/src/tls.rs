@@ -3,13 +3,40 @@
 //! `ca_file`.
 
 use std::path::Path;
+#[cfg(feature = "https")]
 use std::sync::Arc;
 
+#[cfg(feature = "https")]
 use rustls_pki_types::CertificateDer;
+#[cfg(feature = "https")]
 use rustls_pki_types::pem::PemObject;
 
 use crate::error::WorkloadError;
 
+/// Whether this build reaches `https://` workloads (the `https` feature).
+pub(crate) const HTTPS: bool = cfg!(feature = "https");
+
+/// Without the `https` feature: a plain HTTP client (no redirects followed, this crate's user
+/// agent); the dispatcher refuses `https://` workloads before it gets here.
+#[cfg(not(feature = "https"))]
+pub(crate) fn client(
+    _workload: &str,
+    _ca_file: Option<&Path>,
+) -> Result<reqwest::Client, WorkloadError> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("underling/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| WorkloadError::Client(e.to_string()))
+}
+
+/// Without the `https` feature no request is made over TLS.
+#[cfg(not(feature = "https"))]
+pub(crate) fn tls_failure(_e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    None
+}
+
+#[cfg(feature = "https")]
 /// An HTTP client for workloads: no redirects followed, this crate's user agent, and TLS that
 /// trusts the system's roots and those of `ca_file` (a PEM file of one or more certificates).
 pub(crate) fn client(
@@ -39,6 +66,7 @@ pub(crate) fn client(
         .map_err(|e| WorkloadError::Client(e.to_string()))
 }
 
+#[cfg(feature = "https")]
 /// The certificates of a PEM file; fails on a file that cannot be read or holds none.
 fn read_ca_file(
     workload: &str,
@@ -61,6 +89,7 @@ fn read_ca_file(
     Ok(certs)
 }
 
+#[cfg(feature = "https")]
 /// The TLS error behind a failed request, if TLS is what failed. rustls's own error travels
 /// inside an `io::Error` (maybe wrapped in another), whose `source()` skips it: look inside.
 pub(crate) fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
@@ -84,7 +113,7 @@ pub(crate) fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<Strin
     None
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "https"))]
 mod tests {
     use super::*;
 
