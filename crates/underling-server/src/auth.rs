@@ -315,15 +315,13 @@ pub async fn require(State(state): State<AppState>, request: Request, next: Next
     };
     match authenticated {
         Ok((access, via)) => {
-            if access == Access::Workload {
-                if !workload_may(request.method(), &path) {
-                    return ApiError::new(
-                        StatusCode::FORBIDDEN,
-                        "forbidden",
-                        "the workload token may only enqueue (POST /api/v1/jobs, /api/v1/jobs/batch) and ack, reject or extend leased jobs: use the full token for anything else",
-                    )
-                    .into_response();
-                }
+            if access == Access::Workload && !workload_may(request.method(), &path) {
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "the workload token may only enqueue (POST /api/v1/jobs, /api/v1/jobs/batch) and ack, reject or extend leased jobs: use the full token for anything else",
+                )
+                .into_response();
             }
             if !safe {
                 if let Some(error) = cross_site(&state, request.headers(), via) {
