@@ -510,6 +510,20 @@ pub enum WorkloadCommand {
         /// The workload's name (its task).
         name: String,
     },
+    /// Set the token scoped to a workload (stored, or in a workers' TOML file), replacing
+    /// its old one: `serve` accepts it only for POST /api/v1/jobs and ack, reject or extend
+    /// of that workload's jobs. Only its SHA-256 is stored.
+    Token {
+        /// The workload's name (its task).
+        name: String,
+        /// Take the token from this environment variable (the one the workload's
+        /// `token_env` names); without it a new random token is made and printed once.
+        #[arg(long, value_name = "VAR")]
+        token_env: Option<String>,
+        /// Revoke the workload's token instead.
+        #[arg(long, conflicts_with = "token_env")]
+        revoke: bool,
+    },
 }
 
 /// `underling workload add …`
@@ -540,6 +554,11 @@ pub struct WorkloadAddArgs {
     /// The largest response body read.
     #[arg(long, value_name = "BYTES", default_value_t = underling::DEFAULT_MAX_RESPONSE_BYTES)]
     pub max_response_bytes: u64,
+    /// https:// only: a PEM file of certificate authorities to trust for this workload, on
+    /// top of the system's (a private CA, or a self-signed certificate). The path is read by
+    /// each worker when it starts.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Replace a stored workload of the same name.
     #[arg(long)]
     pub replace: bool,

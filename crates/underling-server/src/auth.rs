@@ -227,24 +227,101 @@ pub fn workload_may(method: &Method, path: &str) -> bool {
     }
 }
 
-/// The middleware that enforces [`Auth`] (or a UI session) on the routes it wraps.
+/// The workload a bearer token is scoped to ([`underling::Queue::set_workload_token`]), when
+/// the server has tokens and the request's token is none of its own.
+async fn scoped_workload(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<String>, ApiError> {
+    if !state.auth.enabled() {
+        return Ok(None);
+    }
+    let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| bearer(value.as_bytes()))
+        .and_then(|token| std::str::from_utf8(token).ok())
+    else {
+        return Ok(None);
+    };
+    Ok(state.queue.workload_of_token(token).await?)
+}
+
+/// What a token scoped to one workload may do: `POST /api/v1/jobs` (publish a follow-up
+/// job), and `POST /api/v1/jobs/{id}/ack`, `/reject` and `/extend` of a job of that
+/// workload's task (a job that does not exist is left to the route's 404). Anything else is
+/// 403 `forbidden`.
+async fn scoped_may(
+    state: &AppState,
+    workload: &str,
+    method: &Method,
+    path: &str,
+) -> Result<(), ApiError> {
+    let forbidden = |message: String| ApiError::new(StatusCode::FORBIDDEN, "forbidden", message);
+    if method == Method::POST && path == "/api/v1/jobs" {
+        return Ok(());
+    }
+    let report = (method == Method::POST)
+        .then(|| path.strip_prefix("/api/v1/jobs/"))
+        .flatten()
+        .and_then(|rest| rest.split_once('/'))
+        .filter(|(_, action)| matches!(*action, "ack" | "reject" | "extend"))
+        .and_then(|(id, _)| id.parse::<i64>().ok());
+    let Some(id) = report else {
+        return Err(forbidden(format!(
+            "this token is scoped to the workload {workload:?}: it may only enqueue (POST /api/v1/jobs) and ack, reject or extend that workload's jobs"
+        )));
+    };
+    match state.queue.job(id).await? {
+        Some(job) if job.task != workload => Err(forbidden(format!(
+            "this token is scoped to the workload {workload:?}: job {id} is of task {:?}",
+            job.task
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A 401 with the `WWW-Authenticate` challenge.
+fn challenge(error: ApiError) -> Response {
+    let mut response = error.into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    response
+}
+
+/// The middleware that enforces [`Auth`] (or a UI session, or a token scoped to one
+/// workload) on the routes it wraps.
 pub async fn require(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let safe = matches!(*request.method(), Method::GET | Method::HEAD);
-    match authenticate(&state, request.headers()) {
+    let path = request
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| request.uri().path(), |uri| uri.0.path())
+        .to_string();
+    let authenticated = match authenticate(&state, request.headers()) {
+        Ok(found) => Ok(found),
+        // Not one of the server's own tokens: maybe one scoped to a workload.
+        Err(error) => match scoped_workload(&state, request.headers()).await {
+            Ok(Some(workload)) => {
+                return match scoped_may(&state, &workload, request.method(), &path).await {
+                    Ok(()) => next.run(request).await,
+                    Err(refused) => refused.into_response(),
+                };
+            }
+            Ok(None) => Err(error),
+            Err(failed) => return failed.into_response(),
+        },
+    };
+    match authenticated {
         Ok((access, via)) => {
-            if access == Access::Workload {
-                let path = request
-                    .extensions()
-                    .get::<axum::extract::OriginalUri>()
-                    .map_or_else(|| request.uri().path(), |uri| uri.0.path());
-                if !workload_may(request.method(), path) {
-                    return ApiError::new(
-                        StatusCode::FORBIDDEN,
-                        "forbidden",
-                        "the workload token may only enqueue (POST /api/v1/jobs, /api/v1/jobs/batch) and ack, reject or extend leased jobs: use the full token for anything else",
-                    )
-                    .into_response();
-                }
+            if access == Access::Workload && !workload_may(request.method(), &path) {
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "the workload token may only enqueue (POST /api/v1/jobs, /api/v1/jobs/batch) and ack, reject or extend leased jobs: use the full token for anything else",
+                )
+                .into_response();
             }
             if !safe {
                 if let Some(error) = cross_site(&state, request.headers(), via) {
@@ -261,14 +338,7 @@ pub async fn require(State(state): State<AppState>, request: Request, next: Next
             }
             next.run(request).await
         }
-        Err(error) => {
-            let mut response = error.into_response();
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-            response
-        }
+        Err(error) => challenge(error),
     }
 }
 

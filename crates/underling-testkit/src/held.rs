@@ -288,6 +288,15 @@ impl Store for HeldStore {
     async fn remove_workload(&self, name: &str) -> Result<bool> {
         self.inner.remove_workload(name).await
     }
+    async fn put_workload_token(&self, p: underling::store::PutWorkloadToken<'_>) -> Result<()> {
+        self.inner.put_workload_token(p).await
+    }
+    async fn workload_of_token(&self, token_sha256: &str) -> Result<Option<String>> {
+        self.inner.workload_of_token(token_sha256).await
+    }
+    async fn remove_workload_token(&self, workload: &str) -> Result<bool> {
+        self.inner.remove_workload_token(workload).await
+    }
     async fn register_worker(&self, p: RegisterWorker<'_>) -> Result<i64> {
         self.inner.register_worker(p).await
     }

@@ -115,6 +115,8 @@ struct Prepared {
     spec: WorkloadSpec,
     url: reqwest::Url,
     headers: HeaderMap,
+    /// The HTTP client (its TLS trusts the workload's `ca_file` too, if it has one).
+    client: reqwest::Client,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -133,14 +135,14 @@ pub struct Dispatcher {
     queue: Queue,
     workloads: Vec<Arc<Prepared>>,
     options: DispatchOptions,
-    client: reqwest::Client,
     control: DispatchControl,
 }
 
 impl Dispatcher {
     /// A dispatcher for `specs`, whose headers read this process's environment variables.
-    /// Fails on a spec that does not pass its checks, two of one name, or a header that
-    /// names a variable that is not set.
+    /// Fails on a spec that does not pass its checks, two of one name, a header (or
+    /// `token_env`) that names a variable that is not set, or a `ca_file` that cannot be
+    /// read or holds no certificate.
     pub fn new(
         queue: Queue,
         specs: Vec<WorkloadSpec>,
@@ -157,6 +159,7 @@ impl Dispatcher {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, WorkloadError> {
         let mut workloads: Vec<Arc<Prepared>> = Vec::with_capacity(specs.len());
+        let mut shared_client: Option<reqwest::Client> = None;
         for spec in specs {
             spec.validate()?;
             if workloads.iter().any(|w| w.spec.name == spec.name) {
@@ -170,9 +173,9 @@ impl Dispatcher {
             };
             let url = reqwest::Url::parse(&spec.url)
                 .map_err(|e| invalid(format!("invalid url {:?}: {e}", spec.url)))?;
-            if url.scheme() != "http" {
+            if url.scheme() != "http" && !crate::tls::HTTPS {
                 return Err(invalid(format!(
-                    "invalid url {:?}: this worker is built without TLS, so only http:// workloads can be reached",
+                    "invalid url {:?}: this worker is built without the `https` feature, so only http:// workloads can be reached",
                     spec.url
                 )));
             }
@@ -188,19 +191,45 @@ impl Dispatcher {
                 value.set_sensitive(true);
                 headers.insert(header, value);
             }
+            if let Some(var) = &spec.token_env {
+                let token = env(var).ok_or_else(|| {
+                    invalid(format!(
+                        "token_env needs the environment variable {var}, which is not set"
+                    ))
+                })?;
+                let mut value = HeaderValue::from_str(&token).map_err(|_| {
+                    invalid(format!("the token in {var} is not a valid header value"))
+                })?;
+                value.set_sensitive(true);
+                headers.insert(
+                    HeaderName::from_static(underling::WORKLOAD_TOKEN_HEADER),
+                    value,
+                );
+            }
             headers.insert(CONTENT_TYPE_HEADER, HeaderValue::from_static(CONTENT_TYPE));
-            workloads.push(Arc::new(Prepared { spec, url, headers }));
+            // A workload with CAs of its own has a client of its own; the others share one.
+            let client = match &spec.ca_file {
+                Some(ca_file) => crate::tls::client(&spec.name, Some(ca_file))?,
+                None => match &shared_client {
+                    Some(client) => reqwest::Client::clone(client),
+                    None => {
+                        let client = crate::tls::client(&spec.name, None)?;
+                        shared_client = Some(client.clone());
+                        client
+                    }
+                },
+            };
+            workloads.push(Arc::new(Prepared {
+                spec,
+                url,
+                headers,
+                client,
+            }));
         }
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("underling/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| WorkloadError::Client(e.to_string()))?;
         Ok(Dispatcher {
             queue,
             workloads,
             options,
-            client,
             control: DispatchControl::default(),
         })
     }
@@ -226,7 +255,6 @@ impl Dispatcher {
         let wakeups = self.queue.wakeups().await?;
         let shared = Arc::new(Shared {
             queue: self.queue,
-            client: self.client,
             options: self.options,
             control: self.control,
         });
@@ -258,7 +286,6 @@ impl Dispatcher {
 /// What every workload's loop shares.
 struct Shared {
     queue: Queue,
-    client: reqwest::Client,
     options: DispatchOptions,
     control: DispatchControl,
 }
@@ -413,7 +440,7 @@ async fn dispatch_one(shared: &Shared, workload: &Prepared, leased: LeasedJob) -
         &shared.options.host,
         chrono::Utc::now(),
     );
-    let request = shared
+    let request = workload
         .client
         .post(workload.url.clone())
         .headers(workload.headers.clone())

@@ -27,6 +27,16 @@ pub enum WorkloadError {
     /// A workload's settings, or the queue, said no.
     #[error(transparent)]
     Queue(#[from] underling::Error),
+    /// A workload's `ca_file` could not be read, or holds no certificate.
+    #[error("workload {workload:?}: cannot use ca_file {}: {reason}", .path.display())]
+    CaFile {
+        /// The workload.
+        workload: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Client(String),

@@ -101,6 +101,10 @@ fn transport_failure(e: &reqwest::Error, timeout: Duration) -> Verdict {
             "workload timed out after {}",
             humantime::format_duration(timeout)
         )
+    } else if let Some(tls) = crate::tls::tls_failure(e) {
+        format!(
+            "TLS handshake with the workload failed: {tls} (is its certificate signed by a CA in the system's roots or the workload's ca_file?)"
+        )
     } else if e.is_connect() {
         format!("could not connect to the workload: {}", root_cause(e))
     } else {

@@ -45,6 +45,7 @@ mod dispatch;
 mod error;
 mod event;
 mod http;
+mod tls;
 
 pub use config::{load_workloads, parse_workloads};
 pub use dispatch::{

@@ -274,6 +274,26 @@ on_both_backends! {
         }));
     }
 
+    async fn the_workloads_scoped_token_is_sent_in_the_underling_token_header(t) {
+        let fake = Fake::start(|_, _| Reply::new(200, "")).await;
+        let id = enqueue(&t.queue, "w", json!({}), 1).await;
+        let spec = WorkloadSpec { token_env: Some("WORKLOAD_TOKEN".into()), ..sync("w", &fake.url) };
+        let running = start(&t.queue, vec![spec]);
+        kit::wait_for_state(&t.queue, id, JobState::Finished).await;
+        running.stop().await;
+        let seen = fake.seen();
+        assert_eq!(seen[0].headers["underling-token"], "s3cret");
+    }
+
+    async fn a_token_env_that_is_not_set_stops_the_dispatcher_before_it_starts(t) {
+        let spec = WorkloadSpec { token_env: Some("NOT_SET".into()), ..sync("w", "http://127.0.0.1:1/") };
+        let err = Dispatcher::with_env(t.queue.clone(), vec![spec], fast(), env).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "invalid option: workload \"w\": token_env needs the environment variable NOT_SET, which is not set"
+        );
+    }
+
     async fn a_workload_slower_than_its_timeout_fails_the_attempt_and_the_job_is_retried(t) {
         let fake = Fake::start(|_, _| Reply::new(200, "late").after(Duration::from_secs(3))).await;
         let id = enqueue(&t.queue, "w", json!({}), 2).await;

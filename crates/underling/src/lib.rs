@@ -78,7 +78,7 @@ pub use worker::{
 pub use workload::{
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_WORKLOAD_CONCURRENCY, DEFAULT_WORKLOAD_LEASE,
     DEFAULT_WORKLOAD_TIMEOUT, HeaderTemplate, MAX_WORKLOAD_CONCURRENCY, MAX_WORKLOAD_TIMEOUT,
-    StoredWorkload, WorkloadMode, WorkloadSpec,
+    MIN_WORKLOAD_TOKEN_CHARS, StoredWorkload, WORKLOAD_TOKEN_HEADER, WorkloadMode, WorkloadSpec,
 };
 
 /// Re-exported for [`register_task!`].

@@ -116,7 +116,25 @@ pub struct WorkloadSpec {
     /// The largest response body read (default 10 MiB); a larger one fails the attempt.
     #[serde(default = "default_max_response_bytes")]
     pub max_response_bytes: u64,
+    /// `https://` only: a PEM file of certificate authorities trusted for this workload, on
+    /// top of the system's (for a workload whose certificate a private CA signed, or a
+    /// self-signed one). The worker reads it when it starts, so the path is the worker's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// The environment variable of the worker that holds this workload's scoped token
+    /// ([`Queue::set_workload_token`]): the worker sends it with every job, in the header
+    /// [`WORKLOAD_TOKEN_HEADER`], so that the workload can ack, reject or extend its own jobs
+    /// and enqueue follow-up jobs with it. Neither the file nor the database holds the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
 }
+
+/// The request header that carries a workload's scoped token to it (see
+/// [`WorkloadSpec::token_env`]); the workload sends it back as `Authorization: Bearer <token>`.
+pub const WORKLOAD_TOKEN_HEADER: &str = "underling-token";
+
+/// The fewest characters a workload token may have.
+pub const MIN_WORKLOAD_TOKEN_CHARS: usize = 16;
 
 fn default_timeout() -> Duration {
     DEFAULT_WORKLOAD_TIMEOUT
@@ -140,6 +158,8 @@ impl WorkloadSpec {
             lease: None,
             headers: BTreeMap::new(),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            ca_file: None,
+            token_env: None,
         }
     }
 
@@ -207,6 +227,20 @@ impl WorkloadSpec {
                 self.max_response_bytes
             )));
         }
+        if let Some(ca_file) = &self.ca_file {
+            if url.scheme() != "https" {
+                return Err(invalid(format!(
+                    "ca_file is for https:// workloads only, and the url is {:?}",
+                    self.url
+                )));
+            }
+            if ca_file.as_os_str().is_empty() {
+                return Err(invalid("ca_file must not be empty".into()));
+            }
+        }
+        if let Some(var) = &self.token_env {
+            check_var(var).map_err(|reason| invalid(format!("token_env: {reason}")))?;
+        }
         for (name, value) in &self.headers {
             check_header_name(name).map_err(&invalid)?;
             HeaderTemplate::parse(value)
@@ -253,6 +287,11 @@ fn check_header_name(name: &str) -> std::result::Result<(), String> {
     let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
     if name.is_empty() || !name.chars().all(token) {
         return Err(format!("invalid header name {name:?}"));
+    }
+    if name.eq_ignore_ascii_case(WORKLOAD_TOKEN_HEADER) {
+        return Err(format!(
+            "header {name} is set by the worker from token_env (the workload's scoped token)"
+        ));
     }
     if name.eq_ignore_ascii_case("content-type") || name.eq_ignore_ascii_case("content-length") {
         return Err(format!(
@@ -432,6 +471,48 @@ impl Queue {
         Ok(())
     }
 
+    /// Sets the token scoped to workload `name` (a stored one, or one that workers read from
+    /// a file), replacing the one it had: `underling serve` accepts it for
+    /// `POST /api/v1/jobs` and for ack, reject and extend of jobs of task `name`, nothing
+    /// else. Only its SHA-256 is stored. A token has at least [`MIN_WORKLOAD_TOKEN_CHARS`]
+    /// visible ASCII characters (no spaces).
+    pub async fn set_workload_token(&self, name: &str, token: &str) -> Result<()> {
+        crate::job::validate_task(name)?;
+        check_workload_token(token)?;
+        let token_sha256 = workload_token_sha256(token);
+        self.store()
+            .put_workload_token(store::PutWorkloadToken {
+                workload: name,
+                token_sha256: &token_sha256,
+                now: None,
+            })
+            .await
+    }
+
+    /// Makes a new random token (256 bits, as `uwt_` and 64 hex digits) for workload `name`
+    /// and sets it as with [`Queue::set_workload_token`]; returns it (it cannot be read back).
+    pub async fn generate_workload_token(&self, name: &str) -> Result<String> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| {
+            Error::InvalidOption(format!("cannot read the system's random source: {e}"))
+        })?;
+        let token = format!("uwt_{}", hex(&bytes));
+        self.set_workload_token(name, &token).await?;
+        Ok(token)
+    }
+
+    /// The workload a token is scoped to, if any (the server's check).
+    pub async fn workload_of_token(&self, token: &str) -> Result<Option<String>> {
+        self.store()
+            .workload_of_token(&workload_token_sha256(token))
+            .await
+    }
+
+    /// Revokes workload `name`'s token; `false` when it had none.
+    pub async fn revoke_workload_token(&self, name: &str) -> Result<bool> {
+        self.store().remove_workload_token(name).await
+    }
+
     /// A stream of queue names that got ready jobs (`*`: any queue may have), for a process
     /// that claims with [`Queue::claim_leased`] and wants to look again when jobs arrive
     /// rather than at its next poll; `None` when this store cannot push them (poll then).
@@ -439,6 +520,28 @@ impl Queue {
     pub async fn wakeups(&self) -> Result<Option<tokio::sync::broadcast::Receiver<String>>> {
         self.store().subscribe().await
     }
+}
+
+/// Checks a workload token: long enough, visible ASCII only.
+fn check_workload_token(token: &str) -> Result<()> {
+    if token.chars().count() < MIN_WORKLOAD_TOKEN_CHARS
+        || !token.chars().all(|c| c.is_ascii_graphic())
+    {
+        return Err(Error::InvalidOption(format!(
+            "a workload token must have at least {MIN_WORKLOAD_TOKEN_CHARS} characters, visible ASCII only (no spaces)"
+        )));
+    }
+    Ok(())
+}
+
+/// The SHA-256 of a token, in lowercase hex: what the database keeps.
+fn workload_token_sha256(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Durations as `humantime` writes and reads them.

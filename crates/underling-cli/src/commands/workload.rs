@@ -13,6 +13,11 @@ pub async fn run(queue: &Queue, command: WorkloadCommand, json: bool) -> anyhow:
         WorkloadCommand::List => list(queue, json).await,
         WorkloadCommand::Show { name } => show(queue, &name, json).await,
         WorkloadCommand::Remove { name } => remove(queue, &name, json).await,
+        WorkloadCommand::Token {
+            name,
+            token_env,
+            revoke,
+        } => token(queue, &name, token_env.as_deref(), revoke, json).await,
     }
 }
 
@@ -25,6 +30,7 @@ fn spec(args: WorkloadAddArgs) -> anyhow::Result<WorkloadSpec> {
         max_concurrency: args.max_concurrency,
         lease: args.lease,
         max_response_bytes: args.max_response_bytes,
+        ca_file: args.ca_file,
         ..WorkloadSpec::new(args.name, args.url)
     };
     for header in &args.headers {
@@ -112,6 +118,9 @@ fn fields(workload: &StoredWorkload) -> String {
         ("lease", lease(spec)),
         ("max response bytes", spec.max_response_bytes.to_string()),
     ];
+    if let Some(ca_file) = &spec.ca_file {
+        rows.push(("ca file", ca_file.display().to_string()));
+    }
     for (name, value) in &spec.headers {
         rows.push(("header", format!("{name}: {value}")));
     }
@@ -128,6 +137,45 @@ async fn remove(queue: &Queue, name: &str, json: bool) -> anyhow::Result<String>
     Ok(format!(
         "removed workload {name} (running workers keep it until they restart)\n"
     ))
+}
+
+async fn token(
+    queue: &Queue,
+    name: &str,
+    token_env: Option<&str>,
+    revoke: bool,
+    json: bool,
+) -> anyhow::Result<String> {
+    if revoke {
+        let revoked = queue.revoke_workload_token(name).await?;
+        if json {
+            return output::json(&json!({"name": name, "revoked": revoked}));
+        }
+        return Ok(if revoked {
+            format!("revoked the token of workload {name}\n")
+        } else {
+            format!("workload {name} has no token\n")
+        });
+    }
+    let generated = match token_env {
+        Some(var) => {
+            let Ok(token) = std::env::var(var) else {
+                anyhow::bail!("the environment variable {var} is not set");
+            };
+            queue.set_workload_token(name, &token).await?;
+            None
+        }
+        None => Some(queue.generate_workload_token(name).await?),
+    };
+    if json {
+        return output::json(&json!({"name": name, "token": generated}));
+    }
+    Ok(match generated {
+        Some(token) => format!(
+            "set a new token for workload {name} (shown once; give it to the workers in the variable its token_env names):\n{token}\n"
+        ),
+        None => format!("set the token of workload {name}\n"),
+    })
 }
 
 fn lease(spec: &WorkloadSpec) -> String {

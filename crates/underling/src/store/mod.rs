@@ -227,6 +227,12 @@ pub trait Store: Send + Sync + 'static {
     async fn workloads(&self) -> Result<Vec<WorkloadRow>>;
     /// Removes a stored workload; `false` when there was none of that name.
     async fn remove_workload(&self, name: &str) -> Result<bool>;
+    /// Sets a workload's scoped token (its SHA-256), replacing the one it had.
+    async fn put_workload_token(&self, p: PutWorkloadToken<'_>) -> Result<()>;
+    /// The workload a token (by its SHA-256) is scoped to, if any.
+    async fn workload_of_token(&self, token_sha256: &str) -> Result<Option<String>>;
+    /// Revokes a workload's token; `false` when it had none.
+    async fn remove_workload_token(&self, workload: &str) -> Result<bool>;
 
     /// Registers a worker; returns its id.
     async fn register_worker(&self, p: RegisterWorker<'_>) -> Result<i64>;

@@ -195,6 +195,17 @@ pub struct PutWorkload<'a> {
     pub now: Now,
 }
 
+/// [`super::Store::put_workload_token`].
+#[derive(Debug, Clone, Copy)]
+pub struct PutWorkloadToken<'a> {
+    /// The workload's name (its task).
+    pub workload: &'a str,
+    /// The token's SHA-256, in lowercase hex (the token itself is never stored).
+    pub token_sha256: &'a str,
+    /// When.
+    pub now: Now,
+}
+
 /// A stored workload, as [`super::Store::workloads`] reads it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkloadRow {

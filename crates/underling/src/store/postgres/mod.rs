@@ -648,6 +648,18 @@ impl Store for PostgresStore {
         self.delete_workload(name).await
     }
 
+    async fn put_workload_token(&self, p: store::PutWorkloadToken<'_>) -> Result<()> {
+        self.write_workload_token(p).await
+    }
+
+    async fn workload_of_token(&self, token_sha256: &str) -> Result<Option<String>> {
+        self.read_workload_of_token(token_sha256).await
+    }
+
+    async fn remove_workload_token(&self, workload: &str) -> Result<bool> {
+        self.delete_workload_token(workload).await
+    }
+
     async fn unregister_worker(&self, id: i64) -> Result<()> {
         sqlx::query(statement!("unregister_worker"))
             .bind(id)

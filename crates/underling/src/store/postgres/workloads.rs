@@ -42,4 +42,32 @@ impl PostgresStore {
             .await?;
         Ok(result.rows_affected() > 0)
     }
+
+    pub(super) async fn write_workload_token(&self, p: store::PutWorkloadToken<'_>) -> Result<()> {
+        sqlx::query(statement!("put_workload_token"))
+            .bind(p.workload)
+            .bind(p.token_sha256)
+            .bind(p.now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn read_workload_of_token(
+        &self,
+        token_sha256: &str,
+    ) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(statement!("workload_of_token"))
+            .bind(token_sha256)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub(super) async fn delete_workload_token(&self, workload: &str) -> Result<bool> {
+        let result = sqlx::query(statement!("remove_workload_token"))
+            .bind(workload)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
 }

@@ -1,0 +1,5 @@
+-- Sets a workload's token: ?1 workload, ?2 the token's SHA-256 (hex), ?3 now (ms). Replaces the
+-- workload's token, if it had one.
+INSERT INTO underling_workload_tokens (workload, token_sha256, created)
+VALUES (?1, ?2, ?3)
+ON CONFLICT (workload) DO UPDATE SET token_sha256 = excluded.token_sha256, created = excluded.created
