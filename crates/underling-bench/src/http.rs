@@ -414,7 +414,11 @@ async fn events_to_sse_clients(
                 .last
                 .is_none_or(|last| end.duration_since(last) > SSE_STALL);
             if !tally.cut_off || stalled {
-                let how = if tally.cut_off { "stalled" } else { "its stream ended" };
+                let how = if tally.cut_off {
+                    "stalled"
+                } else {
+                    "its stream ended"
+                };
                 return Err(BenchError::Check(format!(
                     "SSE client {i} got {} of {expected} events ({} gaps), {how}, and was not told it was dropped",
                     tally.events, tally.gaps
