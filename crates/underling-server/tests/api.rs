@@ -390,6 +390,17 @@ on_both_backends! {
         assert_eq!(s.get_ok("/queues").await[0]["paused"], false);
     }
 
+    async fn a_queue_is_made_fifo_and_back_and_a_bad_body_changes_nothing(s) {
+        kit::enqueue_with(s.queue(), "t", EnqueueOptions::new().queue("ledger")).await;
+        assert_eq!(s.post("/queues/ledger/fifo", json!({"fifo": true})).await, (StatusCode::OK, json!({"queue": "ledger", "fifo": true})));
+        assert_eq!(s.get_ok("/queues").await[0]["fifo"], true);
+        let (status, body) = s.post("/queues/ledger/fifo", json!({"fifo": "yes"})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(s.get_ok("/queues").await[0]["fifo"], true);
+        assert_eq!(s.post("/queues/ledger/fifo", json!({"fifo": false})).await, (StatusCode::OK, json!({"queue": "ledger", "fifo": false})));
+        assert_eq!(s.get_ok("/queues").await[0]["fifo"], false);
+    }
+
     async fn limits_set_list_and_remove(s) {
         let body = json!({"scope": {"kind": "args", "name": "tenant"}, "concurrency": 2, "rate": "100/1m"});
         assert_eq!(s.post("/limits", body).await, (StatusCode::OK, json!({"scope": {"kind": "args", "name": "tenant"}, "concurrency": 2, "rate": "100/1m"})));

@@ -21,15 +21,32 @@ on_both! {
         db.queue().pause_queue("mail").await.expect("pause");
 
         let table = rows(&db.ok(&["queue", "list"]));
-        assert_eq!(table[0], ["NAME", "PAUSED", "INACTIVE", "ACTIVE", "FAILED", "FINISHED"]);
-        assert_eq!(table[1], ["mail", "yes", "2", "0", "1", "0"]);
-        assert_eq!(table[2], ["reports", "no", "0", "1", "0", "3"]);
+        assert_eq!(table[0], ["NAME", "PAUSED", "FIFO", "INACTIVE", "ACTIVE", "FAILED", "FINISHED"]);
+        assert_eq!(table[1], ["mail", "yes", "no", "2", "0", "1", "0"]);
+        assert_eq!(table[2], ["reports", "no", "no", "0", "1", "0", "3"]);
 
         let queues = db.json(&["queue", "list"]);
         assert_eq!(
             queues[0],
-            json!({"name": "mail", "paused": true, "inactive": 2, "active": 0, "failed": 1, "finished": 0})
+            json!({"name": "mail", "paused": true, "fifo": false, "inactive": 2, "active": 0, "failed": 1, "finished": 0})
         );
+    }
+
+    async fn queue_fifo_turns_strict_order_on_and_off_and_the_list_shows_it(db: migrated) {
+        assert_eq!(
+            db.ok(&["queue", "fifo", "ledger", "on"]),
+            "queue ledger is FIFO: one job at a time, in claim order\n"
+        );
+        let table = rows(&db.ok(&["queue", "list"]));
+        assert_eq!(table[1], ["ledger", "no", "yes", "0", "0", "0", "0"]);
+        assert_eq!(
+            db.json(&["queue", "fifo", "ledger", "off"]),
+            json!({"queue": "ledger", "fifo": false})
+        );
+        assert!(!db.queue().queues().await.expect("queues")[0].fifo);
+        let refused = db.run(&["queue", "fifo", "ledger", "maybe"]).usage_error();
+        assert!(refused.contains("invalid value 'maybe'"), "{refused}");
+        assert!(!db.queue().queues().await.expect("queues")[0].fifo);
     }
 
     async fn queue_pause_and_resume_set_the_flag(db: migrated) {
