@@ -126,7 +126,6 @@ async fn a_worker_whose_connection_freezes_stops_its_jobs_before_they_are_rescue
     // The connection thaws: the first worker finds itself removed and registers again, with
     // nothing left to run.
     proxy.thaw();
-    let thawed_at = micros_now();
     wait_for(
         "the first worker to register again",
         Duration::from_secs(30),
