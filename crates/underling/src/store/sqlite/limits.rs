@@ -32,6 +32,11 @@ pub(super) struct Rules {
     limits: Vec<Limit>,
 }
 
+/// A candidate row's arguments and notes, parsed.
+fn parsed(args: &str, notes: &str) -> Result<(Value, Value)> {
+    Ok((serde_json::from_str(args)?, serde_json::from_str(notes)?))
+}
+
 /// The rules a claim of `queues` must follow, or `None` when no limit and no FIFO queue
 /// concerns it (the plain claim serves it).
 pub(super) async fn claim_rules(
@@ -163,8 +168,7 @@ pub(super) async fn claim_limited(
         if picked.len() >= limit || !(tasks.is_empty() || tasks.contains(&task)) {
             continue;
         }
-        let (args, notes): (Value, Value) =
-            (serde_json::from_str(&args)?, serde_json::from_str(&notes)?);
+        let (args, notes) = parsed(&args, &notes)?;
         let candidate = Candidate {
             queue: &queue,
             task: &task,
@@ -202,8 +206,7 @@ pub(super) async fn claim_limited(
         // of the shorter one, which were walked already.
         for (id, queue, task, args, notes) in rows.into_iter().skip(read) {
             read += 1;
-            let (args, notes): (Value, Value) =
-                (serde_json::from_str(&args)?, serde_json::from_str(&notes)?);
+            let (args, notes) = parsed(&args, &notes)?;
             let candidate = Candidate {
                 queue: &queue,
                 task: &task,
