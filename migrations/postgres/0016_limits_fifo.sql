@@ -46,7 +46,9 @@ $$ LANGUAGE sql STABLE;
 -- 50,000 ready jobs of full groups in one queue waits for them to start.
 
 -- The SQL expression of a limit's group of job `c`, as text (NULL when the job is in no
--- group of it). Group names as in underling_limit_groups.
+-- group of it): `queue mail`, `task image.resize`, `args.tenant=acme`. It replaces 0015's
+-- underling_limit_groups, which nothing calls any more.
+DROP FUNCTION IF EXISTS underling_limit_groups(TEXT, TEXT, JSONB, JSONB, underling_limits[]);
 CREATE FUNCTION underling_limit_group_sql(r underling_limits) RETURNS TEXT AS $$
     SELECT CASE r.kind
         WHEN 'queue' THEN format('CASE WHEN c.queue = %L THEN %L END', r.name, 'queue ' || r.name)

@@ -118,7 +118,7 @@ impl LimitScope {
     }
 
     /// The group a job is in under this scope, if any: `queue mail`, `task image.resize`,
-    /// `args.tenant=acme` (as PostgreSQL's `underling_limit_groups` names them).
+    /// `args.tenant=acme` (as PostgreSQL's `underling_limit_group_sql` names them).
     #[cfg(feature = "sqlite")]
     pub(crate) fn group(
         &self,
