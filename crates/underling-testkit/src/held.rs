@@ -43,6 +43,9 @@ pub struct Hold {
     /// The replies of this many claims that got jobs are lost: the claim commits, and the
     /// caller gets a connection error instead of the jobs.
     pub lost_claim_replies: u32,
+    /// Every inbox read's reply reaches the caller only this long after the store took the
+    /// commands out of the inbox. `None`: at once.
+    pub inbox_replies: Option<Duration>,
 }
 
 impl Hold {
@@ -65,6 +68,14 @@ impl Hold {
     pub fn claim_replies_lost(n: u32) -> Self {
         Hold {
             lost_claim_replies: n,
+            ..Hold::default()
+        }
+    }
+    /// Everything goes through at once, but every inbox read's reply comes `delay` after the
+    /// store took the commands out of the inbox.
+    pub fn inbox_replies_after(delay: Duration) -> Self {
+        Hold {
+            inbox_replies: Some(delay),
             ..Hold::default()
         }
     }
@@ -323,7 +334,11 @@ impl Store for HeldStore {
         self.inner.broadcast(p).await
     }
     async fn receive(&self, worker_id: i64) -> Result<Vec<Command>> {
-        self.inner.receive(worker_id).await
+        let commands = self.inner.receive(worker_id).await;
+        if let Some(delay) = self.hold.inbox_replies {
+            tokio::time::sleep(delay).await;
+        }
+        commands
     }
     async fn lock(&self, p: Lock<'_>) -> Result<bool> {
         self.inner.lock(p).await

@@ -1,7 +1,11 @@
 //! Remote commands reach a running worker through its inbox.
 
+use std::time::Duration;
+
 use serde_json::json;
 use underling::{EnqueueOptions, JobState};
+
+use crate::held::{HeldStore, Hold};
 
 use crate::support::*;
 use crate::tasks;
@@ -12,6 +16,23 @@ behaviours! {
         let (registry, _gate, in_flight) = tasks::gated();
         let id = queue.enqueue("test.gated", json!({}), EnqueueOptions::new()).await.unwrap();
         let worker = start(&queue, registry, fast_options(2));
+        wait_for("the job to start", || async { (in_flight.started() == 1).then_some(()) }).await;
+        assert_eq!(queue.broadcast("stop", json!([id]), &[]).await.unwrap(), 1);
+        let job = wait_for_state(&queue, id, JobState::Failed).await;
+        assert_eq!(job.result, Some(json!("Job was stopped")));
+        worker.control.stop();
+        let summary = worker.join().await;
+        assert_eq!((summary.performed, summary.finished, summary.failed), (1, 0, 1));
+    }
+
+    async fn a_stop_command_read_slower_than_the_heartbeat_interval_still_stops_the_job(t) {
+        // The store takes the commands out of the inbox as it reads them: a read that the
+        // worker gave up on would lose the stop.
+        let queue = t.queue.clone();
+        let held = HeldStore::queue(&t.store, Hold::inbox_replies_after(Duration::from_millis(400)));
+        let (registry, _gate, in_flight) = tasks::gated();
+        let id = queue.enqueue("test.gated", json!({}), EnqueueOptions::new()).await.unwrap();
+        let worker = start(&held, registry, fast_options(2));
         wait_for("the job to start", || async { (in_flight.started() == 1).then_some(()) }).await;
         assert_eq!(queue.broadcast("stop", json!([id]), &[]).await.unwrap(), 1);
         let job = wait_for_state(&queue, id, JobState::Failed).await;

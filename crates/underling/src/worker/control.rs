@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, OptionFuture};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
@@ -303,6 +305,10 @@ impl Control {
         commands.reset();
         // The registration that was removed, until the worker has registered again.
         let mut removed: Option<i64> = None;
+        // The inbox read in flight, and when it began. A slow read is waited for, never
+        // dropped: the store takes the commands out of the inbox as it reads them, so a read
+        // given up after the database ran it would lose them.
+        let mut reading: Option<(BoxFuture<'_, Result<Vec<Command>>>, Instant)> = None;
         loop {
             tokio::select! {
                 biased;
@@ -336,14 +342,22 @@ impl Control {
                     }
                 }
                 _ = commands.tick(), if removed.is_none() => {
-                    let worker_id = self.heartbeat.worker_id.get();
-                    let read = tokio::time::timeout(
-                        self.heartbeat.terms.call_timeout,
-                        receive(&*self.heartbeat.store, worker_id),
-                    );
-                    match read.await {
-                        Ok(Ok(cmds)) if cmds.is_empty() => {}
-                        Ok(Ok(cmds)) => {
+                    match reading {
+                        None => {
+                            let worker_id = self.heartbeat.worker_id.get();
+                            reading = Some((receive(&*self.heartbeat.store, worker_id).boxed(), Instant::now()));
+                        }
+                        Some((_, since)) if since.elapsed() >= self.heartbeat.terms.call_timeout => {
+                            tracing::warn!(waited_ms = since.elapsed().as_millis() as u64, "reading the inbox is taking long");
+                        }
+                        Some(_) => {}
+                    }
+                }
+                Some(read) = OptionFuture::from(reading.as_mut().map(|(read, _)| read)), if reading.is_some() => {
+                    reading = None;
+                    match read {
+                        Ok(cmds) if cmds.is_empty() => {}
+                        Ok(cmds) => {
                             let parsed = cmds
                                 .iter()
                                 .filter_map(|cmd| parse(&cmd.command, &cmd.args))
@@ -352,8 +366,7 @@ impl Control {
                             // task is stopped or aborted next: heartbeats go on until then.
                             let _ = tx.send(parsed);
                         }
-                        Ok(Err(e)) => tracing::warn!(error = %e, "reading the inbox failed"),
-                        Err(_) => tracing::warn!("reading the inbox got no answer in time"),
+                        Err(e) => tracing::warn!(error = %e, "reading the inbox failed"),
                     }
                 }
             }
