@@ -274,6 +274,41 @@ pub enum Error {
     Json(#[from] serde_json::Error),
 }
 
+impl Error {
+    /// Whether the same call may succeed if made again later, unchanged: the database could
+    /// not be reached, the connection broke, the pool had no connection free in time, or the
+    /// server is shutting down, starting up or gave up on a conflict (serialization failure,
+    /// deadlock). Nothing of the call was written, or the transaction was rolled back.
+    ///
+    /// Bad input, a missing job, a closed queue and the like are not transient: the same call
+    /// fails again.
+    /// A caller (or `underling-worker` at start) may retry a transient error with backoff.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Connect { source, .. } | Error::Database(source) => transient(source),
+            _ => false,
+        }
+    }
+}
+
+/// Whether a driver error is one that may pass: see [`Error::is_transient`].
+fn transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // Class 08: connection exception; 57P01-57P03: admin shutdown, crash shutdown,
+            // cannot connect now; 53300: too many connections; 40001 and 40P01: serialization
+            // failure and deadlock, after which the transaction was rolled back.
+            code.starts_with("08")
+                || matches!(
+                    &*code,
+                    "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01"
+                )
+        }),
+        _ => false,
+    }
+}
+
 /// The driver's message for people: the server's own message for a database error, without
 /// the source line of the server's C code that sqlx appends to PostgreSQL errors ("at line 621").
 fn driver_message(error: &sqlx::Error) -> String {
@@ -285,3 +320,29 @@ fn driver_message(error: &sqlx::Error) -> String {
 
 /// `Result` with underling's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_connection_or_a_pool_timeout_is_transient() {
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(Error::Database(sqlx::Error::Io(io)).is_transient());
+        assert!(Error::Database(sqlx::Error::PoolTimedOut).is_transient());
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let connect = Error::Connect {
+            url: "postgres://db".into(),
+            source: sqlx::Error::Io(refused),
+        };
+        assert!(connect.is_transient());
+    }
+
+    #[test]
+    fn bad_input_and_missing_rows_are_not_transient() {
+        assert!(!Error::InvalidArgs("x".into()).is_transient());
+        assert!(!Error::JobNotFound(1).is_transient());
+        assert!(!Error::Database(sqlx::Error::RowNotFound).is_transient());
+        assert!(!Error::Database(sqlx::Error::PoolClosed).is_transient());
+    }
+}

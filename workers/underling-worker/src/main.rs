@@ -212,7 +212,18 @@ async fn run(args: Args) -> Result<(), Failure> {
         Some(path) => underling_workload::load_workloads(path)?,
         None => Vec::new(),
     };
-    let queue = Queue::connect_with(connect).await?;
+    // Listen before anything else that takes time: until then a SIGTERM would kill the
+    // process the default way, with no graceful stop. A worker that cannot listen does not
+    // start.
+    let mut signals = Signals::listen()
+        .map_err(|e| Failure::from(format!("listening for SIGINT and SIGTERM: {e}")))?;
+    let queue = tokio::select! {
+        queue = connect_patiently(connect) => queue?,
+        _ = signals.recv() => {
+            tracing::info!("stopped before the database could be reached");
+            return Ok(());
+        }
+    };
     let dispatch = DispatchOptions {
         queues: options.queues.clone(),
         poll_interval: options.poll_interval,
@@ -224,7 +235,15 @@ async fn run(args: Args) -> Result<(), Failure> {
     let worker = Worker::new(queue.clone(), registry, options);
 
     if let Some(id) = args.foreground {
-        let run = worker.run_foreground(id).await?;
+        let run = tokio::select! {
+            run = worker.run_foreground(id) => run?,
+            _ = signals.recv() => {
+                return Err(format!(
+                    "interrupted while job {id} ran; its worker is left as it was, and repair rescues the job once the worker counts as missing"
+                )
+                .into());
+            }
+        };
         println!("{}", serde_json::to_string_pretty(&run.job)?);
         queue.close().await;
         if run.job.state == underling::JobState::Finished {
@@ -236,10 +255,6 @@ async fn run(args: Args) -> Result<(), Failure> {
     let dispatcher = Dispatcher::new(queue.clone(), workloads, dispatch)?;
     let dispatch_control = dispatcher.control();
     let control = worker.control();
-    // Listen before the worker claims anything: until then a SIGTERM would kill the process
-    // the default way, with no graceful stop. A worker that cannot listen does not start.
-    let mut signals = Signals::listen()
-        .map_err(|e| Failure::from(format!("listening for SIGINT and SIGTERM: {e}")))?;
     tokio::spawn(async move {
         // First signal: stop claiming and let running jobs finish. Second: stop now.
         signals.recv().await;
@@ -281,6 +296,25 @@ async fn run(args: Args) -> Result<(), Failure> {
     );
     queue.close().await;
     Ok(())
+}
+
+/// Connects, waiting for a database that cannot be reached yet (a server starting up or
+/// restarting, a network not up yet): a transient error is logged at warn and the connection
+/// tried again with backoff (0.5 s, doubling, at most 30 s), for as long as it takes. Any
+/// other error (a bad URL, a refused password, a schema not migrated) ends the worker at once.
+async fn connect_patiently(connect: ConnectOptions) -> Result<Queue, Failure> {
+    let mut backoff = std::time::Duration::from_millis(500);
+    loop {
+        match Queue::connect_with(connect.clone()).await {
+            Ok(queue) => return Ok(queue),
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot reach the database yet");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(30));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// The workloads to run: those of the file, then the stored ones (unless turned off) whose

@@ -2,7 +2,8 @@
 //! killed with SIGKILL (mid-job, or with outcomes not yet written), no job runs in two places
 //! at once (not even when a worker's connection freezes: it fences itself), SIGTERM stops
 //! gracefully, and the binary's one-shot modes (`--list-tasks`,
-//! `--foreground`) do what they say.
+//! `--foreground`) do what they say. A worker started before the database can be reached
+//! waits for it.
 //!
 //! PostgreSQL is found at `UNDERLING_TEST_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test`); each test uses a fresh schema. When no server is
@@ -10,6 +11,7 @@
 
 mod freeze;
 mod harness;
+mod unreachable;
 
 use std::collections::BTreeSet;
 use std::process::Command;

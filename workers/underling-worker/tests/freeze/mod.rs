@@ -35,20 +35,12 @@ async fn a_worker_whose_connection_freezes_stops_its_jobs_before_they_are_rescue
         "--poll-interval",
         "100ms",
     ];
-    let url = url::Url::parse(&db.url).expect("the test database URL");
-    let upstream = format!(
-        "{}:{}",
-        url.host_str().unwrap_or("127.0.0.1"),
-        url.port().unwrap_or(5432)
-    );
-    let proxy = Proxy::start(&upstream).await;
-    let mut proxied = url.clone();
-    proxied.set_host(Some("127.0.0.1")).expect("a host");
-    proxied.set_port(Some(proxy.port())).expect("a port");
+    let proxy = Proxy::start(&db.upstream()).await.expect("start the proxy");
+    let proxied = db.url_at_port(proxy.port());
     let mut workers = Workers::default();
     workers
         .0
-        .push(db.spawn_worker_at(proxied.as_str(), "frozen", &args));
+        .push(db.spawn_worker_at(&proxied, "frozen", &args));
     let frozen_pid = workers.0[0].id();
     let first_id = wait_for(
         "the first worker to register",

@@ -10,7 +10,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use underling::{ConnectOptions, Queue};
 
-pub mod proxy;
+/// The chaos run's TCP proxy, which can freeze and cut connections.
+pub mod proxy {
+    #[allow(unused_imports)]
+    pub use underling_chaos::proxy::Proxy;
+}
 
 pub const WORKER: &str = env!("CARGO_BIN_EXE_underling-worker");
 
@@ -84,6 +88,30 @@ impl TestDb {
             .stderr(log)
             .spawn()
             .expect("start underling-worker")
+    }
+
+    /// The database's host:port, for a proxy in front of it.
+    pub fn upstream(&self) -> String {
+        let url = url::Url::parse(&self.url).expect("the test database URL");
+        format!(
+            "{}:{}",
+            url.host_str().unwrap_or("127.0.0.1"),
+            url.port().unwrap_or(5432)
+        )
+    }
+
+    /// The database's URL with 127.0.0.1:`port` in place of its host and port: through a
+    /// proxy listening there, or nothing at all.
+    pub fn url_at_port(&self, port: u16) -> String {
+        let mut url = url::Url::parse(&self.url).expect("the test database URL");
+        url.set_host(Some("127.0.0.1")).expect("a host");
+        url.set_port(Some(port)).expect("a port");
+        url.to_string()
+    }
+
+    /// The text of one worker's log.
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
     }
 
     /// The worker binary, run to its end on this schema.
@@ -200,45 +228,9 @@ pub fn micros_now() -> u128 {
 // ---------------------------------------------------------------------------------------------
 // The record file written by `example.record`: `start|end <job> <pid> <micros>` lines.
 
-/// One execution of a job in one process.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Execution {
-    pub pid: u32,
-    pub start: u128,
-    pub end: Option<u128>,
-}
+pub use underling_chaos::record::Execution;
 
-/// Every execution of every job, by job id, in file order.
+/// Every execution of every job, by job id, in file order (the chaos run's reader).
 pub fn executions(path: &Path) -> BTreeMap<i64, Vec<Execution>> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    // A line still being written (read mid-run) has no newline yet: leave it for next time.
-    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
-    let mut runs: BTreeMap<i64, Vec<Execution>> = BTreeMap::new();
-    for line in complete.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let [kind, job, pid, at] = fields[..] else {
-            panic!("malformed record line {line:?}");
-        };
-        let job: i64 = job.parse().expect("job id");
-        let pid: u32 = pid.parse().expect("pid");
-        let at: u128 = at.parse().expect("time");
-        let list = runs.entry(job).or_default();
-        match kind {
-            "start" => list.push(Execution {
-                pid,
-                start: at,
-                end: None,
-            }),
-            "end" => {
-                let open = list
-                    .iter_mut()
-                    .rev()
-                    .find(|e| e.pid == pid && e.end.is_none())
-                    .unwrap_or_else(|| panic!("job {job}: an end in {pid} without a start"));
-                open.end = Some(at);
-            }
-            other => panic!("unknown record kind {other:?} in {line:?}"),
-        }
-    }
-    runs
+    underling_chaos::record::executions(path).expect("a well-formed record file")
 }
