@@ -14,7 +14,7 @@ mod cli;
 
 use proptest::prelude::*;
 use underling::{EnqueueOptions, Outcome};
-use underling_testkit::support::row_counts;
+use underling_testkit::support::{assert_no_failures, row_counts};
 
 use support::{Kind, TestDb};
 
@@ -316,13 +316,7 @@ async fn every_malformed_command_line_is_refused_clearly_and_writes_nothing(kind
             failures.push(format!("{what}: rows changed from {before:?} to {after:?}"));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(&failures, cases.len());
 }
 
 #[tokio::test]

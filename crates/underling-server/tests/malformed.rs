@@ -15,7 +15,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use underling_server::ServerOptions;
-use underling_testkit::support::{self as kit, row_counts};
+use underling_testkit::support::{self as kit, assert_no_failures, row_counts};
 
 use support::{Kind, TestServer};
 
@@ -378,13 +378,7 @@ async fn every_malformed_request_gets_a_json_error_and_writes_nothing(kind: Kind
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(&failures, cases.len());
     s.stop().await;
 }
 

@@ -236,6 +236,17 @@ pub async fn make_due(queue: &Queue, ids: &[i64]) {
     }
 }
 
+/// Fails the test with every failure of a table-driven test (one line each), or passes
+/// when there are none: all the cases of the table run before it says which failed.
+pub fn assert_no_failures(failures: &[String], cases: usize) {
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 /// How many rows each table of the store holds, by table name: every table of the queue's
 /// PostgreSQL schema, or every table of the SQLite database but SQLite's own (`sqlite_*`).
 /// Tests of refused input compare it before and after: a refusal writes nothing.
