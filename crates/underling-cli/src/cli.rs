@@ -146,19 +146,19 @@ pub enum AuditCommand {
     /// List audit entries, newest first.
     List {
         /// Only the entries of this job.
-        #[arg(long, value_name = "ID")]
+        #[arg(allow_negative_numbers = true, long, value_name = "ID")]
         job: Option<i64>,
         /// Only entries older than this entry id (the last id of the previous page).
-        #[arg(long, value_name = "ENTRY")]
+        #[arg(allow_negative_numbers = true, long, value_name = "ENTRY")]
         before: Option<i64>,
         /// At most this many entries.
-        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        #[arg(allow_negative_numbers = true, long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
         limit: u64,
     },
     /// Remove audit entries older than an age.
     Prune {
         /// Remove entries older than this (e.g. 30d).
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse_duration)]
         older_than: Duration,
     },
 }
@@ -177,7 +177,7 @@ pub struct EventsArgs {
     #[arg(long = "event", value_name = "EVENT")]
     pub events: Vec<String>,
     /// Exit after printing this many events.
-    #[arg(long, value_name = "N")]
+    #[arg(allow_negative_numbers = true, long, value_name = "N")]
     pub count: Option<u64>,
 }
 
@@ -205,10 +205,10 @@ pub struct ServeArgs {
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     pub cors_origins: Vec<String>,
     /// The largest request body accepted, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 10 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(allow_negative_numbers = true, long, value_name = "BYTES", default_value_t = 10 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub body_limit: u64,
     /// How long a request may take (long polls of `/jobs/{id}/wait` may take up to 5m).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
     pub request_timeout: Duration,
     /// Subscribe to job events for the life of the server, so that the event-based metrics
     /// (counters, duration and wait histograms) count everything. By default the server
@@ -223,20 +223,20 @@ pub struct ServeArgs {
 pub struct RepairArgs {
     /// A worker whose last heartbeat is older than this is gone, and its jobs are rescued
     /// (default 6s): give the workers' own `--missing-after`.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse_duration)]
     pub missing_after: Option<Duration>,
     /// Remove finished jobs that ended longer ago than this (default 2d).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse_duration)]
     pub remove_after: Option<Duration>,
     /// Fail inactive jobs that have been due longer than this as stuck (default 2d).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse_duration)]
     pub stuck_after: Option<Duration>,
     /// How many old or expired jobs one statement removes.
-    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(allow_negative_numbers = true, long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch: u64,
     /// Fail active jobs that have run longer than their timeout plus this, even on a live
     /// worker (default 30s).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout_grace: Option<Duration>,
 }
 
@@ -252,7 +252,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub scale: bool,
     /// Run everything this many times and report the median of each figure.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=9))]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=9))]
     pub runs: u32,
     /// Skip the SQLite figures (with a PostgreSQL --database they are measured too).
     #[arg(long)]
@@ -289,15 +289,17 @@ pub enum JobCommand {
     /// Show every field of one job.
     Show {
         /// The job id.
+        #[arg(allow_negative_numbers = true)]
         id: i64,
     },
     /// Wait for a job to finish or fail for good, and show it like `job show`. Exits 0 when it
     /// finished, 1 when it failed or the time ran out (saying which on stderr).
     Wait {
         /// The job id.
+        #[arg(allow_negative_numbers = true)]
         id: i64,
         /// How long to wait at most (90s, 5m, 2h, 1d).
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+        #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
         timeout: Duration,
     },
     /// Retry jobs by id, or every job in the given states (`--state failed`).
@@ -305,7 +307,7 @@ pub enum JobCommand {
     /// Remove jobs that are not active.
     Remove {
         /// The job ids.
-        #[arg(required = true, value_name = "ID")]
+        #[arg(allow_negative_numbers = true, required = true, value_name = "ID")]
         ids: Vec<i64>,
     },
     /// Remove matching jobs in bounded batches (finished and failed ones by default).
@@ -313,11 +315,13 @@ pub enum JobCommand {
     /// Stop a running job: its task is told to stop and has its stop grace to return.
     Stop {
         /// The job id.
+        #[arg(allow_negative_numbers = true)]
         id: i64,
     },
     /// Kill a running job: its task is dropped at once.
     Kill {
         /// The job id.
+        #[arg(allow_negative_numbers = true)]
         id: i64,
     },
 }
@@ -337,7 +341,7 @@ pub struct EnqueueArgs {
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub priority: Option<i32>,
     /// Run no earlier than this long from now (90s, 5m, 2h, 1d).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse_duration)]
     pub delay: Option<Duration>,
     /// Run no earlier than this time (RFC 3339, e.g. 2026-12-24T18:00:00Z).
     #[arg(long, value_name = "TIME", value_parser = parse_time, conflicts_with = "delay")]
@@ -346,13 +350,13 @@ pub struct EnqueueArgs {
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub attempts: Option<i32>,
     /// A job that must finish first (repeatable).
-    #[arg(long = "parent", value_name = "ID")]
+    #[arg(allow_negative_numbers = true, long = "parent", value_name = "ID")]
     pub parents: Vec<i64>,
     /// Also run when a parent failed.
     #[arg(long)]
     pub lax: bool,
     /// Remove the job if it has not started this long after it was enqueued.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse_duration)]
     pub expire: Option<Duration>,
     /// Initial notes, a JSON object; `@FILE` reads a file, `-` standard input.
     #[arg(long, value_name = "JSON")]
@@ -370,14 +374,14 @@ pub struct EnqueueArgs {
     #[arg(long, value_name = "SCOPE", value_parser = ["inactive", "active", "period"])]
     pub unique_scope: Option<String>,
     /// The period of the `period` scope (90s, 5m, 2h, 1d); alone, it means that scope.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse_duration)]
     pub unique_for: Option<Duration>,
     /// When a live job holds the unique key: existing (print its id; the default), replace
     /// (give it these args, priority and delay while it is inactive) or error.
     #[arg(long, value_name = "POLICY", value_parser = parse_on_conflict)]
     pub on_conflict: Option<underling::OnConflict>,
     /// Stop and fail the job when it runs longer than this (overrides the task's timeout).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
 }
 
@@ -413,14 +417,29 @@ pub struct ListArgs {
     #[arg(long = "note", value_name = "KEY")]
     pub notes: Vec<String>,
     /// How many jobs to show.
-    #[arg(long, value_name = "N", default_value_t = 20)]
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        value_name = "N",
+        default_value_t = 20
+    )]
     pub limit: u64,
     /// How many jobs to skip.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        value_name = "N",
+        default_value_t = 0
+    )]
     pub offset: u64,
     /// Only jobs with ids below this one: the next page starts below the last id shown
     /// (stays put while jobs are enqueued, and costs no more when deep, unlike --offset).
-    #[arg(long, value_name = "ID", conflicts_with = "offset")]
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        value_name = "ID",
+        conflicts_with = "offset"
+    )]
     pub before: Option<i64>,
 }
 
@@ -428,7 +447,11 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct RetryArgs {
     /// The jobs to retry.
-    #[arg(value_name = "ID", required_unless_present = "states")]
+    #[arg(
+        allow_negative_numbers = true,
+        value_name = "ID",
+        required_unless_present = "states"
+    )]
     pub ids: Vec<i64>,
     /// Retry every job in this state instead (repeatable), e.g. `--state failed`.
     #[arg(long = "state", value_name = "S", value_parser = parse_state, conflicts_with = "ids")]
@@ -448,7 +471,7 @@ pub struct RetryArgs {
     )]
     pub priority: Option<i32>,
     /// Run no earlier than this long from now (90s, 5m, 2h, 1d).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "states")]
+    #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "states")]
     pub delay: Option<Duration>,
     /// New maximum number of tries.
     #[arg(
@@ -473,14 +496,14 @@ pub struct PurgeArgs {
     #[arg(long, value_name = "T")]
     pub task: Option<String>,
     /// Only jobs that ended longer ago than this (90s, 5m, 2h, 1d).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse_duration)]
     pub older_than: Option<Duration>,
     /// Allow purging inactive and active jobs.
     #[arg(long)]
     pub force: bool,
     /// How many jobs one statement removes: each batch is its own short statement, so claims
     /// are never stalled for long.
-    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(allow_negative_numbers = true, long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch: u64,
 }
 
@@ -537,14 +560,14 @@ pub struct WorkloadAddArgs {
     #[arg(long, default_value = "sync", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub mode: String,
     /// How long the workload has to answer.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
     pub timeout: Duration,
     /// How many requests one worker sends to it at once.
-    #[arg(long, value_name = "N", default_value_t = underling::DEFAULT_WORKLOAD_CONCURRENCY)]
+    #[arg(allow_negative_numbers = true, long, value_name = "N", default_value_t = underling::DEFAULT_WORKLOAD_CONCURRENCY)]
     pub max_concurrency: usize,
     /// Async only: how long the workload has to ack, reject or extend a job it took
     /// [default: 5m].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse_duration)]
     pub lease: Option<Duration>,
     /// A request header, `Name: value` (repeatable). Name secrets by environment variable of
     /// the workers, `${VAR}` or `env:VAR` (quote it from the shell): they are read by each
@@ -552,7 +575,7 @@ pub struct WorkloadAddArgs {
     #[arg(long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
     /// The largest response body read.
-    #[arg(long, value_name = "BYTES", default_value_t = underling::DEFAULT_MAX_RESPONSE_BYTES)]
+    #[arg(allow_negative_numbers = true, long, value_name = "BYTES", default_value_t = underling::DEFAULT_MAX_RESPONSE_BYTES)]
     pub max_response_bytes: u64,
     /// https:// only: a PEM file of certificate authorities to trust for this workload, on
     /// top of the system's (a private CA, or a self-signed certificate). The path is read by
@@ -620,7 +643,7 @@ pub enum LimitCommand {
         #[command(flatten)]
         scope: LimitScopeArgs,
         /// At most this many jobs of the group active at once.
-        #[arg(long, value_name = "N")]
+        #[arg(allow_negative_numbers = true, long, value_name = "N")]
         concurrency: Option<u32>,
         /// At most COUNT starts of the group in any window of PERIOD (100/1m, 5/s, 1000/1h).
         #[arg(long, value_name = "COUNT/PERIOD", value_parser = parse_rate)]
@@ -693,7 +716,12 @@ pub enum ScheduleCommand {
         /// The schedule name.
         name: String,
         /// How many upcoming run times to show.
-        #[arg(long, value_name = "N", default_value_t = 5)]
+        #[arg(
+            allow_negative_numbers = true,
+            long,
+            value_name = "N",
+            default_value_t = 5
+        )]
         next: usize,
     },
     /// Pause a schedule: it enqueues nothing until resumed.
@@ -744,10 +772,10 @@ pub struct ScheduleAddArgs {
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub attempts: Option<i32>,
     /// Remove a job if it has not started this long after its tick.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse_duration)]
     pub expire: Option<Duration>,
     /// Stop and fail a job when it runs longer than this (overrides the task's timeout).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
     /// The jobs' initial notes, a JSON object; `@FILE` reads a file, `-` standard input.
     #[arg(long, value_name = "JSON")]
@@ -764,7 +792,7 @@ pub struct ScheduleAddArgs {
     #[arg(long, value_name = "SCOPE", value_parser = ["inactive", "active", "period"])]
     pub unique_scope: Option<String>,
     /// The period of the `period` scope (90s, 5m, 2h, 1d).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse_duration)]
     pub unique_for: Option<Duration>,
     /// When a live job holds the unique key: existing (enqueue nothing; the default) or
     /// replace.
@@ -791,6 +819,7 @@ pub enum WorkerCommand {
     /// Show one worker.
     Show {
         /// The worker id.
+        #[arg(allow_negative_numbers = true)]
         id: i64,
     },
     /// Send a remote command to workers (all when no id is given).
@@ -807,7 +836,7 @@ pub enum WorkerCommand {
         #[arg(long, value_name = "JSON")]
         args: Option<String>,
         /// The workers to send it to.
-        #[arg(value_name = "ID")]
+        #[arg(allow_negative_numbers = true, value_name = "ID")]
         ids: Vec<i64>,
     },
 }
@@ -831,10 +860,10 @@ pub enum LockCommand {
         /// The lock name.
         name: String,
         /// How long the hold lasts (90s, 5m, 2h, 1d).
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        #[arg(allow_hyphen_values = true, long, value_name = "DURATION", value_parser = parse_duration)]
         duration: Duration,
         /// How many holds may be live at once.
-        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        #[arg(allow_negative_numbers = true, long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
         limit: u32,
     },
 }
@@ -886,6 +915,13 @@ const MAX_DURATION: Duration = Duration::from_secs(1000 * 31_557_600);
 
 /// Parses a duration such as `90s`, `5m`, `2h`, `1d` or `1h 30m`, up to 1000 years.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    if text
+        .trim()
+        .strip_prefix('-')
+        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+    {
+        return Err("a duration cannot be negative; give one like 90s, 5m, 2h or 1d".to_string());
+    }
     let duration = humantime::parse_duration(text.trim())
         .map_err(|e| format!("{e}; expected a number and a unit, like 90s, 5m, 2h or 1d"))?;
     if duration > MAX_DURATION {

@@ -194,7 +194,7 @@ pub fn payload_too_large() -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "payload_too_large",
-        "the request body is larger than the server's limit (--body-limit): send fewer jobs per batch",
+        "the request body is larger than the server's limit (--body-limit): send a smaller body (fewer jobs per batch, shorter arguments)",
     )
 }
 

@@ -32,6 +32,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
+use tower::Layer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
@@ -222,12 +223,14 @@ pub fn router(state: AppState) -> Router {
         .fallback(no_route)
         .layer(from_fn_with_state(state.clone(), auth::require));
     let (health, _) = health::routes().split_for_parts();
-    let mut app = health
+    let routes = health
         .merge(ui::routes())
         .merge(protected)
         .layer(DefaultBodyLimit::max(options.body_limit))
-        .layer(from_fn(json_errors))
         .with_state(state);
+    // Around the whole router rather than as its layer: a router's layers wrap each route,
+    // inside the method router, and so see a 405 before it has its `Allow` header.
+    let mut app = Router::new().fallback_service(from_fn(json_errors).layer(routes));
     if let Some(cors) = cors_layer(&options.cors_origins) {
         app = app.layer(cors);
     }

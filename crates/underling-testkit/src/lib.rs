@@ -156,6 +156,7 @@ macro_rules! behaviours {
 }
 
 // The modules come after the macro, which they use.
+pub mod arbitrary;
 pub mod behaviour;
 mod counts;
 pub mod held;

@@ -236,6 +236,64 @@ pub async fn make_due(queue: &Queue, ids: &[i64]) {
     }
 }
 
+/// Fails the test with every failure of a table-driven test (one line each), or passes
+/// when there are none: all the cases of the table run before it says which failed.
+pub fn assert_no_failures(failures: &[String], cases: usize) {
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// How many rows each table of the store holds, by table name: every table of the queue's
+/// PostgreSQL schema, or every table of the SQLite database but SQLite's own (`sqlite_*`).
+/// Tests of refused input compare it before and after: a refusal writes nothing.
+pub async fn row_counts(queue: &Queue) -> std::collections::BTreeMap<String, i64> {
+    const PG_TABLES: &str = "SELECT table_name::text FROM information_schema.tables \
+         WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'";
+    const SQLITE_TABLES: &str =
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'";
+    // One statement counting every table: names from the catalog, quoted (quotes doubled).
+    let count_all = |tables: Vec<String>| -> String {
+        assert!(
+            !tables.is_empty(),
+            "no tables to count: is the store migrated?"
+        );
+        tables
+            .iter()
+            .map(|t| {
+                let quoted = t.replace('"', "\"\"");
+                format!(
+                    "SELECT '{}', count(*) FROM \"{quoted}\"",
+                    t.replace('\'', "''")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ")
+    };
+    let rows: Vec<(String, i64)> = match queue.pool() {
+        Pool::Postgres(pool) => {
+            let tables = sqlx::query_scalar(PG_TABLES).fetch_all(&pool).await;
+            let sql = count_all(tables.expect("list the schema's tables"));
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&pool)
+                .await
+        }
+        Pool::Sqlite(pool) => {
+            let tables = sqlx::query_scalar(SQLITE_TABLES).fetch_all(&pool).await;
+            let sql = count_all(tables.expect("list the database's tables"));
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&pool)
+                .await
+        }
+        other => panic!("row_counts knows PostgreSQL and SQLite pools only, got {other:?}"),
+    }
+    .expect("count the rows of every table");
+    rows.into_iter().collect()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Workers
 

@@ -10,29 +10,10 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use underling::{EnqueueOptions, Error, NewJob, Queue};
+use underling_testkit::arbitrary::json;
 use underling_testkit::{self as common, TestStore};
-
-/// Any JSON value: strings of any characters (NUL included), integers, booleans, null,
-/// arrays and objects nested a few levels. (Floats are left out: `1.0` and `1` are one
-/// number to PostgreSQL's jsonb and two to serde_json.)
-fn json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<String>().prop_map(Value::String),
-        "[\\x00-\\x20a-z\u{80}-\u{10FFFF}]{0,8}".prop_map(Value::String),
-    ];
-    leaf.prop_recursive(3, 24, 4, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(any::<String>(), inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect::<Map<String, Value>>())),
-        ]
-    })
-}
 
 /// Names as users and attackers write them: ordinary ones, and any characters at all.
 fn name() -> impl Strategy<Value = String> {

@@ -15,7 +15,10 @@ use crate::unique::{OnConflict, Unique, UniqueScope};
 /// A duration as JSON gives it: words (`"90s"`, `"5m"`, `"1h 30m"`) or a number of seconds.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "expected a duration: a number of seconds such as 30, or a string with a unit such as \"90s\", \"5m\" or \"1h 30m\""
+)]
 pub enum DurationSpec {
     /// A number of seconds (fractions allowed).
     Seconds(f64),
@@ -27,6 +30,16 @@ impl DurationSpec {
     /// The duration, or [`Error::InvalidDuration`] naming `field`.
     pub fn parse(&self, field: &str) -> Result<Duration> {
         match self {
+            DurationSpec::Text(text)
+                if text
+                    .trim()
+                    .strip_prefix('-')
+                    .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit())) =>
+            {
+                Err(Error::InvalidDuration(format!(
+                    "{field}: {text:?} is negative; give a duration of zero or more, like 90s, 5m, 2h or 1d"
+                )))
+            }
             DurationSpec::Text(text) => humantime::parse_duration(text.trim()).map_err(|e| {
                 Error::InvalidDuration(format!(
                     "{field}: {e}; give a number and a unit, like 90s, 5m, 2h or 1d"

@@ -31,6 +31,12 @@ fn parse_lines(text: &str) -> anyhow::Result<Vec<(usize, NewJob)>> {
         if line.trim().is_empty() {
             continue;
         }
+        // serde would read a struct from an array too, and say a field has the wrong type.
+        if !line.trim_start().starts_with('{') {
+            bail!(
+                "line {number}: expected a JSON object such as {{\"task\": \"mail.send\"}}, one job per line"
+            );
+        }
         // One line: the fields of `job enqueue`'s flags, read as the HTTP API reads a body.
         let parsed: JobSpec =
             serde_json::from_str(line).map_err(|e| anyhow!("line {number}: {e}"))?;

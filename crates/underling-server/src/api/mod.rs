@@ -77,7 +77,10 @@ pub(crate) fn check_name(what: &str, name: &str) -> ApiResult<()> {
 
 /// A duration: a string such as `"90s"`, `"5m"`, `"1h 30m"`, or a number of seconds.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "expected a duration: a number of seconds such as 30, or a string with a unit such as \"90s\", \"5m\" or \"1h 30m\""
+)]
 pub enum DurationField {
     /// A number of seconds (fractions allowed).
     Seconds(f64),
@@ -102,6 +105,18 @@ impl DurationField {
 
 /// Parses a duration such as `90s` or `5m` (a 422 naming `field` otherwise).
 pub(crate) fn parse_duration(field: &str, text: &str) -> ApiResult<Duration> {
+    if text
+        .trim()
+        .strip_prefix('-')
+        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+    {
+        return Err(ApiError::invalid(
+            "invalid_duration",
+            format!(
+                "{field}: {text:?} is negative; give a duration of zero or more, like 90s, 5m, 2h or 1d"
+            ),
+        ));
+    }
     humantime::parse_duration(text.trim()).map_err(|e| {
         ApiError::invalid(
             "invalid_duration",
@@ -124,16 +139,42 @@ pub(crate) fn optional_body<T: DeserializeOwned + Default>(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        if e.is_data() {
-            ApiError::invalid(
-                "invalid_body",
-                format!("{e}; see /api/v1/openapi.json for the fields this route takes"),
-            )
-        } else {
-            ApiError::bad_request("invalid_json", format!("{e}; send a JSON document"))
-        }
-    })
+    // As axum's `Json` reads a body: the error names the field it is about.
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let at = if path == "." {
+                String::new()
+            } else {
+                format!("{path}: ")
+            };
+            (inner.is_data(), format!("{at}{inner}"))
+        })
+        .and_then(|value| {
+            de.end()
+                .map(|()| value)
+                .map_err(|e| (e.is_data(), e.to_string()))
+        })
+        .map_err(|(data, detail)| {
+            if data {
+                ApiError::invalid(
+                    "invalid_body",
+                    format!(
+                        "Failed to deserialize the JSON body into the target type: {detail}; \
+                         see /api/v1/openapi.json for the fields this route takes"
+                    ),
+                )
+            } else {
+                ApiError::bad_request(
+                    "invalid_json",
+                    format!(
+                        "Failed to parse the request body as JSON: {detail}; send a JSON document"
+                    ),
+                )
+            }
+        })
 }
 
 /// A job as the API shows it: every field of the CLI's `job show --json`, and the derived
