@@ -84,7 +84,7 @@ impl Plan {
             jobs: args.jobs.unwrap_or(jobs),
             workers: args.workers.unwrap_or(workers).max(2),
             concurrency: args.concurrency.max(1),
-            job_ms: (5, 60),
+            job_ms: (20, 200),
             kill_every_ms: (1_000, 4_000),
             outage: Duration::from_secs(3),
             freeze: Duration::from_secs(10),
@@ -107,6 +107,8 @@ struct Worker {
     proxied: bool,
     /// When it was started.
     since: Instant,
+    /// The queue only it claims from (beside `default`), for the wake-up probe.
+    own_queue: String,
 }
 
 /// Starts and watches the worker processes.
@@ -134,9 +136,13 @@ impl Fleet {
         } else {
             &self.direct_url
         };
+        let own_queue = format!("w{}", self.started);
+        // Polling is slow on purpose: a worker that runs a probe job quickly was woken.
         let child = Command::new(&self.bin)
-            .args(["--database", url, "--schema", SCHEMA, "--jobs"])
-            .arg(self.concurrency.to_string())
+            .args(["--database", url, "--schema", SCHEMA])
+            .args(["--queue", "default", "--queue", &own_queue])
+            .args(["--poll-interval", &format!("{}s", PROBE_POLL.as_secs())])
+            .args(["--jobs", &self.concurrency.to_string()])
             .env("UNDERLING_LOG", "info")
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -149,6 +155,7 @@ impl Fleet {
             pid,
             proxied,
             since: Instant::now(),
+            own_queue,
         });
         Ok(())
     }
@@ -206,6 +213,55 @@ impl Fleet {
             }
         }
         unclean
+    }
+}
+
+/// The workers' poll interval: long, so that only a wake-up (LISTEN) starts a job quickly.
+const PROBE_POLL: Duration = Duration::from_secs(30);
+
+/// The wake-up probe's bound: a probe job started later than this after its enqueue was not
+/// woken (its worker found it by polling, or not at all).
+const PROBE_BOUND: Duration = Duration::from_secs(5);
+
+/// After the chaos, one job for each worker that lived through the server's restart (and
+/// the cut, for the proxied one), on the queue only that worker claims from: how long from
+/// its enqueue until it started, in ms (`None`: not within the probe's wait). Proves that
+/// LISTEN connections were re-established: at the workers' poll interval of 30 s, a worker
+/// that was not woken would take seconds.
+async fn probe_wakeups(
+    queue: &Queue,
+    fleet: &Fleet,
+    restarted: Instant,
+    record_file: &Path,
+) -> anyhow::Result<Vec<(String, Option<u64>)>> {
+    let mut probes = Vec::new();
+    for worker in fleet.workers.iter().filter(|w| w.since < restarted) {
+        let opts = EnqueueOptions::new().queue(&worker.own_queue);
+        let enqueued = micros_now();
+        let id = queue
+            .enqueue(
+                "example.record",
+                json!({ "file": record_file, "ms": 0 }),
+                opts,
+            )
+            .await?;
+        probes.push((worker.own_queue.clone(), id, enqueued));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let deadline = Instant::now() + PROBE_POLL + PROBE_BOUND;
+    loop {
+        let runs = record::executions(record_file)?;
+        let started = |id: &i64| runs.get(id).and_then(|r| r.first()).map(|r| r.start);
+        if probes.iter().all(|(_, id, _)| started(id).is_some()) || Instant::now() >= deadline {
+            return Ok(probes
+                .iter()
+                .map(|(name, id, enqueued)| {
+                    let ms = started(id).map(|s| (s.saturating_sub(*enqueued) / 1000) as u64);
+                    (name.clone(), ms)
+                })
+                .collect());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -433,6 +489,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         handle.abort();
     }
     let wall = began.elapsed();
+    let probes = match milestones.restarted {
+        Some(at) => probe_wakeups(&queue, &fleet, began + at, &record_file).await?,
+        None => Vec::new(),
+    };
     let unclean = fleet.stop().await;
     let ended = micros_now();
 
@@ -460,6 +520,22 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             figures.enqueued, plan.jobs
         ));
     }
+    let slow: Vec<String> = probes
+        .iter()
+        .filter(|(_, ms)| ms.is_none_or(|ms| ms > PROBE_BOUND.as_millis() as u64))
+        .map(|(queue, ms)| match ms {
+            Some(ms) => format!("{queue}: {ms} ms"),
+            None => format!("{queue}: never"),
+        })
+        .collect();
+    if !slow.is_empty() {
+        failures.push(format!(
+            "workers not woken within {:?} after the restart (LISTEN not re-established?): {}",
+            PROBE_BOUND,
+            slow.join(", ")
+        ));
+    }
+    let probe_max = probes.iter().filter_map(|(_, ms)| *ms).max();
     if !unclean.is_empty() {
         failures.push(format!(
             "workers that did not stop cleanly on SIGTERM: {}",
@@ -477,11 +553,21 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                 "enqueue_transient_errors": seen.transient_errors.load(Ordering::Relaxed),
                 "enqueue_longest_failure_ms": seen.longest_failure_ms.load(Ordering::Relaxed),
                 "worker_warn_lines": warns,
+                "wakeup_probes": probes.len(),
+                "wakeup_ms_max": probe_max,
                 "failures": failures,
             }))?
         );
     } else {
-        print_table(&figures, wall, &seen, warns, &fleet.exited_on_their_own);
+        let wakeup = (probes.len(), probe_max);
+        print_table(
+            &figures,
+            wall,
+            &seen,
+            warns,
+            wakeup,
+            &fleet.exited_on_their_own,
+        );
         for failure in &failures {
             println!("FAILED: {failure}");
         }
@@ -516,7 +602,15 @@ fn count_warnings(dir: &Path) -> anyhow::Result<usize> {
     Ok(n)
 }
 
-fn print_table(f: &Figures, wall: Duration, seen: &Enqueuing, warns: usize, exited: &[String]) {
+fn print_table(
+    f: &Figures,
+    wall: Duration,
+    seen: &Enqueuing,
+    warns: usize,
+    (probes, probe_max): (usize, Option<u64>),
+    exited: &[String],
+) {
+    let probed = format!("woken after the restart, max ({probes} workers)");
     let ms = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{:.1} s", v as f64 / 1000.0));
     let rows: Vec<(&str, String)> = vec![
         ("wall time", format!("{:.1} s", wall.as_secs_f64())),
@@ -558,6 +652,10 @@ fn print_table(f: &Figures, wall: Duration, seen: &Enqueuing, warns: usize, exit
             format!("{} ms", seen.longest_failure_ms.load(Ordering::Relaxed)),
         ),
         ("WARN lines in worker logs", warns.to_string()),
+        (
+            &probed,
+            probe_max.map_or("-".to_string(), |ms| format!("{ms} ms")),
+        ),
     ];
     let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
     for (name, value) in rows {
