@@ -528,7 +528,8 @@ pub enum WorkloadCommand {
         /// The workload's name (its task).
         name: String,
     },
-    /// Remove a stored workload (its jobs stay; running workers keep it until they restart).
+    /// Remove a stored workload and revoke its token (its jobs stay; running workers keep it
+    /// until they restart).
     Remove {
         /// The workload's name (its task).
         name: String,

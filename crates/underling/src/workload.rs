@@ -462,8 +462,9 @@ impl Queue {
             .find(|w| w.spec.name == name))
     }
 
-    /// Removes a stored workload; [`Error::WorkloadNotFound`] when there is none of that
-    /// name. Its jobs stay; workers that loaded it run it until they restart.
+    /// Removes a stored workload and revokes its token (see [`Queue::set_workload_token`]),
+    /// together; [`Error::WorkloadNotFound`] when there is none of that name, and then
+    /// nothing changes. Its jobs stay; workers that loaded it run it until they restart.
     pub async fn remove_workload(&self, name: &str) -> Result<()> {
         if !self.store().remove_workload(name).await? {
             return Err(Error::WorkloadNotFound(name.to_string()));

@@ -135,7 +135,7 @@ async fn remove(queue: &Queue, name: &str, json: bool) -> anyhow::Result<String>
         return output::json(&json!({"name": name, "removed": true}));
     }
     Ok(format!(
-        "removed workload {name} (running workers keep it until they restart)\n"
+        "removed workload {name} and revoked its token (running workers keep it until they restart)\n"
     ))
 }
 

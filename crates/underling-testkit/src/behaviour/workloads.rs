@@ -51,4 +51,23 @@ behaviours! {
         let err = queue.remove_workload("w").await.unwrap_err();
         assert_eq!(err.to_string(), "workload \"w\" not found");
     }
+
+    async fn removing_a_workload_revokes_its_token(t) {
+        let queue = t.queue.clone();
+        queue.add_workload(&WorkloadSpec::new("w", "http://h/"), false).await.unwrap();
+        let token = queue.generate_workload_token("w").await.unwrap();
+        assert_eq!(queue.workload_of_token(&token).await.unwrap().as_deref(), Some("w"));
+        queue.remove_workload("w").await.unwrap();
+        assert_eq!(queue.workload_of_token(&token).await.unwrap(), None);
+        assert!(!queue.revoke_workload_token("w").await.unwrap());
+    }
+
+    async fn removing_a_workload_that_is_not_stored_keeps_the_token_of_that_name(t) {
+        // A workload of a workers' TOML file has a token and no stored definition.
+        let queue = t.queue.clone();
+        let token = queue.generate_workload_token("from-file").await.unwrap();
+        let err = queue.remove_workload("from-file").await.unwrap_err();
+        assert_eq!(err.to_string(), "workload \"from-file\" not found");
+        assert_eq!(queue.workload_of_token(&token).await.unwrap().as_deref(), Some("from-file"));
+    }
 }

@@ -36,11 +36,11 @@ impl PostgresStore {
     }
 
     pub(super) async fn delete_workload(&self, name: &str) -> Result<bool> {
-        let result = sqlx::query(statement!("remove_workload"))
+        let removed: i64 = sqlx::query_scalar(statement!("remove_workload"))
             .bind(name)
-            .execute(&self.pool)
+            .fetch_one(&self.pool)
             .await?;
-        Ok(result.rows_affected() > 0)
+        Ok(removed > 0)
     }
 
     pub(super) async fn write_workload_token(&self, p: store::PutWorkloadToken<'_>) -> Result<()> {

@@ -36,11 +36,21 @@ impl SqliteStore {
 
     pub(super) async fn delete_workload(&self, name: &str) -> Result<bool> {
         let _writer = self.writer.lock().await;
+        // The workload and its token go together, or neither does.
+        let mut tx = self.pool.begin().await?;
         let result = sqlx::query(statement!("remove_workload"))
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(result.rows_affected() > 0)
+        if result.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query(statement!("remove_workload_token"))
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub(super) async fn write_workload_token(&self, p: store::PutWorkloadToken<'_>) -> Result<()> {
