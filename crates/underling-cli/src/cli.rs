@@ -583,6 +583,13 @@ pub struct WorkloadAddArgs {
     /// each worker when it starts.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<std::path::PathBuf>,
+    /// The workers' environment variable that holds this workload's scoped token (set it
+    /// with `underling workload token NAME --token-env VAR`): each worker reads it when it
+    /// starts and sends it with every job in the `Underling-Token` header, so that the
+    /// workload can ack, reject or extend its jobs and enqueue follow-ups. The database
+    /// keeps only the variable's name.
+    #[arg(long, value_name = "VAR")]
+    pub token_env: Option<String>,
     /// Replace a stored workload of the same name.
     #[arg(long)]
     pub replace: bool,

@@ -203,6 +203,7 @@ fn cases() -> Vec<Case> {
         ["workload", "add", "w", "http://example.com", "--max-concurrency", "0"] => 1, r#"invalid option: workload "w": max_concurrency must be 1 to 10000, got 0"#;
         ["workload", "add", "w", "http://example.com", "--max-concurrency", "-1"] => 2, "invalid value '-1' for '--max-concurrency <N>'";
         ["workload", "add", "w", "http://example.com", "--header", "nocolon"] => 1, r#"a header is `Name: value`, got "nocolon""#;
+        ["workload", "add", "w", "http://example.com", "--token-env", "1BAD"] => 1, r#"token_env: invalid environment variable name "1BAD""#;
         ["workload", "add", "w", "https://example.com", "--ca-file", ""] => 2, "a value is required for '--ca-file <FILE>' but none was supplied";
         ["workload", "add", "w", "http://example.com", "--ca-file", "{dir}/bad.json"] => 1, "ca_file is for https:// workloads only";
         ["workload", "add", "", "http://example.com"] => 1, r#"invalid task name "": a task name must be a non-empty string without surrounding spaces or NUL characters"#;

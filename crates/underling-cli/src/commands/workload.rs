@@ -31,6 +31,7 @@ fn spec(args: WorkloadAddArgs) -> anyhow::Result<WorkloadSpec> {
         lease: args.lease,
         max_response_bytes: args.max_response_bytes,
         ca_file: args.ca_file,
+        token_env: args.token_env,
         ..WorkloadSpec::new(args.name, args.url)
     };
     for header in &args.headers {
@@ -120,6 +121,9 @@ fn fields(workload: &StoredWorkload) -> String {
     ];
     if let Some(ca_file) = &spec.ca_file {
         rows.push(("ca file", ca_file.display().to_string()));
+    }
+    if let Some(var) = &spec.token_env {
+        rows.push(("token env", var.clone()));
     }
     for (name, value) in &spec.headers {
         rows.push(("header", format!("{name}: {value}")));

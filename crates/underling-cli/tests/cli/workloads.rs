@@ -37,6 +37,19 @@ on_both! {
         assert_eq!(field(&text, "header"), "Authorization: Bearer ${TRANSCODER_TOKEN}");
     }
 
+    async fn workload_add_with_token_env_stores_the_variable_and_remove_revokes_the_token(db: migrated) {
+        db.ok(&["workload", "add", "w", "http://127.0.0.1:9000/", "--token-env", "W_TOKEN"]);
+        let shown = db.json(&["workload", "show", "w"]);
+        assert_eq!(shown["token_env"], json!("W_TOKEN"));
+        assert_eq!(field(&db.ok(&["workload", "show", "w"]), "token env"), "W_TOKEN");
+        db.ok(&["workload", "token", "w"]);
+        assert_eq!(
+            db.ok(&["workload", "remove", "w"]),
+            "removed workload w and revoked its token (running workers keep it until they restart)\n"
+        );
+        assert_eq!(db.json(&["workload", "token", "w", "--revoke"]), json!({"name": "w", "revoked": false}));
+    }
+
     async fn workload_remove_forgets_it_and_an_unknown_name_is_an_error(db: migrated) {
         db.ok(&["workload", "add", "w", "http://127.0.0.1:9000/"]);
         assert_eq!(db.json(&["workload", "remove", "w"]), json!({"name": "w", "removed": true}));
