@@ -32,6 +32,11 @@ struct Args {
     /// PostgreSQL schema holding underling's tables.
     #[arg(long, env = "UNDERLING_SCHEMA", hide_env_values = true)]
     schema: Option<String>,
+    /// The database URL leads to PgBouncer in transaction mode: every call is one transaction,
+    /// nothing LISTENs (the worker polls every --poll-interval), and --migrate is refused
+    /// (migrate against PostgreSQL directly). See the README's "PgBouncer".
+    #[arg(long, env = "UNDERLING_PGBOUNCER", value_parser = clap::builder::FalseyValueParser::new())]
+    pgbouncer: bool,
     /// Queue to claim from (repeat for several) [default: `default` and every queue a task of
     /// this binary declares as its default].
     #[arg(short, long = "queue")]
@@ -203,6 +208,7 @@ async fn run(args: Args) -> Result<(), Failure> {
     }
     let mut connect = ConnectOptions::new(&args.database)
         .migrate(args.migrate)
+        .pgbouncer(args.pgbouncer)
         .max_connections(args.pool_size);
     if let Some(schema) = &args.schema {
         connect = connect.schema(schema);
