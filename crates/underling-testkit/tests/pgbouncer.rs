@@ -338,7 +338,9 @@ async fn live_events_through_pgbouncer_are_refused_as_needing_a_session() {
     let Some(b) = bounced().await else {
         return;
     };
-    let err = b.queue.events().await.err().expect("events are refused");
+    let Err(err) = b.queue.events().await else {
+        panic!("events through PgBouncer were not refused");
+    };
     assert!(
         matches!(
             err,
@@ -353,10 +355,11 @@ async fn live_events_through_pgbouncer_are_refused_as_needing_a_session() {
 
 #[tokio::test]
 async fn the_pgbouncer_option_on_a_sqlite_url_is_an_invalid_option() {
-    let err = Queue::connect_with(ConnectOptions::new("sqlite::memory:").pgbouncer(true))
-        .await
-        .err()
-        .expect("refused");
+    let Err(err) =
+        Queue::connect_with(ConnectOptions::new("sqlite::memory:").pgbouncer(true)).await
+    else {
+        panic!("the pgbouncer option on SQLite was not refused");
+    };
     assert!(matches!(err, Error::InvalidOption(_)), "{err:?}");
     assert_eq!(
         err.to_string(),
