@@ -330,6 +330,10 @@ async fn migrating_through_pgbouncer_is_refused_as_needing_a_session() {
         ),
         "{err:?}"
     );
+    assert_eq!(
+        err.to_string(),
+        "migrations cannot run through PgBouncer in transaction mode: it needs a session of its own; connect to PostgreSQL directly (without the pgbouncer option) for it"
+    );
     b.cleanup().await;
 }
 
@@ -365,4 +369,30 @@ async fn the_pgbouncer_option_on_a_sqlite_url_is_an_invalid_option() {
         err.to_string(),
         "invalid option: the pgbouncer option is for PostgreSQL URLs; sqlite::memory: is SQLite"
     );
+}
+
+#[tokio::test]
+async fn waiting_through_pgbouncer_polls_and_returns_the_finished_job() {
+    let Some(b) = bounced().await else {
+        return;
+    };
+    let id = b
+        .queue
+        .enqueue("test.double", json!({"n": 5}), EnqueueOptions::new())
+        .await
+        .unwrap();
+    let worker = start(&b.queue, tasks::simple(), fast_options(1));
+    let done = b
+        .queue
+        .wait(id, Duration::from_secs(20))
+        .await
+        .unwrap()
+        .expect("finished within the time");
+    assert_eq!(
+        (done.state, done.result),
+        (JobState::Finished, Some(json!({"doubled": 10})))
+    );
+    worker.control.stop();
+    worker.join().await;
+    b.cleanup().await;
 }

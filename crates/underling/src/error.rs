@@ -145,7 +145,7 @@ pub enum Error {
     /// lock), which PgBouncer in transaction mode does not give
     /// ([`crate::ConnectOptions::pgbouncer`]); nothing was done.
     #[error(
-        "{operation} needs a session of its own, which PgBouncer in transaction mode does not give: connect to PostgreSQL directly (without the pgbouncer option) for it"
+        "{operation} cannot run through PgBouncer in transaction mode: it needs a session of its own; connect to PostgreSQL directly (without the pgbouncer option) for it"
     )]
     SessionRequired {
         /// What was refused ("migrations", "live events").

@@ -842,8 +842,9 @@ impl Store for PostgresStore {
     }
 
     async fn watch(&self, id: i64) -> Result<Option<broadcast::Receiver<i64>>> {
-        if self.settled_channel.len() > MAX_CHANNEL_LEN {
-            // pg_notify would refuse the name (inside the settle): the waiter polls instead.
+        // pg_notify would refuse a longer name (inside the settle), and through PgBouncer in
+        // transaction mode nothing listens: the waiter polls instead.
+        if self.settled_channel.len() > MAX_CHANNEL_LEN || self.pgbouncer {
             return Ok(None);
         }
         // Subscribe first: the listener's first wake-up (any job) must reach this waiter.
