@@ -33,7 +33,7 @@ struct Args {
     #[arg(long, env = "UNDERLING_SCHEMA", hide_env_values = true)]
     schema: Option<String>,
     /// The database URL leads to PgBouncer in transaction mode: every call is one transaction,
-    /// nothing LISTENs (the worker polls every --poll-interval), and --migrate is refused
+    /// nothing LISTENs (the worker polls every --poll-interval), and it does not migrate
     /// (migrate against PostgreSQL directly). See the README's "PgBouncer".
     #[arg(long, env = "UNDERLING_PGBOUNCER", value_parser = clap::builder::FalseyValueParser::new())]
     pgbouncer: bool,
@@ -107,9 +107,10 @@ struct Args {
     /// file wins over a stored one of the same name.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     stored_workloads: bool,
-    /// Apply pending migrations at start.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    migrate: bool,
+    /// Apply pending migrations at start [default: true; false with --pgbouncer, where
+    /// `--migrate true` is refused].
+    #[arg(long, action = clap::ArgAction::Set)]
+    migrate: Option<bool>,
 }
 
 fn main() -> ExitCode {
@@ -207,7 +208,7 @@ async fn run(args: Args) -> Result<(), Failure> {
         });
     }
     let mut connect = ConnectOptions::new(&args.database)
-        .migrate(args.migrate)
+        .migrate(args.migrate.unwrap_or(!args.pgbouncer))
         .pgbouncer(args.pgbouncer)
         .max_connections(args.pool_size);
     if let Some(schema) = &args.schema {
