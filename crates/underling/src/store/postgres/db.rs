@@ -72,6 +72,8 @@ impl<'p> Executor<'p> for &'_ Db {
         if !self.bouncer {
             return self.pool.fetch_many(query);
         }
+        // The rows are read to the end and the transaction committed before the first one is
+        // handed on: no statement of the store returns more than a page.
         let db = self.clone();
         Box::pin(
             futures_util::stream::once(async move {
