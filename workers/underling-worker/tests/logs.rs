@@ -230,6 +230,12 @@ fn a_database_that_cannot_be_reached_is_reported_with_the_password_masked() {
         stderr.contains("postgres://postgres:***@127.0.0.1:1/test"),
         "the error names the URL, masked: {stderr}"
     );
-    assert!(!stderr.contains(PASSWORD), "the password is on stderr: {stderr}");
-    assert!(!stdout.contains(PASSWORD), "the password is on stdout: {stdout}");
+    assert!(
+        !stderr.contains(PASSWORD),
+        "the password is on stderr: {stderr}"
+    );
+    assert!(
+        !stdout.contains(PASSWORD),
+        "the password is on stdout: {stdout}"
+    );
 }
