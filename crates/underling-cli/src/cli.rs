@@ -41,6 +41,18 @@ pub struct Cli {
     )]
     pub schema: Option<String>,
 
+    /// The database URL leads to PgBouncer in transaction mode: every call is one transaction,
+    /// nothing LISTENs (`job wait` polls), and `migrate` is refused (run it against
+    /// PostgreSQL directly). See the README's "PgBouncer".
+    #[arg(
+        long,
+        global = true,
+        display_order = 901,
+        env = "UNDERLING_PGBOUNCER",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub pgbouncer: bool,
+
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true, display_order = 902)]
     pub json: bool,

@@ -141,6 +141,16 @@ pub enum Error {
     /// Job arguments could not be turned into JSON, or were not valid JSON.
     #[error("invalid job arguments: {0}")]
     InvalidArgs(String),
+    /// The operation needs a session of its own on the server (LISTEN, a session advisory
+    /// lock), which PgBouncer in transaction mode does not give
+    /// ([`crate::ConnectOptions::pgbouncer`]); nothing was done.
+    #[error(
+        "{operation} cannot run through PgBouncer in transaction mode: it needs a session of its own; connect to PostgreSQL directly (without the pgbouncer option) for it"
+    )]
+    SessionRequired {
+        /// What was refused ("migrations", "live events").
+        operation: &'static str,
+    },
     /// An option value was out of range or malformed.
     #[error("invalid option: {0}")]
     InvalidOption(String),

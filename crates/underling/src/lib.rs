@@ -30,6 +30,8 @@ mod job;
 mod lease;
 mod limits;
 mod model;
+#[cfg(feature = "postgres")]
+pub mod pgbouncer;
 mod queue;
 pub mod schedule;
 mod spec;

@@ -45,6 +45,13 @@ pub struct ConnectOptions {
     pub max_connections: u32,
     /// Apply migrations after connecting; otherwise fail if the schema is not migrated.
     pub migrate: bool,
+    /// PostgreSQL only: the URL leads to PgBouncer in transaction mode (`pool_mode =
+    /// transaction`). Every pool checkout is then one transaction, with the statement cache
+    /// off and the schema set per transaction; nothing LISTENs (workers and waiters poll), and
+    /// migrations and live events are refused with [`crate::Error::SessionRequired`]: run
+    /// them over a direct connection. See [`crate::pgbouncer`]. On SQLite it is
+    /// [`crate::Error::InvalidOption`].
+    pub pgbouncer: bool,
 }
 
 impl ConnectOptions {
@@ -55,6 +62,7 @@ impl ConnectOptions {
             schema: None,
             max_connections: 10,
             migrate: false,
+            pgbouncer: false,
         }
     }
     /// Uses a PostgreSQL schema.
@@ -70,6 +78,11 @@ impl ConnectOptions {
     /// Applies migrations after connecting.
     pub fn migrate(mut self, migrate: bool) -> Self {
         self.migrate = migrate;
+        self
+    }
+    /// Connects through PgBouncer in transaction mode (see [`ConnectOptions::pgbouncer`]).
+    pub fn pgbouncer(mut self, pgbouncer: bool) -> Self {
+        self.pgbouncer = pgbouncer;
         self
     }
 }

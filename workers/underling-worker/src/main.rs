@@ -32,6 +32,11 @@ struct Args {
     /// PostgreSQL schema holding underling's tables.
     #[arg(long, env = "UNDERLING_SCHEMA", hide_env_values = true)]
     schema: Option<String>,
+    /// The database URL leads to PgBouncer in transaction mode: every call is one transaction,
+    /// nothing LISTENs (the worker polls every --poll-interval), and it does not migrate
+    /// (migrate against PostgreSQL directly). See the README's "PgBouncer".
+    #[arg(long, env = "UNDERLING_PGBOUNCER", value_parser = clap::builder::FalseyValueParser::new())]
+    pgbouncer: bool,
     /// Queue to claim from (repeat for several) [default: `default` and every queue a task of
     /// this binary declares as its default].
     #[arg(short, long = "queue")]
@@ -102,9 +107,10 @@ struct Args {
     /// file wins over a stored one of the same name.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     stored_workloads: bool,
-    /// Apply pending migrations at start.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    migrate: bool,
+    /// Apply pending migrations at start [default: true; false with --pgbouncer, where
+    /// `--migrate true` is refused].
+    #[arg(long, action = clap::ArgAction::Set)]
+    migrate: Option<bool>,
 }
 
 fn main() -> ExitCode {
@@ -202,7 +208,8 @@ async fn run(args: Args) -> Result<(), Failure> {
         });
     }
     let mut connect = ConnectOptions::new(&args.database)
-        .migrate(args.migrate)
+        .migrate(args.migrate.unwrap_or(!args.pgbouncer))
+        .pgbouncer(args.pgbouncer)
         .max_connections(args.pool_size);
     if let Some(schema) = &args.schema {
         connect = connect.schema(schema);

@@ -119,3 +119,123 @@ fn a_start_on_a_migrated_postgres_schema_logs_no_server_notices() {
     assert!(!stderr.contains("notice"), "{stderr}");
     dropped.expect("drop the test schema");
 }
+
+/// The password of the URLs the tests below give (PostgreSQL's trust auth ignores it).
+const PASSWORD: &str = "s3cret-pass";
+
+/// `url` with [`PASSWORD`] as the password of its user.
+fn with_password(url: &str) -> String {
+    let mut parsed = url::Url::parse(url).expect("UNDERLING_TEST_DATABASE_URL is a URL");
+    parsed
+        .set_password(Some(PASSWORD))
+        .expect("a URL that takes a password");
+    parsed.to_string()
+}
+
+#[test]
+fn a_run_with_a_password_in_the_database_url_never_logs_the_password_even_at_debug() {
+    let base = std::env::var("UNDERLING_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+    let schema = format!("worker_password_{}", std::process::id());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let queue = runtime.block_on(underling::Queue::connect_with(
+        underling::ConnectOptions::new(&base)
+            .schema(&schema)
+            .migrate(true),
+    ));
+    let queue = match queue {
+        Ok(queue) => queue,
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!("!!!! SKIPPING: PostgreSQL is not reachable: {e}");
+            return;
+        }
+        Err(e) => panic!("PostgreSQL is required in CI: {e}"),
+    };
+    let id = runtime
+        .block_on(queue.enqueue(
+            "underling.echo",
+            serde_json::json!({"n": 1}),
+            underling::EnqueueOptions::new(),
+        ))
+        .expect("enqueue");
+
+    let (output, stderr) = burst(
+        &with_password(&base),
+        &["--schema", &schema],
+        &[("UNDERLING_LOG", "debug")],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let state = runtime
+        .block_on(queue.job(id))
+        .expect("read the job")
+        .map(|job| job.state);
+    let dropped = runtime.block_on(async {
+        let underling::Pool::Postgres(pool) = queue.pool() else {
+            panic!("a PostgreSQL pool");
+        };
+        let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+        let dropped = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await;
+        queue.close().await;
+        dropped
+    });
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(state, Some(underling::JobState::Finished), "{stderr}");
+    assert!(
+        stderr.contains("DEBUG"),
+        "debug lines were logged: {stderr}"
+    );
+    assert!(
+        !stderr.contains(PASSWORD),
+        "the password is on stderr: {stderr}"
+    );
+    assert!(
+        !stdout.contains(PASSWORD),
+        "the password is on stdout: {stdout}"
+    );
+    dropped.expect("drop the test schema");
+}
+
+#[test]
+fn a_database_that_cannot_be_reached_is_reported_with_the_password_masked() {
+    // Port 1: nothing listens there. The worker reports it and exits, or waits for the
+    // database, saying so at warn: either way the URL it names is masked. It is stopped after
+    // a few seconds.
+    let url = format!("postgres://postgres:{PASSWORD}@127.0.0.1:1/test");
+    let mut child = Command::new(WORKER)
+        .args(["--database", &url, "--burst"])
+        .env_remove("UNDERLING_DATABASE_URL")
+        .env_remove("UNDERLING_SCHEMA")
+        .env_remove("RUST_LOG")
+        .env("UNDERLING_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start underling-worker");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while std::time::Instant::now() < deadline {
+        if child.try_wait().expect("poll the worker").is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let output = child.wait_with_output().expect("the worker's output");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("postgres://postgres:***@127.0.0.1:1/test"),
+        "the error names the URL, masked: {stderr}"
+    );
+    assert!(
+        !stderr.contains(PASSWORD),
+        "the password is on stderr: {stderr}"
+    );
+    assert!(
+        !stdout.contains(PASSWORD),
+        "the password is on stdout: {stdout}"
+    );
+}

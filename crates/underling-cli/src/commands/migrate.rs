@@ -9,6 +9,7 @@ use crate::output;
 pub async fn run(target: &Target<'_>, json: bool) -> anyhow::Result<String> {
     let mut options = ConnectOptions::new(target.url)
         .max_connections(target.pool_size)
+        .pgbouncer(target.pgbouncer)
         .migrate(true);
     if let Some(schema) = target.schema {
         options = options.schema(schema);

@@ -33,6 +33,8 @@ pub struct Target<'a> {
     pub url: &'a str,
     /// The PostgreSQL schema, if any.
     pub schema: Option<&'a str>,
+    /// Through PgBouncer in transaction mode (`--pgbouncer`).
+    pub pgbouncer: bool,
     /// How many connections the pool keeps at most (`--pool-size`).
     pub pool_size: u32,
 }
@@ -42,6 +44,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<String> {
     let target = Target {
         url: &cli.database,
         schema: cli.schema.as_deref(),
+        pgbouncer: cli.pgbouncer,
         pool_size: cli.pool_size,
     };
     let json = cli.json;
@@ -99,7 +102,9 @@ async fn with_queue(
 /// Connects to a migrated database; fails with the library's "not migrated" error otherwise
 /// (a SQLite file that does not exist is not created).
 async fn connect(target: &Target<'_>) -> anyhow::Result<Queue> {
-    let mut options = ConnectOptions::new(target.url).max_connections(target.pool_size);
+    let mut options = ConnectOptions::new(target.url)
+        .max_connections(target.pool_size)
+        .pgbouncer(target.pgbouncer);
     if let Some(schema) = target.schema {
         options = options.schema(schema);
     }

@@ -228,3 +228,186 @@ fn bench_scale_on_sqlite_is_refused_with_one_line() {
         "bench --scale measures PostgreSQL only: give a postgres:// URL"
     );
 }
+
+/// The password of the URLs below (PostgreSQL's trust auth ignores it).
+const PASSWORD: &str = "s3cret-pass";
+
+#[test]
+fn commands_with_a_password_in_the_database_url_never_print_or_log_it_even_at_debug() {
+    let base = crate::support::postgres_url();
+    let Some(url) = base
+        .strip_prefix("postgres://postgres@")
+        .map(|rest| format!("postgres://postgres:{PASSWORD}@{rest}"))
+    else {
+        panic!(
+            "UNDERLING_TEST_DATABASE_URL must start with postgres://postgres@ for this test: {base}"
+        );
+    };
+    let schema = format!("cli_password_{}", std::process::id());
+    let dir = TempDir::new();
+    let debug = [("UNDERLING_LOG", "debug")];
+    let flags = ["--database", url.as_str(), "--schema", schema.as_str()];
+    let run = |args: &[&str]| {
+        let all: Vec<&str> = flags.iter().chain(args).copied().collect();
+        run_in(dir.path(), &all, &debug)
+    };
+    let migrated = run(&["migrate"]);
+    if migrated.code != 0 && std::env::var_os("CI").is_none() {
+        eprintln!(
+            "!!!! SKIPPING: PostgreSQL is not reachable: {}",
+            migrated.stderr
+        );
+        return;
+    }
+    let runs = [
+        migrated,
+        run(&["job", "enqueue", "underling.echo", "--args", "{}"]),
+        run(&["job", "list"]),
+        run(&["stats"]),
+        // An error that names the schema's database.
+        run(&["job", "show", "999999"]),
+    ];
+    let queues = run(&["--json", "queue", "list"]);
+    let drop = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&base).await?;
+            let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await?;
+            conn.close().await
+        });
+    for (i, run) in runs.iter().chain([&queues]).enumerate() {
+        assert_eq!(
+            run.code,
+            if i == 4 { 1 } else { 0 },
+            "run {i}: {}",
+            run.stderr
+        );
+        assert!(!run.stdout.contains(PASSWORD), "run {i}: {}", run.stdout);
+        assert!(!run.stderr.contains(PASSWORD), "run {i}: {}", run.stderr);
+    }
+    assert!(
+        runs[0].stderr.contains("DEBUG"),
+        "debug lines were logged: {}",
+        runs[0].stderr
+    );
+    drop.expect("drop the test schema");
+}
+
+#[test]
+fn an_unreachable_database_logged_at_debug_shows_no_password() {
+    let dir = TempDir::new();
+    let url = format!("postgres://app:{PASSWORD}@127.0.0.1:1/jobs");
+    let run = run_in(
+        dir.path(),
+        &["--database", &url, "job", "list"],
+        &[("UNDERLING_LOG", "debug")],
+    );
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr
+            .contains("cannot connect to postgres://app:***@127.0.0.1:1/jobs: "),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains(PASSWORD), "{}", run.stderr);
+    assert!(!run.stdout.contains(PASSWORD), "{}", run.stdout);
+}
+
+/// PgBouncer in transaction mode (`scripts/ensure-pgbouncer.sh`) at `UNDERLING_PGBOUNCER_URL`,
+/// when it accepts a TCP connection; `None` (loudly) elsewhere, a panic under CI.
+fn pgbouncer_url() -> Option<String> {
+    let url = std::env::var("UNDERLING_PGBOUNCER_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:6432/test".to_string());
+    let address = url
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("127.0.0.1:6432")
+        .to_string();
+    match std::net::TcpStream::connect(&address) {
+        Ok(_) => Some(url),
+        Err(e) if std::env::var_os("CI").is_some() => {
+            panic!(
+                "PgBouncer is required in CI but {url} is not reachable: {e} (run scripts/ensure-pgbouncer.sh)"
+            )
+        }
+        Err(e) => {
+            eprintln!(
+                "!!!! SKIPPING: PgBouncer is not reachable at {url}: {e} (run scripts/ensure-pgbouncer.sh)"
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn with_pgbouncer_jobs_are_enqueued_and_listed_through_it_and_migrate_is_refused() {
+    let Some(bouncer) = pgbouncer_url() else {
+        return;
+    };
+    let direct = crate::support::postgres_url();
+    let schema = format!("cli_pgbouncer_{}", std::process::id());
+    let dir = TempDir::new();
+    let migrated = run_in(
+        dir.path(),
+        &["--database", &direct, "--schema", &schema, "migrate"],
+        &[],
+    );
+    let through = |args: &[&str]| {
+        let flags = ["--pgbouncer", "--database", &bouncer, "--schema", &schema];
+        let all: Vec<&str> = flags.iter().copied().chain(args.iter().copied()).collect();
+        run_in(dir.path(), &all, &[])
+    };
+    let enqueued = through(&["--json", "job", "enqueue", "underling.echo", "--args", "{}"]);
+    let listed = through(&["--json", "job", "list"]);
+    let refused = through(&["migrate"]);
+    let from_env = run_in(
+        dir.path(),
+        &[
+            "--database",
+            &bouncer,
+            "--schema",
+            &schema,
+            "--json",
+            "job",
+            "list",
+        ],
+        &[("UNDERLING_PGBOUNCER", "1")],
+    );
+    let drop = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&direct).await?;
+            let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await?;
+            conn.close().await
+        });
+    assert_eq!(migrated.code, 0, "{}", migrated.stderr);
+    assert_eq!(enqueued.code, 0, "{}", enqueued.stderr);
+    let id =
+        serde_json::from_str::<serde_json::Value>(&enqueued.stdout).expect("JSON")["id"].clone();
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let list: serde_json::Value = serde_json::from_str(&listed.stdout).expect("JSON");
+    assert_eq!(listed_ids(&list), vec![id.as_i64().expect("an id")]);
+    assert_eq!(from_env.code, 0, "{}", from_env.stderr);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("migrations cannot run through PgBouncer in transaction mode"),
+        "{}",
+        refused.stderr
+    );
+    drop.expect("drop the test schema");
+}

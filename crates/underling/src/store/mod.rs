@@ -358,7 +358,14 @@ pub async fn open(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
         max_connections: pool_size.unwrap_or(opts.max_connections),
         ..opts.clone()
     };
-    match BackendKind::from_url(&opts.url)? {
+    let kind = BackendKind::from_url(&opts.url)?;
+    if opts.pgbouncer && kind != BackendKind::Postgres {
+        return Err(Error::InvalidOption(format!(
+            "the pgbouncer option is for PostgreSQL URLs; {} is {kind}",
+            crate::url::mask_password(&opts.url)
+        )));
+    }
+    match kind {
         #[cfg(feature = "postgres")]
         BackendKind::Postgres => Ok(Arc::new(postgres::PostgresStore::connect(opts).await?)),
         #[cfg(feature = "sqlite")]

@@ -32,7 +32,14 @@ pub(super) async fn connect(opts: &ConnectOptions) -> Result<Connected> {
     options = options.application_name("underling");
     if let Some(schema) = &opts.schema {
         validate_schema(schema)?;
-        options = options.options([("search_path", schema.as_str())]);
+        // Through PgBouncer the pool sets it per transaction instead: PgBouncer refuses the
+        // `options` startup parameter.
+        if !opts.pgbouncer {
+            options = options.options([("search_path", schema.as_str())]);
+        }
+    }
+    if opts.pgbouncer {
+        options = crate::pgbouncer::connect_options(options);
     }
     // One direct connection first: a pool retries a refused connection until its acquire
     // timeout and then reports only that it timed out, losing the reason.
@@ -49,7 +56,12 @@ pub(super) async fn connect(opts: &ConnectOptions) -> Result<Connected> {
     }
     .map_err(|source| tls::connect_error(source, &masked, &tls))?;
     let _ = sqlx::Connection::close(probe).await;
-    let pool = PgPoolOptions::new()
+    let pool = if opts.pgbouncer {
+        crate::pgbouncer::pool_options(opts.schema.as_deref())?
+    } else {
+        PgPoolOptions::new()
+    };
+    let pool = pool
         .max_connections(opts.max_connections.max(2))
         .acquire_timeout(Duration::from_secs(10))
         // A ping before every query would double the round trips of the hot path.
@@ -61,7 +73,7 @@ pub(super) async fn connect(opts: &ConnectOptions) -> Result<Connected> {
 }
 
 /// Schema names are spliced into SQL (quoted), so only plain identifiers are accepted.
-pub(super) fn validate_schema(schema: &str) -> Result<()> {
+pub(crate) fn validate_schema(schema: &str) -> Result<()> {
     let ok = !schema.is_empty()
         && schema.len() <= 63
         && schema

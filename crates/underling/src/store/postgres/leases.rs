@@ -28,7 +28,7 @@ impl PostgresStore {
             .bind(i64::try_from(p.limit).unwrap_or(i64::MAX))
             .bind(secs(p.lease))
             .bind(p.now)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.db)
             .await?;
         let mut leased = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -91,7 +91,7 @@ impl PostgresStore {
             .bind(p.attempt.retries)
             .bind(p.now)
             .bind(secs(p.lease))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db)
             .await?;
         if let Some(expires) = renewed {
             return Ok(expires);
@@ -109,13 +109,13 @@ impl PostgresStore {
     pub(super) async fn expire(&self, p: store::ExpireLeases<'_>) -> Result<u64> {
         let expired: Vec<AbandonedRow> = sqlx::query_as(statement!("expired_leases"))
             .bind(p.now)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.db)
             .await?;
         if expired.is_empty() {
             return Ok(0);
         }
         let settles = rows::rescue_settles(&expired, p.backoff, LEASE_EXPIRED);
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.db.acquire().await?;
         let reply = run_cycle(
             &mut conn,
             &self.channel,
@@ -126,6 +126,7 @@ impl PostgresStore {
             },
         )
         .await?;
+        conn.commit().await?;
         if reply.settled.contains(&Settled::Retried) {
             self.retry_wake.wake(&self.send_wake);
         }

@@ -9,7 +9,9 @@
 
 mod columns;
 mod connect;
+mod db;
 mod listener;
+pub(crate) use connect::validate_schema;
 mod schedules;
 mod tls;
 
@@ -48,10 +50,14 @@ fn secs(d: Duration) -> f64 {
 /// The PostgreSQL store.
 pub struct PostgresStore {
     pool: PgPool,
+    /// The pool as an executor that commits each statement through PgBouncer.
+    db: db::Db,
     /// How to connect, for the LISTEN connection.
     options: PgConnectOptions,
     /// The schema the tables live in, if not the default.
     schema: Option<String>,
+    /// Connected through PgBouncer in transaction mode: no LISTEN, no migrations, no events.
+    pgbouncer: bool,
     /// The NOTIFY channel; one per schema so that two stores on one server do not wake each other.
     channel: String,
     /// The NOTIFY channel of settled and removed jobs that someone waits for (see
@@ -104,7 +110,11 @@ impl PostgresStore {
         let schema = opts.schema.clone();
         let channel = format!("underling.{}", schema.as_deref().unwrap_or("public"));
         Ok(PostgresStore {
-            send_wake: send_wake(connected.pool.clone(), channel.clone()),
+            send_wake: send_wake(
+                db::Db::new(connected.pool.clone(), opts.pgbouncer),
+                channel.clone(),
+            ),
+            db: db::Db::new(connected.pool.clone(), opts.pgbouncer),
             settled_channel: format!("{channel}.settled"),
             events_channel: format!("{channel}.events"),
             events: tokio::sync::Mutex::new(None),
@@ -113,6 +123,7 @@ impl PostgresStore {
             pool: connected.pool,
             options: connected.options,
             schema,
+            pgbouncer: opts.pgbouncer,
             wakeups: Wakeups::default(),
             listener: OnceCell::new(),
             listener_task: Mutex::new(None),
@@ -241,7 +252,7 @@ impl PostgresStore {
             query.bind(now)
         };
         let query = query.bind(job.timeout_ms());
-        Ok(query.fetch_one(&self.pool).await?)
+        Ok(query.fetch_one(&self.db).await?)
     }
 }
 
@@ -265,8 +276,12 @@ fn unique_conflict(e: sqlx::Error) -> Error {
 const MAX_CHANNEL_LEN: usize = 63;
 
 impl PostgresStore {
-    /// Starts the LISTEN connection, once.
+    /// Starts the LISTEN connection, once; through PgBouncer in transaction mode never (a
+    /// LISTEN there would hold for one transaction only): workers and waiters poll.
     async fn start_listener(&self) {
+        if self.pgbouncer {
+            return;
+        }
         self.listener
             .get_or_init(|| async {
                 let handle = listener::start(
@@ -284,7 +299,7 @@ impl PostgresStore {
 }
 
 /// Sends one NOTIFY for a queue, outside any transaction.
-fn send_wake(pool: PgPool, channel: String) -> SendWake {
+fn send_wake(pool: db::Db, channel: String) -> SendWake {
     Arc::new(move |queue: String| {
         let (pool, channel) = (pool.clone(), channel.clone());
         Box::pin(async move {
@@ -378,6 +393,12 @@ impl Store for PostgresStore {
     }
 
     async fn migrate(&self) -> Result<Vec<AppliedMigration>> {
+        // A session advisory lock serializes migrations, and some cannot run in a transaction.
+        if self.pgbouncer {
+            return Err(Error::SessionRequired {
+                operation: "migrations",
+            });
+        }
         connect::migrate(&self.pool, self.schema.as_deref()).await
     }
 
@@ -408,8 +429,10 @@ impl Store for PostgresStore {
         }
         if p.jobs.iter().all(|j| j.parents().is_empty()) {
             // One statement: atomic on its own, one round trip.
-            let mut conn = self.pool.acquire().await?;
-            return self.insert(&mut conn, p).await;
+            let mut conn = self.db.acquire().await?;
+            let ids = self.insert(&mut conn, p).await?;
+            conn.commit().await?;
+            return Ok(ids);
         }
         // The parent check and the insert must see the same parents.
         let mut tx = self.pool.begin().await?;
@@ -427,8 +450,9 @@ impl Store for PostgresStore {
     }
 
     async fn cycle(&self, p: store::Cycle<'_>) -> Result<store::CycleReply> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.db.acquire().await?;
         let reply = run_cycle(&mut conn, &self.channel, p).await?;
+        conn.commit().await?;
         if reply
             .settled
             .iter()
@@ -444,7 +468,7 @@ impl Store for PostgresStore {
             .bind(p.worker_id)
             .bind(p.id)
             .bind(p.now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db)
             .await?;
         row.map(JobRow::into_job).transpose()
     }
@@ -460,7 +484,7 @@ impl Store for PostgresStore {
             .bind(&retries)
             .bind(p.worker_id)
             .bind(&self.channel)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.db)
             .await?;
         Ok(u64::try_from(released).unwrap_or(0))
     }
@@ -484,7 +508,7 @@ impl Store for PostgresStore {
     async fn active_attempts(&self, worker_id: i64) -> Result<Vec<store::Attempt>> {
         let rows: Vec<(i64, i32)> = sqlx::query_as(statement!("active_attempts"))
             .bind(worker_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.db)
             .await?;
         Ok(rows
             .into_iter()
@@ -496,7 +520,7 @@ impl Store for PostgresStore {
         Ok(sqlx::query_scalar(statement!("next_due"))
             .bind(p.queues)
             .bind(p.now)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.db)
             .await?)
     }
 
@@ -504,7 +528,7 @@ impl Store for PostgresStore {
         let row: Option<PgJobRow> = sqlx::query_as(statement!("job", "job_columns"))
             .bind(id)
             .bind(now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db)
             .await?;
         row.map(JobRow::into_job).transpose()
     }
@@ -520,7 +544,7 @@ impl Store for PostgresStore {
     async fn remove(&self, id: i64) -> Result<()> {
         let state: Option<String> = sqlx::query_scalar(statement!("remove"))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db)
             .await?;
         match state.as_deref() {
             None => Err(Error::JobNotFound(id)),
@@ -541,7 +565,7 @@ impl Store for PostgresStore {
             .bind(p.id)
             .bind(Value::Object(set))
             .bind(&unset)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         if result.rows_affected() == 0 {
             return Err(Error::JobNotFound(p.id));
@@ -565,7 +589,7 @@ impl Store for PostgresStore {
         let rows: Vec<(String, i64, i64, i64, i64)> =
             sqlx::query_as(statement!("queue_throughput"))
                 .bind(now)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.db)
                 .await?;
         Ok(rows
             .into_iter()
@@ -587,7 +611,7 @@ impl Store for PostgresStore {
             .bind(p.pid)
             .bind(p.status)
             .bind(p.now)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.db)
             .await?)
     }
 
@@ -597,7 +621,7 @@ impl Store for PostgresStore {
             .bind(p.status)
             .bind(p.now)
             .bind(secs(p.missing_after))
-            .fetch_one(&self.pool)
+            .fetch_one(&self.db)
             .await?;
         Ok(store::Beat {
             recorded,
@@ -622,7 +646,7 @@ impl Store for PostgresStore {
             .bind(&attempts)
             .bind(&timeouts)
             .bind(p.now)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(())
     }
@@ -663,7 +687,7 @@ impl Store for PostgresStore {
     async fn unregister_worker(&self, id: i64) -> Result<()> {
         sqlx::query(statement!("unregister_worker"))
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(())
     }
@@ -678,7 +702,7 @@ impl Store for PostgresStore {
             .bind(p.args)
             .bind(p.ids)
             .bind(p.now)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(result.rows_affected())
     }
@@ -686,7 +710,7 @@ impl Store for PostgresStore {
     async fn receive(&self, worker_id: i64) -> Result<Vec<Command>> {
         let mut rows: Vec<(i64, String, Value)> = sqlx::query_as(statement!("receive"))
             .bind(worker_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.db)
             .await?;
         rows.sort_by_key(|r| r.0);
         Ok(rows
@@ -701,7 +725,7 @@ impl Store for PostgresStore {
             .bind(secs(p.duration))
             .bind(i32::try_from(p.limit).unwrap_or(i32::MAX))
             .bind(p.now)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.db)
             .await?)
     }
 
@@ -709,7 +733,7 @@ impl Store for PostgresStore {
         let result = sqlx::query(statement!("unlock"))
             .bind(p.name)
             .bind(p.now)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(result.rows_affected() > 0)
     }
@@ -718,7 +742,7 @@ impl Store for PostgresStore {
         let rows: Vec<(i64, String, DateTime<Utc>)> = sqlx::query_as(statement!("locks"))
             .bind(p.names)
             .bind(p.now)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.db)
             .await?;
         Ok(rows
             .into_iter()
@@ -732,7 +756,7 @@ impl Store for PostgresStore {
             .bind(p.paused)
             .bind(&self.channel)
             .bind(p.now)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(())
     }
@@ -740,7 +764,7 @@ impl Store for PostgresStore {
     async fn limited(&self, queues: &[String]) -> Result<bool> {
         Ok(sqlx::query_scalar(statement!("limited"))
             .bind(queues)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.db)
             .await?)
     }
 
@@ -750,7 +774,7 @@ impl Store for PostgresStore {
             .bind(p.fifo)
             .bind(&self.channel)
             .bind(p.now)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(())
     }
@@ -764,7 +788,7 @@ impl Store for PostgresStore {
             .bind(count)
             .bind(period)
             .bind(&self.channel)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(())
     }
@@ -772,7 +796,7 @@ impl Store for PostgresStore {
     async fn limits(&self) -> Result<Vec<crate::Limit>> {
         let rows: Vec<(String, String, Option<i32>, Option<i32>, Option<i64>)> =
             sqlx::query_as(statement!("limits"))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.db)
                 .await?;
         rows.into_iter()
             .map(|(kind, name, c, n, ms)| {
@@ -786,7 +810,7 @@ impl Store for PostgresStore {
             .bind(scope.kind())
             .bind(scope.name())
             .bind(&self.channel)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.db)
             .await?;
         Ok(removed)
     }
@@ -805,7 +829,7 @@ impl Store for PostgresStore {
 
     async fn compact_counts(&self) -> Result<u64> {
         let folded: i64 = sqlx::query_scalar(statement!("compact_counts"))
-            .fetch_one(&self.pool)
+            .fetch_one(&self.db)
             .await?;
         Ok(rows::count(folded))
     }
@@ -818,8 +842,9 @@ impl Store for PostgresStore {
     }
 
     async fn watch(&self, id: i64) -> Result<Option<broadcast::Receiver<i64>>> {
-        if self.settled_channel.len() > MAX_CHANNEL_LEN {
-            // pg_notify would refuse the name (inside the settle): the waiter polls instead.
+        // pg_notify would refuse a longer name (inside the settle), and through PgBouncer in
+        // transaction mode nothing listens: the waiter polls instead.
+        if self.settled_channel.len() > MAX_CHANNEL_LEN || self.pgbouncer {
             return Ok(None);
         }
         // Subscribe first: the listener's first wake-up (any job) must reach this waiter.
@@ -829,7 +854,7 @@ impl Store for PostgresStore {
         sqlx::query(statement!("watch"))
             .bind(id)
             .bind(&self.settled_channel)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(Some(receiver))
     }
@@ -837,7 +862,7 @@ impl Store for PostgresStore {
     async fn oldest_due(&self, now: store::Now) -> Result<Vec<QueueDue>> {
         let rows: Vec<(String, DateTime<Utc>)> = sqlx::query_as(statement!("oldest_due"))
             .bind(now)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.db)
             .await?;
         Ok(rows
             .into_iter()
@@ -870,6 +895,12 @@ impl Store for PostgresStore {
     }
 
     async fn events(&self) -> Result<broadcast::Receiver<JobEvent>> {
+        // Live events need a LISTEN connection.
+        if self.pgbouncer {
+            return Err(Error::SessionRequired {
+                operation: "live events",
+            });
+        }
         subscribe_or_start(
             &self.events,
             events::start(
@@ -904,7 +935,7 @@ impl Store for PostgresStore {
             .bind(p.job_id)
             .bind(p.before)
             .bind(i64::try_from(p.limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.db)
             .await?;
         rows.into_iter()
             .map(|(id, at, event, job)| {
@@ -924,7 +955,7 @@ impl Store for PostgresStore {
             let done = sqlx::query(statement!("prune_audit"))
                 .bind(before)
                 .bind(AUDIT_PRUNE_BATCH)
-                .execute(&self.pool)
+                .execute(&self.db)
                 .await?
                 .rows_affected();
             removed += done;

@@ -64,12 +64,12 @@ impl PostgresStore {
                 .bind(p.now)
                 .bind(&args.states)
                 .bind(&args.queues)
-                .fetch_one(&self.pool)
+                .fetch_one(&self.db)
                 .await?
         } else {
             bind_filter!(sqlx::query_scalar(statement!("count", "filter")), args)
                 .bind(p.now)
-                .fetch_one(&self.pool)
+                .fetch_one(&self.db)
                 .await?
         };
         let rows: Vec<PgJobRow> = bind_filter!(
@@ -80,7 +80,7 @@ impl PostgresStore {
         .bind(i64::try_from(p.offset).unwrap_or(i64::MAX))
         .bind(p.now)
         .bind(p.before)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await?;
         Ok(JobList {
             jobs: rows::into_jobs(rows)?,
@@ -124,7 +124,7 @@ impl PostgresStore {
             bind_filter!(sqlx::query_as(statement!("purge", "filter")), args)
                 .bind(i64::try_from(p.batch).unwrap_or(i64::MAX))
                 .bind(p.after)
-                .fetch_one(&self.pool)
+                .fetch_one(&self.db)
                 .await?;
         Ok(store::Purged {
             removed: count(removed),
@@ -137,7 +137,7 @@ impl PostgresStore {
         self.compact_counts().await?;
         let row: StatsRow = sqlx::query_as(statement!("stats", "counts"))
             .bind(now)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.db)
             .await?;
         Ok(row.into_stats())
     }
@@ -145,7 +145,7 @@ impl PostgresStore {
     pub(super) async fn read_history(&self, now: store::Now) -> Result<Vec<HistoryPoint>> {
         let rows: Vec<(DateTime<Utc>, i64, i64, i64)> = sqlx::query_as(statement!("history"))
             .bind(now)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.db)
             .await?;
         Ok(rows
             .into_iter()
@@ -162,7 +162,7 @@ impl PostgresStore {
         let rows: Vec<(DateTime<Utc>, i64, i64, i64)> =
             sqlx::query_as(statement!("history_minutes"))
                 .bind(now)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.db)
                 .await?;
         Ok(rows
             .into_iter()
@@ -187,7 +187,7 @@ impl PostgresStore {
         );
         let rows: Vec<Row> = sqlx::query_as(statement!("workers"))
             .bind(ids)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.db)
             .await?;
         Ok(rows
             .into_iter()
@@ -210,7 +210,7 @@ impl PostgresStore {
         self.compact_counts().await?;
         let rows: Vec<QueueRow> = sqlx::query_as(statement!("queues", "counts"))
             .bind(now)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.db)
             .await?;
         Ok(rows.into_iter().map(rows::queue_info).collect())
     }
@@ -231,12 +231,12 @@ impl PostgresStore {
         let stuck: i64 = sqlx::query_scalar(statement!("repair_stuck"))
             .bind(secs(opts.stuck_after))
             .bind(p.now)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.db)
             .await?;
         report.stuck_jobs = count(stuck);
         sqlx::query(statement!("repair_locks"))
             .bind(p.now)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         // Event triggers whose subscribers all died without giving their leases back.
         super::events::give_back(&self.pool, None).await?;
@@ -287,7 +287,7 @@ impl PostgresStore {
                 .bind(batch)
                 .bind(after.0)
                 .bind(after.1)
-                .fetch_one(&self.pool)
+                .fetch_one(&self.db)
                 .await?;
             report.removed_jobs += count(removed);
             if removed > 0 {
@@ -311,13 +311,13 @@ impl PostgresStore {
                 .bind(p.now)
                 .bind(after)
                 .bind(window)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.db)
                 .await?;
             for chunk in ids.chunks(batch) {
                 let removed = sqlx::query(statement!("repair_expired"))
                     .bind(chunk)
                     .bind(p.now)
-                    .execute(&self.pool)
+                    .execute(&self.db)
                     .await?
                     .rows_affected();
                 report.expired_jobs += removed;

@@ -32,14 +32,14 @@ impl PostgresStore {
             .bind(p.catch_up.as_str())
             .bind(p.next_run)
             .bind(p.now)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.db)
             .await?)
     }
 
     pub(super) async fn read_schedules(&self, names: &[String]) -> Result<Vec<ScheduleInfo>> {
         let rows: Vec<PgScheduleRow> = sqlx::query_as(statement!("schedules", "schedule_columns"))
             .bind(names)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.db)
             .await?;
         rows.into_iter().map(ScheduleRow::into_info).collect()
     }
@@ -47,7 +47,7 @@ impl PostgresStore {
     pub(super) async fn due(&self, now: store::Now) -> Result<Vec<DueSchedule>> {
         let rows: Vec<PgRow> = sqlx::query(statement!("schedules_due", "schedule_columns"))
             .bind(now)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.db)
             .await?;
         rows.iter()
             .map(|row| {
@@ -104,7 +104,7 @@ impl PostgresStore {
             .bind(p.paused)
             .bind(p.next_run)
             .bind(p.now)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(result.rows_affected() > 0)
     }
@@ -112,7 +112,7 @@ impl PostgresStore {
     pub(super) async fn delete_schedule(&self, name: &str) -> Result<bool> {
         let result = sqlx::query(statement!("schedule_remove"))
             .bind(name)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(result.rows_affected() > 0)
     }

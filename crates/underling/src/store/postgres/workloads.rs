@@ -14,7 +14,7 @@ impl PostgresStore {
             .bind(p.definition)
             .bind(p.replace)
             .bind(p.now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db)
             .await?;
         Ok(written.is_some())
     }
@@ -22,7 +22,7 @@ impl PostgresStore {
     pub(super) async fn read_workloads(&self) -> Result<Vec<WorkloadRow>> {
         let rows: Vec<(String, Value, DateTime<Utc>, DateTime<Utc>)> =
             sqlx::query_as(statement!("workloads"))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.db)
                 .await?;
         Ok(rows
             .into_iter()
@@ -38,7 +38,7 @@ impl PostgresStore {
     pub(super) async fn delete_workload(&self, name: &str) -> Result<bool> {
         let removed: i64 = sqlx::query_scalar(statement!("remove_workload"))
             .bind(name)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.db)
             .await?;
         Ok(removed > 0)
     }
@@ -48,7 +48,7 @@ impl PostgresStore {
             .bind(p.workload)
             .bind(p.token_sha256)
             .bind(p.now)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(())
     }
@@ -59,14 +59,14 @@ impl PostgresStore {
     ) -> Result<Option<String>> {
         Ok(sqlx::query_scalar(statement!("workload_of_token"))
             .bind(token_sha256)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db)
             .await?)
     }
 
     pub(super) async fn delete_workload_token(&self, workload: &str) -> Result<bool> {
         let result = sqlx::query(statement!("remove_workload_token"))
             .bind(workload)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(result.rows_affected() > 0)
     }
