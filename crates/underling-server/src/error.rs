@@ -107,6 +107,7 @@ impl From<underling::Error> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
             }
             E::ParentNotFound(_) => ApiError::invalid("parent_not_found", message),
+            E::NameTooLong { .. } => ApiError::invalid("too_long", message),
             E::InvalidTask(_) => ApiError::invalid("invalid_task", message),
             E::InvalidQueue(_) => ApiError::invalid("invalid_queue", message),
             E::InvalidArgs(_) => ApiError::invalid("invalid_args", message),

@@ -56,23 +56,12 @@ pub fn streams() -> OpenApiRouter<AppState> {
     events::streams()
 }
 
-/// The longest name (task, queue, note key, lock name) the API accepts, in bytes: far beyond
-/// any real name, and small enough that no request can fill the database with one.
-pub const MAX_NAME: usize = 1000;
-
-/// Checks a name given in a request: at most [`MAX_NAME`] bytes (the library checks the
-/// rest: not empty, no NUL, no surrounding spaces).
+/// Checks a name given in a request before it is used: at most [`underling::MAX_NAME`]
+/// bytes, the library's one limit ([`underling::check_name_length`]; 422 `too_long`). The
+/// library checks the rest of a task, queue or lock name: not empty, no NUL, no surrounding
+/// spaces.
 pub(crate) fn check_name(what: &str, name: &str) -> ApiResult<()> {
-    if name.len() > MAX_NAME {
-        return Err(ApiError::invalid(
-            "too_long",
-            format!(
-                "the {what} is {} bytes long; at most {MAX_NAME} are accepted",
-                name.len()
-            ),
-        ));
-    }
-    Ok(())
+    Ok(underling::check_name_length(what, name)?)
 }
 
 /// A duration: a string such as `"90s"`, `"5m"`, `"1h 30m"`, or a number of seconds.
