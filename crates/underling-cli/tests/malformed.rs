@@ -62,6 +62,7 @@ fn cases() -> Vec<Case> {
         ["job", "enqueue", "t", "--queue", ""] => 1, r#"invalid queue name "": a queue name must be a non-empty string without surrounding spaces or NUL characters"#;
         ["job", "enqueue", "t", "--queue", " q "] => 1, r#"invalid queue name " q ": a queue name must be a non-empty string without surrounding spaces or NUL characters"#;
         ["job", "enqueue", "t", "--queue", "\tq"] => 1, r#"invalid queue name "\tq": a queue name must be a non-empty string without surrounding spaces or NUL characters"#;
+        ["job", "enqueue", "t".repeat(2000)] => 1, "the task name is 2000 bytes long; at most 1000 are accepted";
         ["job", "enqueue"] => 2, "the following required arguments were not provided";
         ["job", "enqueue", "t", "--bogus"] => 2, "unexpected argument '--bogus'";
         // job enqueue: numbers.
@@ -147,6 +148,7 @@ fn cases() -> Vec<Case> {
         // queue.
         ["queue", "pause", ""] => 1, r#"invalid queue name "": a queue name must be a non-empty string without surrounding spaces or NUL characters"#;
         ["queue", "pause", " q "] => 1, r#"invalid queue name " q ": a queue name must be a non-empty string without surrounding spaces or NUL characters"#;
+        ["queue", "pause", "q".repeat(5000)] => 1, "the queue name is 5000 bytes long; at most 1000 are accepted";
         ["queue", "resume", "q\r\n"] => 1, r#"invalid queue name "q\r\n": a queue name must be a non-empty string without surrounding spaces or NUL"#;
         ["queue", "fifo", "q", "maybe"] => 2, "invalid value 'maybe' for '<STATE>'";
         ["queue", "fifo", "", "on"] => 1, r#"invalid queue name "": a queue name must be a non-empty string without surrounding spaces or NUL characters"#;

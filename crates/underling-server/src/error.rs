@@ -5,7 +5,7 @@
 //! broken invariant) are logged in full and answered with a generic message: no SQL, no
 //! driver text, no password or stack trace ever leaves the server.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -107,6 +107,7 @@ impl From<underling::Error> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
             }
             E::ParentNotFound(_) => ApiError::invalid("parent_not_found", message),
+            E::NameTooLong { .. } => ApiError::invalid("too_long", message),
             E::InvalidTask(_) => ApiError::invalid("invalid_task", message),
             E::InvalidQueue(_) => ApiError::invalid("invalid_queue", message),
             E::InvalidArgs(_) => ApiError::invalid("invalid_args", message),
@@ -164,29 +165,6 @@ fn is_unavailable(error: &underling::sqlx::Error) -> bool {
         error,
         S::Io(_) | S::PoolTimedOut | S::PoolClosed | S::Tls(_) | S::WorkerCrashed
     )
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(rejection: JsonRejection) -> Self {
-        let status = rejection.status();
-        let detail = rejection.body_text();
-        match rejection {
-            JsonRejection::JsonDataError(_) => ApiError::invalid(
-                "invalid_body",
-                format!("{detail}; see /api/v1/openapi.json for the fields this route takes"),
-            ),
-            JsonRejection::JsonSyntaxError(_) => {
-                ApiError::bad_request("invalid_json", format!("{detail}; send a JSON document"))
-            }
-            JsonRejection::MissingJsonContentType(_) => ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as JSON with the header Content-Type: application/json",
-            ),
-            _ if status == StatusCode::PAYLOAD_TOO_LARGE => payload_too_large(),
-            _ => ApiError::new(status, "invalid_body", detail),
-        }
-    }
 }
 
 /// 413: the body is over the server's limit.

@@ -51,6 +51,7 @@ pub mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod state;
+mod strict;
 pub mod ui;
 
 pub use error::{ApiError, ErrorBody};

@@ -197,7 +197,7 @@ fn cases(job: i64, worker: i64) -> Vec<Case> {
         POST job_path("/notes"), Raw(b"k=1".to_vec(), Some("application/x-www-form-urlencoded")) => 415, "unsupported_media_type", "send the body as JSON with the header Content-Type: application/json";
         POST job_path("/notes"), J(json!({"k": 1, "k2": "x".repeat(LIMIT)})) => 413, "payload_too_large", "the request body is larger than the server's limit (--body-limit): send a smaller body (fewer jobs per batch,";
         // Deeply nested JSON, past what a parser should recurse into.
-        POST "/api/v1/jobs", Raw(nested(1000), Some("application/json")) => 422, "invalid_body", "[0]: invalid type: sequence, expected a string";
+        POST "/api/v1/jobs", Raw(nested(1000), Some("application/json")) => 422, "invalid_body", "invalid type: array, expected a JSON object";
         POST "/api/v1/jobs", Raw(nested_args(1000), Some("application/json")) => 400, "invalid_json", "recursion limit exceeded";
         POST "/api/v1/jobs/batch", Raw(nested(100_000), Some("application/json")) => 413, "payload_too_large", "the request body is larger than the server's limit (--body-limit): send a smaller body (fewer jobs per batch,";
         POST job_path("/notes"), Raw(nested(5000), Some("application/json")) => 400, "invalid_json", "recursion limit exceeded";
@@ -290,6 +290,16 @@ fn cases(job: i64, worker: i64) -> Vec<Case> {
         PUT "/api/v1/jobs", J(json!({"task": "t"})) => 405, "method_not_allowed", "/api/v1/jobs does not take this method";
         PATCH job_path(""), J(json!({"priority": 1})) => 405, "method_not_allowed", "/api/v1/jobs/1 does not take this method";
         GET "/api/v1/jobs/retry", Body::None => 405, "method_not_allowed", "/api/v1/jobs/retry does not take this method";
+        // Arrays where the schema has an object (serde would read the fields in order).
+        POST "/api/v1/locks/x", J(json!(["1m"])) => 422, "invalid_body", "Failed to deserialize the JSON body into the target type: invalid type: array, expected a JSON object at line 1 column ";
+        POST "/api/v1/queues/q/fifo", J(json!([true])) => 422, "invalid_body", "Failed to deserialize the JSON body into the target type: invalid type: array, expected a JSON object at line 1 column ";
+        POST "/api/v1/jobs", J(json!(["t"])) => 422, "invalid_body", "Failed to deserialize the JSON body into the target type: invalid type: array, expected a JSON object at line 1 column ";
+        POST "/api/v1/jobs/batch", J(json!([{"task": "t"}, ["t"]])) => 422, "invalid_body", "Failed to deserialize the JSON body into the target type: [1]: invalid type: array, expected a JSON object at line 1 column 19";
+        POST "/api/v1/limits", J(json!({"scope": ["queue", "q"], "concurrency": 1})) => 422, "invalid_body", "Failed to deserialize the JSON body into the target type: scope: invalid type: array, expected a JSON object at line 1 column ";
+        POST "/api/v1/limits", J(json!([["queue", "q"], 1, null])) => 422, "invalid_body", "Failed to deserialize the JSON body into the target type: invalid type: array, expected a JSON object at line 1 column ";
+        POST "/api/v1/claims", J(json!([["q"]])) => 422, "invalid_body", "Failed to deserialize the JSON body into the target type: invalid type: array, expected a JSON object at line 1 column ";
+        POST job_path("/retry"), J(json!(["q"])) => 422, "invalid_body", "Failed to deserialize the JSON body into the target type: invalid type: array, expected a JSON object at line 1 column ";
+        POST "/api/v1/schedules", J(json!(["n", "* * * * *", null, "t"])) => 422, "invalid_body", "Failed to deserialize the JSON body into the target type: invalid type: array, expected a JSON object at line 1 column ";
     ]
 }
 

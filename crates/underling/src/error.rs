@@ -122,6 +122,17 @@ pub enum Error {
     /// A remote command was unknown or had arguments that make no sense.
     #[error("invalid remote command: {0}")]
     InvalidCommand(String),
+    /// A task, queue or lock name (or another name a caller gives) is longer than
+    /// [`MAX_NAME`](crate::MAX_NAME) bytes.
+    #[error("the {what} is {len} bytes long; at most {max} are accepted")]
+    NameTooLong {
+        /// What the name names: `task name`, `queue name`, `lock name`, ...
+        what: String,
+        /// Its length in bytes.
+        len: usize,
+        /// The most accepted, [`MAX_NAME`](crate::MAX_NAME).
+        max: usize,
+    },
     /// A task name was empty or otherwise unusable.
     #[error(
         "invalid task name {0:?}: a task name must be a non-empty string without surrounding spaces or NUL characters"

@@ -506,8 +506,33 @@ pub(crate) fn check_duration(what: &str, d: Option<Duration>) -> Result<()> {
     }
 }
 
-/// Checks a task name.
+/// The longest name of a task, a queue or a lock (and of a note key or limit name given to the
+/// HTTP API), in bytes: far beyond any real name, and small enough that no caller can fill the
+/// database with one. Every surface (library, CLI, HTTP API) applies this one limit.
+pub const MAX_NAME: usize = 1000;
+
+/// Checks that a name is at most [`MAX_NAME`] bytes long; `what` names it in the error
+/// (`"task name"`, `"queue name"`, `"lock name"`).
+///
+/// ```
+/// assert!(underling::check_name_length("task name", "send-email").is_ok());
+/// let err = underling::check_name_length("task name", &"x".repeat(1001)).unwrap_err();
+/// assert_eq!(err.to_string(), "the task name is 1001 bytes long; at most 1000 are accepted");
+/// ```
+pub fn check_name_length(what: &str, name: &str) -> Result<()> {
+    if name.len() > MAX_NAME {
+        return Err(Error::NameTooLong {
+            what: what.to_string(),
+            len: name.len(),
+            max: MAX_NAME,
+        });
+    }
+    Ok(())
+}
+
+/// Checks a task name: at most [`MAX_NAME`] bytes, not empty, no surrounding spaces, no NUL.
 pub(crate) fn validate_task(task: &str) -> Result<()> {
+    check_name_length("task name", task)?;
     // PostgreSQL's text cannot hold NUL; refused on both backends alike.
     if task.is_empty() || task.trim() != task || task.contains('\0') {
         return Err(Error::InvalidTask(task.to_string()));
@@ -515,8 +540,9 @@ pub(crate) fn validate_task(task: &str) -> Result<()> {
     Ok(())
 }
 
-/// Checks a queue name.
+/// Checks a queue name: at most [`MAX_NAME`] bytes, not empty, no surrounding spaces, no NUL.
 pub(crate) fn validate_queue(queue: &str) -> Result<()> {
+    check_name_length("queue name", queue)?;
     if queue.is_empty() || queue.trim() != queue || queue.contains('\0') {
         return Err(Error::InvalidQueue(queue.to_string()));
     }

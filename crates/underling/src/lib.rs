@@ -49,8 +49,8 @@ pub use events::{
     AuditEntry, AuditQuery, EventStream, JobEvent, JobEventKind, MAX_AUDIT_PAGE, MissedEvents,
 };
 pub use job::{
-    DEFAULT_QUEUE, EnqueueOptions, InactiveState, Job, JobFilter, JobList, JobState, NewJob,
-    Outcome, RetryOptions, Settle, Settled, default_backoff,
+    DEFAULT_QUEUE, EnqueueOptions, InactiveState, Job, JobFilter, JobList, JobState, MAX_NAME,
+    NewJob, Outcome, RetryOptions, Settle, Settled, check_name_length, default_backoff,
 };
 pub use lease::{Lease, LeaseOptions, LeasedJob, MAX_LEASED_CLAIM, MIN_LEASE, Rejection};
 pub use limits::{Limit, LimitScope, MAX_RATE_COUNT, Rate};

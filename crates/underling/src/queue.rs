@@ -877,9 +877,10 @@ pub fn parse_args(text: &str) -> Result<Value> {
     serde_json::from_str(text).map_err(|e| Error::InvalidArgs(format!("not valid JSON: {e}")))
 }
 
-/// Checks a lock name: not empty, and without NUL characters (which PostgreSQL's text cannot
-/// hold; refused on both backends alike).
+/// Checks a lock name: at most [`MAX_NAME`](crate::MAX_NAME) bytes, not empty, and without
+/// NUL characters (which PostgreSQL's text cannot hold; refused on both backends alike).
 fn check_lock_name(name: &str) -> Result<()> {
+    crate::job::check_name_length("lock name", name)?;
     if name.is_empty() {
         return Err(Error::InvalidOption("a lock name must not be empty".into()));
     }

@@ -67,7 +67,7 @@ fn into_job(request: EnqueueRequest) -> ApiResult<NewJob> {
         .notes
         .as_ref()
         .and_then(Value::as_object)
-        .and_then(|m| m.keys().find(|k| k.len() > super::MAX_NAME))
+        .and_then(|m| m.keys().find(|k| k.len() > underling::MAX_NAME))
     {
         check_name("note key", key)?;
     }
@@ -510,7 +510,7 @@ async fn note(
 ) -> ApiResult<Json<JobView>> {
     if let Some(key) = notes
         .as_object()
-        .and_then(|m| m.keys().find(|k| k.len() > super::MAX_NAME))
+        .and_then(|m| m.keys().find(|k| k.len() > underling::MAX_NAME))
     {
         check_name("note key", key)?;
     }

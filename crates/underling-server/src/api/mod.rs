@@ -16,7 +16,8 @@ use underling::{InactiveState, Job, JobFilter, JobState, Queue};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::error::{ApiError, ApiResult, payload_too_large};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{body_bytes, parse_body};
 use crate::state::AppState;
 
 pub mod events;
@@ -56,23 +57,12 @@ pub fn streams() -> OpenApiRouter<AppState> {
     events::streams()
 }
 
-/// The longest name (task, queue, note key, lock name) the API accepts, in bytes: far beyond
-/// any real name, and small enough that no request can fill the database with one.
-pub const MAX_NAME: usize = 1000;
-
-/// Checks a name given in a request: at most [`MAX_NAME`] bytes (the library checks the
-/// rest: not empty, no NUL, no surrounding spaces).
+/// Checks a name given in a request before it is used: at most [`underling::MAX_NAME`]
+/// bytes, the library's one limit ([`underling::check_name_length`]; 422 `too_long`). The
+/// library checks the rest of a task, queue or lock name: not empty, no NUL, no surrounding
+/// spaces.
 pub(crate) fn check_name(what: &str, name: &str) -> ApiResult<()> {
-    if name.len() > MAX_NAME {
-        return Err(ApiError::invalid(
-            "too_long",
-            format!(
-                "the {what} is {} bytes long; at most {MAX_NAME} are accepted",
-                name.len()
-            ),
-        ));
-    }
-    Ok(())
+    Ok(underling::check_name_length(what, name)?)
 }
 
 /// A duration: a string such as `"90s"`, `"5m"`, `"1h 30m"`, or a number of seconds.
@@ -129,52 +119,11 @@ pub(crate) fn parse_duration(field: &str, text: &str) -> ApiResult<Duration> {
 pub(crate) fn optional_body<T: DeserializeOwned + Default>(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<T> {
-    let bytes = body.map_err(|rejection| {
-        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            payload_too_large()
-        } else {
-            ApiError::bad_request("invalid_body", rejection.body_text())
-        }
-    })?;
+    let bytes = body_bytes(body)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    // As axum's `Json` reads a body: the error names the field it is about.
-    let mut de = serde_json::Deserializer::from_slice(&bytes);
-    serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let at = if path == "." {
-                String::new()
-            } else {
-                format!("{path}: ")
-            };
-            (inner.is_data(), format!("{at}{inner}"))
-        })
-        .and_then(|value| {
-            de.end()
-                .map(|()| value)
-                .map_err(|e| (e.is_data(), e.to_string()))
-        })
-        .map_err(|(data, detail)| {
-            if data {
-                ApiError::invalid(
-                    "invalid_body",
-                    format!(
-                        "Failed to deserialize the JSON body into the target type: {detail}; \
-                         see /api/v1/openapi.json for the fields this route takes"
-                    ),
-                )
-            } else {
-                ApiError::bad_request(
-                    "invalid_json",
-                    format!(
-                        "Failed to parse the request body as JSON: {detail}; send a JSON document"
-                    ),
-                )
-            }
-        })
+    parse_body(&bytes)
 }
 
 /// A job as the API shows it: every field of the CLI's `job show --json`, and the derived

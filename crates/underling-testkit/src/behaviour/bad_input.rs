@@ -1,7 +1,7 @@
 //! Bad input gets a clear error and changes nothing.
 
 use serde_json::json;
-use underling::{EnqueueOptions, Error};
+use underling::{EnqueueOptions, Error, MAX_NAME};
 
 use crate::support::*;
 
@@ -123,5 +123,74 @@ behaviours! {
         let err = queue.note_key(id, "k", json!(["\u{0}"])).await.unwrap_err();
         assert!(matches!(err, Error::InvalidNotes(_)), "{err:?}");
         assert!(job(&queue, id).await.notes.is_empty(), "nothing was written");
+    }
+
+    async fn a_task_name_over_max_name_bytes_is_refused_and_nothing_written(t) {
+        let queue = t.queue.clone();
+        let before = row_counts(&queue).await;
+        let task = "t".repeat(2000);
+        let err = queue.enqueue(&task, json!({}), EnqueueOptions::new()).await.unwrap_err();
+        assert!(
+            matches!(err, Error::NameTooLong { ref what, len: 2000, max: MAX_NAME } if what == "task name"),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "the task name is 2000 bytes long; at most 1000 are accepted");
+        assert_eq!(row_counts(&queue).await, before);
+    }
+
+    async fn a_task_name_of_exactly_max_name_bytes_is_accepted(t) {
+        let queue = t.queue.clone();
+        let task = "t".repeat(MAX_NAME);
+        let id = queue.enqueue(&task, json!({}), EnqueueOptions::new()).await.unwrap();
+        assert_eq!(job(&queue, id).await.task, task);
+    }
+
+    async fn the_name_limit_counts_bytes_not_characters(t) {
+        let queue = t.queue.clone();
+        let before = row_counts(&queue).await;
+        let task = "é".repeat(600);
+        let err = queue.enqueue(&task, json!({}), EnqueueOptions::new()).await.unwrap_err();
+        assert_eq!(err.to_string(), "the task name is 1200 bytes long; at most 1000 are accepted");
+        assert_eq!(row_counts(&queue).await, before);
+    }
+
+    async fn a_queue_name_over_max_name_bytes_is_refused_on_enqueue(t) {
+        let queue = t.queue.clone();
+        let before = row_counts(&queue).await;
+        let name = "q".repeat(5000);
+        let err = queue.enqueue("add", json!({}), EnqueueOptions::new().queue(name)).await.unwrap_err();
+        assert!(
+            matches!(err, Error::NameTooLong { ref what, len: 5000, max: MAX_NAME } if what == "queue name"),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "the queue name is 5000 bytes long; at most 1000 are accepted");
+        assert_eq!(row_counts(&queue).await, before);
+    }
+
+    async fn pausing_a_queue_named_over_max_name_bytes_is_refused_and_nothing_written(t) {
+        let queue = t.queue.clone();
+        let before = row_counts(&queue).await;
+        let err = queue.pause_queue(&"q".repeat(5000)).await.unwrap_err();
+        assert!(
+            matches!(err, Error::NameTooLong { ref what, len: 5000, max: MAX_NAME } if what == "queue name"),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "the queue name is 5000 bytes long; at most 1000 are accepted");
+        assert_eq!(row_counts(&queue).await, before);
+    }
+
+    async fn a_lock_name_over_max_name_bytes_is_refused_and_nothing_written(t) {
+        let queue = t.queue.clone();
+        let before = row_counts(&queue).await;
+        let err = queue
+            .lock(&"l".repeat(1001), std::time::Duration::from_secs(60), 1)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::NameTooLong { ref what, len: 1001, max: MAX_NAME } if what == "lock name"),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "the lock name is 1001 bytes long; at most 1000 are accepted");
+        assert_eq!(row_counts(&queue).await, before);
     }
 }
