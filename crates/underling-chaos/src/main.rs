@@ -411,8 +411,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
         fleet.watch()?;
+        // Jobs waiting or running; unknown while the server is down.
+        let mut open = None;
         if let Ok(stats) = queue.stats().await {
             settled = stats.finished_jobs + stats.failed_jobs;
+            open = Some(stats.inactive_jobs + stats.active_jobs);
         }
         let share = settled as f64 / plan.jobs as f64;
         let now = Instant::now();
@@ -474,7 +477,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             );
         }
         let all_in = trickler.is_none();
-        if all_in && settled as usize >= plan.jobs && milestones.cut.is_some() {
+        // Done when every job is in and none waits or runs: normally all of them settled,
+        // and if some were lost, the verdict counts them.
+        if all_in && open == Some(0) && milestones.cut.is_some() {
             break;
         }
         if now >= deadline {
