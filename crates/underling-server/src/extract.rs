@@ -59,7 +59,7 @@ pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, A
 }
 
 /// Reads a JSON request body as a `T`, strictly: wherever `T` (at any depth) has a struct,
-/// the JSON must be an object, not an array of the fields in order (see [`Strict`]).
+/// the JSON must be an object, not an array of the fields in order (see the `strict` module).
 ///
 /// Errors name the field or position they are about (`scope: ...`, `[1]: ...`): 400
 /// `invalid_json` for a body that is not JSON, 422 `invalid_body` for JSON of the wrong shape.
