@@ -460,7 +460,10 @@ mod tests {
             ("--command-interval", "1s"),
             ("--shutdown-grace", "30s"),
         ] {
-            let at = help.find(flag).unwrap_or_else(|| panic!("{flag} in help"));
+            // The flag's own entry (`--flag <VALUE>`), not a mention in another's text.
+            let at = help
+                .find(&format!("{flag} <"))
+                .unwrap_or_else(|| panic!("{flag} in help"));
             // The flag's line and the lines of its description, up to the next flag.
             let mut lines = help[at..].lines();
             let mut entry = lines.next().unwrap_or_default().to_string();
