@@ -12,34 +12,14 @@ use crate::tasks;
 
 behaviours! {
     async fn a_stop_command_stops_a_running_job(t) {
-        let queue = t.queue.clone();
-        let (registry, _gate, in_flight) = tasks::gated();
-        let id = queue.enqueue("test.gated", json!({}), EnqueueOptions::new()).await.unwrap();
-        let worker = start(&queue, registry, fast_options(2));
-        wait_for("the job to start", || async { (in_flight.started() == 1).then_some(()) }).await;
-        assert_eq!(queue.broadcast("stop", json!([id]), &[]).await.unwrap(), 1);
-        let job = wait_for_state(&queue, id, JobState::Failed).await;
-        assert_eq!(job.result, Some(json!("Job was stopped")));
-        worker.control.stop();
-        let summary = worker.join().await;
-        assert_eq!((summary.performed, summary.finished, summary.failed), (1, 0, 1));
+        stop_a_running_job(&t.queue, &t.queue).await;
     }
 
     async fn a_stop_command_read_slower_than_the_heartbeat_interval_still_stops_the_job(t) {
         // The store takes the commands out of the inbox as it reads them: a read that the
         // worker gave up on would lose the stop.
-        let queue = t.queue.clone();
         let held = HeldStore::queue(&t.store, Hold::inbox_replies_after(Duration::from_millis(400)));
-        let (registry, _gate, in_flight) = tasks::gated();
-        let id = queue.enqueue("test.gated", json!({}), EnqueueOptions::new()).await.unwrap();
-        let worker = start(&held, registry, fast_options(2));
-        wait_for("the job to start", || async { (in_flight.started() == 1).then_some(()) }).await;
-        assert_eq!(queue.broadcast("stop", json!([id]), &[]).await.unwrap(), 1);
-        let job = wait_for_state(&queue, id, JobState::Failed).await;
-        assert_eq!(job.result, Some(json!("Job was stopped")));
-        worker.control.stop();
-        let summary = worker.join().await;
-        assert_eq!((summary.performed, summary.finished, summary.failed), (1, 0, 1));
+        stop_a_running_job(&t.queue, &held).await;
     }
 
     async fn a_jobs_command_changes_the_concurrency(t) {
@@ -94,4 +74,28 @@ behaviours! {
         worker.control.stop();
         worker.join().await;
     }
+}
+
+/// Starts a worker on `worker_queue` running one gated job, sends it a stop through `queue`,
+/// and checks that the job failed as stopped and the worker counted it so.
+async fn stop_a_running_job(queue: &underling::Queue, worker_queue: &underling::Queue) {
+    let (registry, _gate, in_flight) = tasks::gated();
+    let id = queue
+        .enqueue("test.gated", json!({}), EnqueueOptions::new())
+        .await
+        .unwrap();
+    let worker = start(worker_queue, registry, fast_options(2));
+    wait_for("the job to start", || async {
+        (in_flight.started() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(queue.broadcast("stop", json!([id]), &[]).await.unwrap(), 1);
+    let job = wait_for_state(queue, id, JobState::Failed).await;
+    assert_eq!(job.result, Some(json!("Job was stopped")));
+    worker.control.stop();
+    let summary = worker.join().await;
+    assert_eq!(
+        (summary.performed, summary.finished, summary.failed),
+        (1, 0, 1)
+    );
 }
